@@ -1,0 +1,18 @@
+//! The Markov decision processes that algorithms act on.
+//!
+//! A diffusion environment ([`DiffusionEnv`]) exposes the denoiser of a finetuned policy and of
+//! the frozen base model; the [`Scheduler`] turns ε-predictions into Gaussian transitions with
+//! exact log-probabilities; [`rollout`] samples trajectories through any environment.
+
+pub mod env;
+pub mod gaussian;
+pub mod rollout;
+pub mod sampler;
+pub mod schedule;
+pub mod toy2d;
+
+pub use env::{Denoiser, DiffusionEnv};
+pub use gaussian::{DiagGaussian, LogProbReduction};
+pub use rollout::{rollout, Trajectory};
+pub use sampler::{SamplerConfig, SamplerKind, Scheduler};
+pub use schedule::{NoiseSchedule, ScheduleConfig};

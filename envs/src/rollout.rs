@@ -1,0 +1,123 @@
+//! Sampling trajectories through any environment, keeping what the objectives need.
+
+use burn::tensor::{backend::AutodiffBackend, backend::Backend, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use crate::env::{Denoiser, DiffusionEnv};
+
+/// A batch of trajectories, detached from any graph.
+#[derive(Clone, Debug)]
+pub struct Trajectory<B: Backend> {
+    /// Prompt index of each row.
+    pub prompts: Vec<usize>,
+    /// `num_steps + 1` states `[N, dims]`: `states[0]` is x_T, the last is x_0.
+    pub states: Vec<Tensor<B, 2>>,
+    /// Log-probability of each transition under the sampling policy: `num_steps` × `[N]`.
+    pub log_probs: Vec<Tensor<B, 1>>,
+}
+
+/// Rows stacked step-major (`row = s·N + i`) for one batched forward pass over many steps.
+pub struct Stacked<B: Backend> {
+    pub x_t: Tensor<B, 2>,
+    pub x_next: Tensor<B, 2>,
+    /// Inference step of each row.
+    pub steps: Vec<usize>,
+    pub prompts: Vec<usize>,
+}
+
+/// Standard normal noise `[n, dims]` from a host RNG, so runs replay exactly from their seed.
+pub fn normal_tensor<B: Backend>(
+    n: usize,
+    dims: usize,
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let data: Vec<f32> = (0..n * dims).map(|_| rng.sample(StandardNormal)).collect();
+    Tensor::from_data(TensorData::new(data, [n, dims]), device)
+}
+
+impl<B: Backend> Trajectory<B> {
+    pub fn batch_size(&self) -> usize {
+        self.prompts.len()
+    }
+
+    pub fn num_steps(&self) -> usize {
+        self.log_probs.len()
+    }
+
+    /// The final samples x_0.
+    pub fn final_states(&self) -> Tensor<B, 2> {
+        self.states[self.num_steps()].clone()
+    }
+
+    /// Keeps the rows `rows` of every tensor.
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let device = self.states[0].device();
+        let idx = Tensor::from_data(
+            TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+            &device,
+        );
+        Self {
+            prompts: rows.iter().map(|&r| self.prompts[r]).collect(),
+            states: self.states.iter().map(|s| s.clone().select(0, idx.clone())).collect(),
+            log_probs: self
+                .log_probs
+                .iter()
+                .map(|l| l.clone().select(0, idx.clone()))
+                .collect(),
+        }
+    }
+
+    /// The transitions of steps `steps` stacked into one batch.
+    pub fn stack(&self, steps: &[usize]) -> Stacked<B> {
+        let n = self.batch_size();
+        Stacked {
+            x_t: Tensor::cat(steps.iter().map(|&k| self.states[k].clone()).collect(), 0),
+            x_next: Tensor::cat(steps.iter().map(|&k| self.states[k + 1].clone()).collect(), 0),
+            steps: steps.iter().flat_map(|&k| std::iter::repeat_n(k, n)).collect(),
+            prompts: steps.iter().flat_map(|_| self.prompts.iter().copied()).collect(),
+        }
+    }
+
+    /// Sampling log-probabilities of steps `steps`, stacked as [`Trajectory::stack`] does.
+    pub fn stacked_log_probs(&self, steps: &[usize]) -> Tensor<B, 1> {
+        Tensor::cat(steps.iter().map(|&k| self.log_probs[k].clone()).collect(), 0)
+    }
+}
+
+/// Samples one trajectory per prompt index with `net` (pass a `no_grad` snapshot of the
+/// policy: nothing here is differentiated).
+pub fn rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    env: &E,
+    net: Denoiser<'_, E::Policy>,
+    prompts: Vec<usize>,
+    rng: &mut StdRng,
+) -> Trajectory<B> {
+    let n = prompts.len();
+    let device = env.device();
+    let steps = env.scheduler().num_steps();
+    let mut x = normal_tensor::<B>(n, env.dims(), rng, device);
+    let mut states = vec![x.clone()];
+    let mut log_probs = Vec::with_capacity(steps);
+    for k in 0..steps {
+        let ks = vec![k; n];
+        let transition = env.transition(net, x.clone(), &ks, &prompts);
+        let next = transition
+            .sample(normal_tensor::<B>(n, env.dims(), rng, device))
+            .detach();
+        log_probs.push(
+            transition
+                .log_prob(next.clone(), env.scheduler().reduction())
+                .detach(),
+        );
+        states.push(next.clone());
+        x = next;
+    }
+    Trajectory {
+        prompts,
+        states,
+        log_probs,
+    }
+}

@@ -1,0 +1,167 @@
+//! `toy2d`: a 2-D conditional diffusion whose base model is exact.
+//!
+//! Prompts name Gaussian mixtures ([`scenes`]); the base ε-prediction is the closed-form one of
+//! the noised mixture ([`exact_eps`]), and the policy adds a small zero-initialised adapter
+//! ([`networks`]), so that training starts at the base model exactly, as LoRA does on SD.
+
+pub mod exact_eps;
+pub mod networks;
+pub mod scenes;
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use bench_models::GaussianMixture;
+
+use crate::env::{Denoiser, DiffusionEnv};
+use crate::sampler::{SamplerConfig, Scheduler};
+use exact_eps::ExactEps;
+use networks::{Features, ToyPolicy, ToyStateNet};
+
+/// The toy's configuration (`env: Toy2d(...)` in a sweep).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Toy2dConfig {
+    /// Scene names used as prompts; see [`scenes::SCENES`].
+    pub prompts: Vec<String>,
+    /// Width of the adapter's and flow network's hidden layers.
+    pub hidden: usize,
+    /// Number of sinusoidal time features.
+    pub time_features: usize,
+}
+
+impl Default for Toy2dConfig {
+    fn default() -> Self {
+        Self {
+            prompts: vec!["ring8".into(), "grid9".into()],
+            hidden: 64,
+            time_features: 16,
+        }
+    }
+}
+
+pub struct Toy2d<B: AutodiffBackend> {
+    config: Toy2dConfig,
+    device: B::Device,
+    scheduler: Scheduler,
+    scenes: Vec<GaussianMixture>,
+    exact: ExactEps<B>,
+    features: Features,
+}
+
+impl<B: AutodiffBackend> Toy2d<B> {
+    /// # Errors
+    /// An unknown scene name (the message lists the known ones) or an invalid sampler.
+    pub fn new(
+        config: Toy2dConfig,
+        sampler: SamplerConfig,
+        device: B::Device,
+    ) -> Result<Self, String> {
+        if config.prompts.is_empty() {
+            return Err("env.prompts: the toy needs at least one scene".into());
+        }
+        let scenes = config
+            .prompts
+            .iter()
+            .map(|p| scenes::scene(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scheduler = Scheduler::new(sampler)?;
+        let exact = ExactEps::new(&scenes, &device);
+        let features = Features {
+            time_features: config.time_features,
+            num_prompts: scenes.len(),
+        };
+        Ok(Self {
+            config,
+            device,
+            scheduler,
+            scenes,
+            exact,
+            features,
+        })
+    }
+
+    /// The clean mixture a prompt names.
+    pub fn scene(&self, prompt: usize) -> &GaussianMixture {
+        &self.scenes[prompt]
+    }
+
+    /// The exact law of the base sampler's output for a prompt: the scene noised to ᾱ₀, since
+    /// SD's schedule stops at timestep 0 (ᾱ₀ = 0.99915), not at clean data.
+    pub fn base_distribution(&self, prompt: usize) -> GaussianMixture {
+        let s = self.scheduler.schedule();
+        self.scenes[prompt].noised(s.alpha_bar_of_state(s.num_steps()))
+    }
+}
+
+impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
+    type Policy = ToyPolicy<B>;
+    type StateNet = ToyStateNet<B>;
+
+    fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    fn prompts(&self) -> &[String] {
+        &self.config.prompts
+    }
+
+    fn dims(&self) -> usize {
+        2
+    }
+
+    fn init_policy(&self, rng: &mut StdRng) -> ToyPolicy<B> {
+        ToyPolicy::new(&self.features, self.config.hidden, rng, &self.device)
+    }
+
+    fn init_state_net(&self, rng: &mut StdRng) -> ToyStateNet<B> {
+        ToyStateNet::new(&self.features, self.config.hidden, rng, &self.device)
+    }
+
+    fn eps_unguided(
+        &self,
+        net: Denoiser<'_, ToyPolicy<B>>,
+        x: Tensor<B, 2>,
+        steps: &[usize],
+        prompts: Option<&[usize]>,
+    ) -> Tensor<B, 2> {
+        let s = self.scheduler.schedule();
+        let alpha_bars: Vec<f64> = steps.iter().map(|&k| s.alpha_bar(k)).collect();
+        let rows = self.features.condition_rows(prompts, steps.len());
+        let base = self.exact.eps(x.clone(), &alpha_bars, &rows);
+        match net {
+            Denoiser::Base => base,
+            Denoiser::Policy(policy) => {
+                let t: Vec<f64> = steps.iter().map(|&k| s.timestep(k) as f64).collect();
+                let input = self.features.build(x, &t, &rows, &self.device);
+                base + policy.forward(input)
+            }
+        }
+    }
+
+    fn state_value(
+        &self,
+        net: &ToyStateNet<B>,
+        x: Tensor<B, 2>,
+        states: &[usize],
+        prompts: &[usize],
+    ) -> Tensor<B, 1> {
+        let s = self.scheduler.schedule();
+        let t: Vec<f64> = states
+            .iter()
+            .map(|&i| s.timestep_of_state(i) as f64)
+            .collect();
+        let input = self.features.build(x, &t, prompts, &self.device);
+        net.forward(input)
+    }
+
+    fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4> {
+        let n = x0.dims()[0];
+        x0.reshape([n, 2, 1, 1])
+    }
+}

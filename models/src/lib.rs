@@ -1,0 +1,10 @@
+//! Networks and exact models: everything with weights or a closed-form density lives here,
+//! below the environments, rewards and metrics that use it.
+
+pub mod mixture;
+pub mod mlp;
+pub mod time_embedding;
+
+pub use mixture::{Component, GaussianMixture, Point};
+pub use mlp::Mlp;
+pub use time_embedding::sinusoidal_embedding;
