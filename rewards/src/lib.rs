@@ -1,1 +1,11 @@
+//! Rewards: the [`Reward`] trait, a name-based [`RewardRegistry`], and the rewards themselves.
+//!
+//! The toy rewards ([`toy`]) also know their exact targets: `exp(β·r)` alone and the tilted
+//! `p_base·exp(β·r)`, closed form where possible and on a fine grid otherwise.
 
+pub mod registry;
+pub mod reward;
+pub mod toy;
+
+pub use registry::{RewardFactory, RewardRegistry};
+pub use reward::{Reward, ToyReward};
