@@ -1,0 +1,112 @@
+//! AdamW with *global* gradient-norm clipping (burn 0.21 clips per tensor only), one per
+//! trained network.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::ElementConversion;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Optimizer settings shared by all objectives; defaults are DDPO's and DAG's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Learning rate (DDPO, DAG: 3e-4).
+    pub lr: f64,
+    /// AdamW weight decay (1e-4).
+    pub weight_decay: f64,
+    /// Global gradient-norm clip per network (1.0); 0 disables it.
+    pub max_grad_norm: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 3e-4,
+            weight_decay: 1e-4,
+            max_grad_norm: 1.0,
+        }
+    }
+}
+
+/// An optimizer for one network of type `M`.
+pub struct Trainer<B: AutodiffBackend, M: AutodiffModule<B>> {
+    config: OptimConfig,
+    optim: OptimizerAdaptor<AdamW, M, B>,
+}
+
+struct SquaredNorm<'a> {
+    grads: &'a GradientsParams,
+    total: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            self.total += g.powi_scalar(2).sum().into_scalar().elem::<f64>();
+        }
+    }
+}
+
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
+    pub fn new(config: OptimConfig) -> Self {
+        let optim = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
+        Self { config, optim }
+    }
+
+    /// Takes `module`'s gradients out of `grads`, clips their global norm and steps.
+    /// Returns the updated module and the norm before clipping.
+    pub fn step(&mut self, module: M, grads: &mut B::Gradients) -> (M, f64) {
+        let mut params = GradientsParams::from_module(grads, &module);
+        let mut norm = SquaredNorm {
+            grads: &params,
+            total: 0.0,
+        };
+        module.visit(&mut norm);
+        let norm = norm.total.sqrt();
+        if self.config.max_grad_norm > 0.0 && norm > self.config.max_grad_norm {
+            let factor = self.config.max_grad_norm / (norm + 1e-6);
+            module.visit(&mut Scale {
+                grads: &mut params,
+                factor,
+            });
+        }
+        (self.optim.step(self.config.lr, module, params), norm)
+    }
+
+    /// # Errors
+    /// An I/O failure.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        BinFileRecorder::<FullPrecisionSettings>::new()
+            .record(self.optim.to_record(), path.to_path_buf())
+            .map_err(|e| format!("saving optimizer state {}: {e}", path.display()))
+    }
+
+    /// # Errors
+    /// A missing or unreadable file.
+    pub fn load(&mut self, path: &Path, device: &B::Device) -> Result<(), String> {
+        let record = BinFileRecorder::<FullPrecisionSettings>::new()
+            .load(path.to_path_buf(), device)
+            .map_err(|e| format!("loading optimizer state {}: {e}", path.display()))?;
+        self.optim = self.optim.clone().load_record(record);
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! Small helpers shared by the objectives.
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use rand::{seq::SliceRandom, Rng};
+
+/// A 1-D tensor's values as f64.
+pub fn to_f64<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("float tensor")
+}
+
+/// Host values as a `[n]` tensor.
+pub fn vector<B: Backend>(values: &[f64], device: &B::Device) -> Tensor<B, 1> {
+    let data: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    Tensor::from_data(TensorData::new(data, [values.len()]), device)
+}
+
+/// `n` prompt indices drawn uniformly from `count` prompts.
+pub fn uniform_prompts(count: usize, n: usize, rng: &mut impl Rng) -> Vec<usize> {
+    (0..n).map(|_| rng.random_range(0..count)).collect()
+}
+
+/// A shuffled partition of `0..n` into minibatches of `size` (the last may be smaller).
+pub fn minibatches(n: usize, size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+    let mut rows: Vec<usize> = (0..n).collect();
+    rows.shuffle(rng);
+    rows.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+pub fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+pub fn std(values: &[f64]) -> f64 {
+    let m = mean(values);
+    (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt()
+}
+
+/// One scalar of a single-element tensor.
+pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    to_f64(t)[0]
+}
