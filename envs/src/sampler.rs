@@ -77,6 +77,18 @@ impl Scheduler {
                 config.schedule.inference_steps, config.schedule.train_steps
             ));
         }
+        let sc = &config.schedule;
+        let stride = sc.train_steps / sc.inference_steps;
+        if (sc.inference_steps - 1) * stride + sc.steps_offset >= sc.train_steps {
+            return Err(format!(
+                "sampler.schedule: {} inference steps with steps_offset {} reach timestep {} \
+                 beyond the {} training steps",
+                sc.inference_steps,
+                sc.steps_offset,
+                (sc.inference_steps - 1) * stride + sc.steps_offset,
+                sc.train_steps
+            ));
+        }
         let schedule = NoiseSchedule::new(&config.schedule);
         Ok(Self { config, schedule })
     }

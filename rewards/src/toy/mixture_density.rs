@@ -19,7 +19,7 @@ impl Default for MixtureConfig {
     fn default() -> Self {
         let c = |mean: Point, weight: f64| Component {
             mean,
-            std: 0.15,
+            std: 0.25,
             weight,
         };
         Self {

@@ -40,14 +40,18 @@ impl ExactTarget {
             TargetKind::Power => (reward.power_mixture(beta), reward.modes()),
             TargetKind::Tilted => (reward.tilted_mixture(base, beta), base.clone()),
         };
-        // Cover every component of the base and the reward, widened for small β.
+        // Cover the base (a tilted target lives inside its support) and, for `Power`, the
+        // reward's modes widened by 1/√β.
         let widen = 1.0 / beta.clamp(1e-3, 1.0).sqrt();
-        let reward_modes = reward.modes();
+        let reward_modes = match kind {
+            TargetKind::Power => reward.modes().components().to_vec(),
+            TargetKind::Tilted => vec![],
+        };
         let spans = base
             .components()
             .iter()
             .map(|c| (c.mean, c.std))
-            .chain(reward_modes.components().iter().map(|c| (c.mean, c.std * widen)));
+            .chain(reward_modes.iter().map(|c| (c.mean, c.std * widen)));
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for (m, s) in spans {
             lo = lo.min(m[0].min(m[1]) - 6.0 * s);

@@ -1,0 +1,110 @@
+//! The `bench` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::progress::Progress;
+use crate::runner::{execute, plan, Plugins};
+use crate::table::{aggregate, collect, render, Format};
+
+/// Reward finetuning of diffusion models: run algorithm × reward × seed sweeps, resume them
+/// after a crash, and tabulate the results.
+#[derive(Parser, Debug)]
+#[command(name = "bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every run of a sweep file (RON). Finished runs are skipped, interrupted ones resume
+    /// from their last checkpoint; prints the results table at the end.
+    Run {
+        /// The sweep file, e.g. configs/quickstart.ron.
+        sweep: PathBuf,
+        /// Where results go: <results>/<sweep name>/<run id>/.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// No progress bars or per-run lines (for batch jobs); errors still go to stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Aggregate finished runs below a directory: mean ± std over seeds per
+    /// (reward, algorithm) of the final evaluation.
+    Table {
+        /// A sweep's results directory (results/quickstart) or a results root.
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Markdown)]
+        format: Format,
+        /// Show the evaluation after this many epochs (0: the untrained base model) instead
+        /// of the final one.
+        #[arg(long)]
+        epoch: Option<usize>,
+    },
+    /// List the algorithms and rewards this binary knows.
+    List,
+}
+
+/// Runs the CLI with the given plugins; returns the process exit code.
+pub fn main_with(plugins: Plugins) -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli, &plugins) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
+    match cli.command {
+        Command::Run {
+            sweep,
+            results,
+            quiet,
+        } => {
+            let plan = plan(&sweep, &results, plugins)?;
+            let progress = Progress::new(quiet);
+            let started = std::time::Instant::now();
+            execute(&plan, &sweep, plugins, &progress)?;
+            let rows = aggregate(&collect(&plan.dir, None)?);
+            if !quiet {
+                println!("\n{}", render(&rows, Format::Markdown));
+                println!(
+                    "{} runs in {:.1} s; results in {}",
+                    plan.runs.len(),
+                    started.elapsed().as_secs_f64(),
+                    plan.dir.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Table { dir, format, epoch } => {
+            let results = collect(&dir, epoch)?;
+            if results.is_empty() {
+                return Err(format!("no finished runs below {}", dir.display()));
+            }
+            print!("{}", render(&aggregate(&results), format));
+            Ok(())
+        }
+        Command::List => {
+            println!("algorithms (toy2d):");
+            for (n, a) in plugins.toy_algorithms.describe() {
+                println!("  {n:<12} {a}");
+            }
+            println!("rewards:");
+            for (n, a) in plugins.rewards.describe() {
+                println!("  {n:<12} {a}");
+            }
+            println!("toy2d scenes:");
+            for (n, a) in bench_envs::toy2d::scenes::SCENES {
+                println!("  {n:<12} {a}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `bench`: run algorithm × reward × seed sweeps from RON files, resume them after a crash,
+//! and tabulate their results.
+
+pub mod backend;
+pub mod cli;
+pub mod eval;
+pub mod progress;
+pub mod run_id;
+pub mod runner;
+pub mod store;
+pub mod sweep;
+pub mod table;
+
+pub use cli::main_with;
+pub use runner::Plugins;

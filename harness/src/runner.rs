@@ -1,0 +1,256 @@
+//! Runs a sweep: validates every run before touching the disk, skips finished runs, resumes
+//! interrupted ones from their last checkpoint, and never lets two processes share a run.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::{rngs::StdRng, SeedableRng};
+
+use bench_algorithms::{Algorithm, AlgorithmRegistry, Context, TargetSpec};
+use bench_envs::toy2d::Toy2d;
+use bench_rewards::{Reward, RewardRegistry};
+
+use crate::backend::Backend;
+use crate::eval::{Evaluate, SampleLog};
+use crate::progress::Progress;
+use crate::run_id::{canonical, run_id};
+use crate::store::{write_atomic, CsvLog, RunDir};
+use crate::sweep::{self, EnvConfig, RunConfig};
+
+/// The registries a `bench` binary knows. A plugin crate builds its own binary with
+/// `bench::main_with(plugins)` after registering its algorithms and rewards.
+pub struct Plugins {
+    pub toy_algorithms: AlgorithmRegistry<Backend, Toy2d<Backend>>,
+    pub rewards: RewardRegistry<Backend>,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Self {
+            toy_algorithms: AlgorithmRegistry::default(),
+            rewards: RewardRegistry::default(),
+        }
+    }
+}
+
+/// What happened to one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Finished by an earlier invocation: nothing was redone.
+    AlreadyDone,
+    /// Trained to the end now, from `resumed_from` epochs (0 for a fresh start).
+    Completed { resumed_from: usize },
+    /// Another process holds the run's lock.
+    Locked,
+}
+
+/// Builds the environment of a run.
+///
+/// # Errors
+/// Invalid environment or sampler settings.
+pub fn build_toy(run: &RunConfig) -> Result<Toy2d<Backend>, String> {
+    match &run.env {
+        EnvConfig::Toy2d(c) => Toy2d::new(c.clone(), run.sampler.clone(), Default::default()),
+    }
+}
+
+struct Built {
+    env: Toy2d<Backend>,
+    reward: Box<dyn Reward<Backend>>,
+    algorithm: Box<dyn Algorithm<Backend, Toy2d<Backend>>>,
+}
+
+fn build(run: &RunConfig, plugins: &Plugins, file: &Path) -> Result<Built, String> {
+    let env = build_toy(run).map_err(|e| format!("{}: env: {e}", file.display()))?;
+    let reward = plugins
+        .rewards
+        .build(&run.reward.name, &run.reward.params)
+        .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.reward.name)))?;
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    let algorithm = plugins
+        .toy_algorithms
+        .build(&run.algorithm.name, &run.algorithm.params, &env, &mut rng)
+        .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.algorithm.name)))?;
+    Ok(Built {
+        env,
+        reward,
+        algorithm,
+    })
+}
+
+/// A sweep's runs with their directories.
+pub struct Plan {
+    pub name: String,
+    pub dir: PathBuf,
+    pub runs: Vec<(String, RunConfig)>,
+}
+
+/// Parses and validates a sweep file; nothing is written.
+///
+/// # Errors
+/// The first problem found, naming the file, position or field.
+pub fn plan(file: &Path, results: &Path, plugins: &Plugins) -> Result<Plan, String> {
+    let sweep = sweep::load(file)?;
+    let runs: Vec<(String, RunConfig)> = sweep
+        .expand()
+        .into_iter()
+        .map(|r| (run_id(&r), r))
+        .collect();
+    for (_, run) in &runs {
+        build(run, plugins, file)?;
+    }
+    Ok(Plan {
+        dir: results.join(&sweep.name),
+        name: sweep.name,
+        runs,
+    })
+}
+
+/// Runs every run of the plan in order.
+///
+/// # Errors
+/// The first run that fails (earlier runs keep their results).
+pub fn execute(
+    plan: &Plan,
+    file: &Path,
+    plugins: &Plugins,
+    progress: &Progress,
+) -> Result<Vec<(String, RunStatus)>, String> {
+    let bar = progress.sweep(plan.runs.len());
+    let mut statuses = Vec::new();
+    for (id, run) in &plan.runs {
+        let status = run_one(run, &RunDir::new(plan.dir.join(id)), plugins, file, progress, id)?;
+        let what = match &status {
+            RunStatus::AlreadyDone => "already done, skipped".to_string(),
+            RunStatus::Completed { resumed_from: 0 } => "completed".to_string(),
+            RunStatus::Completed { resumed_from } => format!("resumed at epoch {resumed_from}, completed"),
+            RunStatus::Locked => "locked by another process, skipped".to_string(),
+        };
+        progress.println(&format!("{id}: {what}"), false);
+        statuses.push((id.clone(), status));
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(statuses)
+}
+
+fn target_of(run: &RunConfig, algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>, env: &Toy2d<Backend>) -> Option<TargetSpec> {
+    algorithm.target(env).or_else(|| {
+        run.eval.target.as_ref().map(|t| TargetSpec {
+            kind: t.kind,
+            beta: t.beta,
+        })
+    })
+}
+
+/// Trains one run to completion, resuming from its last checkpoint.
+///
+/// # Errors
+/// A failure of the algorithm or of the disk.
+pub fn run_one(
+    run: &RunConfig,
+    dir: &RunDir,
+    plugins: &Plugins,
+    file: &Path,
+    progress: &Progress,
+    name: &str,
+) -> Result<RunStatus, String> {
+    if dir.is_done() {
+        return Ok(RunStatus::AlreadyDone);
+    }
+    let Some(_lock) = dir.try_lock()? else {
+        return Ok(RunStatus::Locked);
+    };
+    if dir.is_done() {
+        return Ok(RunStatus::AlreadyDone);
+    }
+    write_atomic(&dir.config(), canonical(run).as_bytes())?;
+    let Built {
+        env,
+        reward,
+        mut algorithm,
+    } = build(run, plugins, file)?;
+
+    let start = match dir.latest_checkpoint() {
+        Some((epoch, path)) => {
+            algorithm.load(&path)?;
+            epoch
+        }
+        None => 0,
+    };
+    let mut metrics = CsvLog::read_before(&dir.metrics(), start + 1);
+    // Evaluations are indexed by epochs done; epoch 0 is the untrained policy.
+    let mut eval = CsvLog::read_before(&dir.eval(), start + 1);
+    eval.header = vec!["epoch".into(), "metric".into(), "value".into()];
+    let target = target_of(run, algorithm.as_ref(), &env);
+
+    let bar = progress.run(name, run.epochs);
+    bar.set_position(start as u64);
+    let mut last_eval = Vec::new();
+    let evaluate = |algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>, done: usize, eval: &mut CsvLog| {
+        let mut rng = Context {
+            env: &env,
+            reward: reward.as_ref(),
+            epoch: done,
+            epochs: run.epochs,
+            seed: run.seed,
+        }
+        .rng("eval");
+        let mut samples = SampleLog::default();
+        let scalars = env.evaluate(
+            algorithm.policy(),
+            reward.as_ref(),
+            target,
+            run.eval.samples_per_prompt,
+            &mut rng,
+            &mut samples,
+        );
+        write_atomic(
+            &dir.path.join("samples").join(format!("epoch-{done:06}.csv")),
+            samples.to_csv().as_bytes(),
+        )?;
+        for (k, v) in &scalars {
+            eval.rows.push(vec![done.to_string(), k.clone(), format!("{v}")]);
+        }
+        eval.write(&dir.eval()).map(|()| scalars)
+    };
+    if start == 0 {
+        // Epoch 0 is the base model: every table can show where training started.
+        evaluate(algorithm.as_ref(), 0, &mut eval)?;
+    }
+    for epoch in start..run.epochs {
+        let t0 = Instant::now();
+        let ctx = Context {
+            env: &env,
+            reward: reward.as_ref(),
+            epoch,
+            epochs: run.epochs,
+            seed: run.seed,
+        };
+        let scalars = algorithm.train_epoch(&ctx)?;
+        let done = epoch + 1;
+        if metrics.header.is_empty() {
+            metrics.header = ["epoch", "seconds"].iter().map(|s| s.to_string()).collect();
+            metrics.header.extend(scalars.iter().map(|(k, _)| k.clone()));
+        }
+        let mut row = vec![done.to_string(), format!("{:.3}", t0.elapsed().as_secs_f64())];
+        row.extend(scalars.iter().map(|(_, v)| format!("{v}")));
+        metrics.rows.push(row);
+        metrics.write(&dir.metrics())?;
+
+        if done % run.eval.every == 0 || done == run.epochs {
+            last_eval = evaluate(algorithm.as_ref(), done, &mut eval)?;
+        }
+        if done % run.checkpoint_every == 0 || done == run.epochs {
+            dir.write_checkpoint(done, |p| algorithm.save(p))?;
+        }
+        if let Some((_, r)) = scalars.iter().find(|(k, _)| k == "reward_mean") {
+            bar.set_message(format!("reward {r:.3}"));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let summary: String = last_eval.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    write_atomic(&dir.done_marker(), summary.as_bytes())?;
+    Ok(RunStatus::Completed { resumed_from: start })
+}
