@@ -1,1 +1,199 @@
+//! The command line: help, tables in three formats, and clear errors for bad input that
+//! write nothing.
 
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const TINY: &str = r#"
+Sweep(
+    name: "tiny",
+    env: Toy2d((prompts: ["ring8"])),
+    sampler: (log_prob: Sum, guidance: 1.0),
+    epochs: 2,
+    checkpoint_every: 1,
+    eval: (every: 2, samples_per_prompt: 50, target: (kind: Power, beta: 1.0)),
+    seeds: [0, 1],
+    algorithms: [
+        (name: "ddpo", params: (sample_batch: 8, train_batch: 8)),
+        (name: "dag_db", params: (sample_batch: 8, train_batch: 8, beta: 1.0)),
+    ],
+    rewards: [(name: "bump")],
+)
+"#;
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Runs `bench run` on `text` and returns its output and whether anything was written.
+fn run_text(text: &str) -> (Output, bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sweep.ron");
+    fs::write(&file, text).unwrap();
+    let results = tmp.path().join("results");
+    let out = bench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    (out, results.exists())
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let out = bench(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["run", "table", "list"] {
+        assert!(text.contains(sub), "{text}");
+    }
+    let out = bench(&["run", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--results"));
+}
+
+#[test]
+fn malformed_ron_names_file_line_and_column() {
+    let broken = TINY.replace("epochs: 2,", "epochs: 2\n    checkpoint_every 1,");
+    let (out, wrote) = run_text(&broken);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("sweep.ron:7:5:"), "{err}");
+    assert!(err.to_lowercase().contains("expected"), "{err}");
+    assert!(!err.contains("panicked"));
+    assert!(
+        !wrote,
+        "nothing may be written for a config that does not parse"
+    );
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let (out, wrote) = run_text(&TINY.replace("epochs: 2,", "epochs: 2, epoch_count: 3,"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("epoch_count"), "{}", stderr(&out));
+    assert!(!wrote);
+}
+
+#[test]
+fn unknown_algorithm_lists_the_known_ones() {
+    let (out, wrote) = run_text(&TINY.replace("\"dag_db\"", "\"dag_dbb\""));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown algorithm `dag_dbb`"), "{err}");
+    assert!(err.contains("known algorithms: dag_db, ddpo"), "{err}");
+    assert!(
+        err.contains("sweep.ron:12:"),
+        "the position of the name: {err}"
+    );
+    assert!(!wrote);
+}
+
+#[test]
+fn unknown_reward_lists_the_known_ones() {
+    let (out, wrote) = run_text(&TINY.replace("\"bump\"", "\"aesthetics\""));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown reward `aesthetics`"), "{err}");
+    assert!(err.contains("known rewards: bump, mixture"), "{err}");
+    assert!(!wrote);
+}
+
+#[test]
+fn bad_algorithm_parameter_is_named() {
+    let (out, wrote) =
+        run_text(&TINY.replace("train_batch: 8, beta: 1.0)", "train_batch: 8, betta: 1.0)"));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("betta") && err.contains("dag_db"), "{err}");
+    assert!(!wrote);
+}
+
+#[test]
+fn missing_file_names_its_path() {
+    let out = bench(&["run", "/nonexistent/sweep.ron"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/sweep.ron"));
+    let out = bench(&["table", "/nonexistent/results"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/results"));
+}
+
+fn parse_pm(cell: &str) -> f64 {
+    cell.split('±').next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn tables_aggregate_seeds_in_three_formats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("tiny.ron");
+    fs::write(&file, TINY).unwrap();
+    let results = tmp.path().join("results");
+    let out = bench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--quiet",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = results.join("tiny");
+
+    // The mean over seeds of each run's final `reward`, read back from eval.csv.
+    let mut finals: Vec<(String, f64)> = Vec::new();
+    for run in fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+        let config = fs::read_to_string(run.join("config.ron")).unwrap();
+        let alg = if config.contains("\"dag_db\"") {
+            "dag_db"
+        } else {
+            "ddpo"
+        };
+        let eval = fs::read_to_string(run.join("eval.csv")).unwrap();
+        let v: f64 = eval
+            .lines()
+            .find(|l| l.starts_with("2,reward,"))
+            .unwrap()
+            .split(',')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
+        finals.push((alg.to_string(), v));
+    }
+    let mean = |a: &str| {
+        let v: Vec<f64> = finals.iter().filter(|f| f.0 == a).map(|f| f.1).collect();
+        assert_eq!(v.len(), 2);
+        v.iter().sum::<f64>() / 2.0
+    };
+
+    let csv_out = bench(&["table", dir.to_str().unwrap(), "--format", "csv"]);
+    let text = String::from_utf8_lossy(&csv_out.stdout).to_string();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let col = header.iter().position(|h| h == "reward_mean").unwrap();
+    for rec in reader.records().map(Result::unwrap) {
+        assert_eq!(&rec[2], "2", "two seeds per row");
+        let got: f64 = rec[col].parse().unwrap();
+        assert!((got - mean(&rec[1])).abs() < 1e-9, "{} {got}", &rec[1]);
+    }
+
+    let md = String::from_utf8_lossy(&bench(&["table", dir.to_str().unwrap()]).stdout).to_string();
+    let ddpo_row = md.lines().find(|l| l.contains("| ddpo |")).unwrap();
+    let reward_cell = ddpo_row.split('|').nth(4).unwrap();
+    assert!((parse_pm(reward_cell) - mean("ddpo")).abs() < 1e-3, "{md}");
+
+    let tex = String::from_utf8_lossy(
+        &bench(&["table", dir.to_str().unwrap(), "--format", "latex"]).stdout,
+    )
+    .to_string();
+    assert!(tex.contains("\\begin{tabular}") && tex.contains("dag\\_db") && tex.contains("$\\pm$"));
+    assert!(Path::new(&dir).exists());
+}

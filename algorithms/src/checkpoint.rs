@@ -1,12 +1,20 @@
-//! Trainable weights as safetensors (readable by any tool) and small state files as RON.
+//! Trainable weights as safetensors (readable by any tool) beside burn's own record of the
+//! same module, and small state files as RON.
+//!
+//! Why both: optimizer states are keyed by parameter ids, which only burn's record keeps;
+//! resuming from it continues Adam's moments exactly, while the safetensors file is what other
+//! tools (and a later `--lora` option) read.
 
 use std::path::Path;
 
 use burn::module::Module;
+use burn::record::{BinFileRecorder, FullPrecisionSettings};
 use burn::tensor::backend::Backend;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
 use serde::{de::DeserializeOwned, Serialize};
 
+/// Saves `module` as `<path>` (safetensors) and `<path without extension>.bin` (burn record).
+///
 /// # Errors
 /// An I/O failure, with the path.
 pub fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
@@ -16,10 +24,18 @@ pub fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     let mut store = SafetensorsStore::from_file(path);
     module
         .save_into(&mut store)
-        .map_err(|e| format!("saving {}: {e}", path.display()))
+        .map_err(|e| format!("saving {}: {e}", path.display()))?;
+    module
+        .clone()
+        .save_file(
+            path.with_extension(""),
+            &BinFileRecorder::<FullPrecisionSettings>::new(),
+        )
+        .map_err(|e| format!("saving {}: {e}", path.with_extension("bin").display()))
 }
 
-/// Loads weights saved by [`save_module`]; every tensor must be present with its shape.
+/// Loads weights saved by [`save_module`], parameter ids included; without the burn record,
+/// from the safetensors file alone, where every tensor must be present with its shape.
 ///
 /// # Errors
 /// A missing file, or missing or mismatched tensors (named in the message).
@@ -27,6 +43,19 @@ pub fn load_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     module: &mut M,
     path: &Path,
 ) -> Result<(), String> {
+    let record = path.with_extension("bin");
+    if record.exists() {
+        let device = module.devices().into_iter().next().unwrap_or_default();
+        *module = module
+            .clone()
+            .load_file(
+                path.with_extension(""),
+                &BinFileRecorder::<FullPrecisionSettings>::new(),
+                &device,
+            )
+            .map_err(|e| format!("loading {}: {e}", record.display()))?;
+        return Ok(());
+    }
     if !path.exists() {
         return Err(format!("missing checkpoint file {}", path.display()));
     }
@@ -56,7 +85,7 @@ pub fn save_state<T: Serialize>(state: &T, path: &Path) -> Result<(), String> {
 /// # Errors
 /// A missing or malformed file.
 pub fn load_state<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     ron::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

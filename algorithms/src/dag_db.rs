@@ -82,7 +82,10 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> DagDb<B, E> {
             return Err("sample_batch and train_batch must be positive".into());
         }
         if !(0.0..=1.0).contains(&config.beta_anneal) {
-            return Err(format!("beta_anneal = {} must be in [0, 1]", config.beta_anneal));
+            return Err(format!(
+                "beta_anneal = {} must be in [0, 1]",
+                config.beta_anneal
+            ));
         }
         Ok(Box::new(Self {
             policy: env.init_policy(rng),
@@ -163,11 +166,17 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DagDb<B, E> {
 
             let log_f_t = env.state_value(&self.flow, s.x_t.clone(), &states_t, &s.prompts)
                 + vector::<B>(&fl_t, &device);
-            let log_f_next = env.state_value(&self.flow, s.x_next.clone(), &states_next, &s.prompts)
-                * vector::<B>(&keep_next, &device)
-                + vector::<B>(&fl_next, &device);
+            let log_f_next =
+                env.state_value(&self.flow, s.x_next.clone(), &states_next, &s.prompts)
+                    * vector::<B>(&keep_next, &device)
+                    + vector::<B>(&fl_next, &device);
 
-            let eps = env.eps(Denoiser::Policy(&self.policy), s.x_t.clone(), &s.steps, &s.prompts);
+            let eps = env.eps(
+                Denoiser::Policy(&self.policy),
+                s.x_t.clone(),
+                &s.steps,
+                &s.prompts,
+            );
             let log_pf = env
                 .scheduler()
                 .transition(s.x_t.clone(), eps.clone(), &s.steps)
@@ -241,7 +250,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DagDb<B, E> {
             .into_iter()
             .next()
             .unwrap_or_default();
-        self.policy_trainer.load(&dir.join("policy-optim"), &device)?;
+        self.policy_trainer
+            .load(&dir.join("policy-optim"), &device)?;
         self.flow_trainer.load(&dir.join("flow-optim"), &device)
     }
 }

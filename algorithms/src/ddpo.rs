@@ -116,8 +116,14 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Ddpo<B, E> {
                 let clipped = -adv * ratio.clone().clamp(1.0 - eps, 1.0 + eps);
                 let loss = unclipped.max_pair(clipped).mean();
 
-                kls.push(scalar(log_ratio.detach().powi_scalar(2).mean().mul_scalar(0.5)));
-                let outside = (ratio.detach() - 1.0).abs().greater_elem(eps).float().mean();
+                kls.push(scalar(
+                    log_ratio.detach().powi_scalar(2).mean().mul_scalar(0.5),
+                ));
+                let outside = (ratio.detach() - 1.0)
+                    .abs()
+                    .greater_elem(eps)
+                    .float()
+                    .mean();
                 clipfracs.push(scalar(outside));
                 losses.push(scalar(loss.clone().detach()));
 

@@ -36,7 +36,9 @@ impl PerPromptStats {
         unique.sort();
         unique.dedup();
         for prompt in unique {
-            let rows: Vec<usize> = (0..prompts.len()).filter(|&i| &prompts[i] == prompt).collect();
+            let rows: Vec<usize> = (0..prompts.len())
+                .filter(|&i| &prompts[i] == prompt)
+                .collect();
             let buffer = self.buffers.entry(prompt.clone()).or_default();
             for &i in &rows {
                 buffer.push_back(rewards[i]);
@@ -73,7 +75,10 @@ mod tests {
         assert!((adv[0] - 0.0).abs() < 1e-9);
         let adv = s.update(&prompts[..1], &[4.0]);
         // Buffer of size 4 drops the oldest: [3, 2, 2, 4].
-        let (m, sd) = (2.75, (0.0625 + 0.5625 + 0.5625 + 1.5625f64 / 1.0).sqrt() / 2.0);
+        let (m, sd) = (
+            2.75,
+            (0.0625 + 0.5625 + 0.5625 + 1.5625f64 / 1.0).sqrt() / 2.0,
+        );
         assert!((adv[0] - (4.0 - m) / (sd + 1e-6)).abs() < 1e-9);
     }
 }

@@ -56,12 +56,19 @@ impl<B: Backend> Trajectory<B> {
     pub fn select_rows(&self, rows: &[usize]) -> Self {
         let device = self.states[0].device();
         let idx = Tensor::from_data(
-            TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+            TensorData::new(
+                rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                [rows.len()],
+            ),
             &device,
         );
         Self {
             prompts: rows.iter().map(|&r| self.prompts[r]).collect(),
-            states: self.states.iter().map(|s| s.clone().select(0, idx.clone())).collect(),
+            states: self
+                .states
+                .iter()
+                .map(|s| s.clone().select(0, idx.clone()))
+                .collect(),
             log_probs: self
                 .log_probs
                 .iter()
@@ -75,15 +82,27 @@ impl<B: Backend> Trajectory<B> {
         let n = self.batch_size();
         Stacked {
             x_t: Tensor::cat(steps.iter().map(|&k| self.states[k].clone()).collect(), 0),
-            x_next: Tensor::cat(steps.iter().map(|&k| self.states[k + 1].clone()).collect(), 0),
-            steps: steps.iter().flat_map(|&k| std::iter::repeat_n(k, n)).collect(),
-            prompts: steps.iter().flat_map(|_| self.prompts.iter().copied()).collect(),
+            x_next: Tensor::cat(
+                steps.iter().map(|&k| self.states[k + 1].clone()).collect(),
+                0,
+            ),
+            steps: steps
+                .iter()
+                .flat_map(|&k| std::iter::repeat_n(k, n))
+                .collect(),
+            prompts: steps
+                .iter()
+                .flat_map(|_| self.prompts.iter().copied())
+                .collect(),
         }
     }
 
     /// Sampling log-probabilities of steps `steps`, stacked as [`Trajectory::stack`] does.
     pub fn stacked_log_probs(&self, steps: &[usize]) -> Tensor<B, 1> {
-        Tensor::cat(steps.iter().map(|&k| self.log_probs[k].clone()).collect(), 0)
+        Tensor::cat(
+            steps.iter().map(|&k| self.log_probs[k].clone()).collect(),
+            0,
+        )
     }
 }
 

@@ -186,7 +186,11 @@ impl Scheduler {
 
     /// The noising kernel q(x_t | x_{t−1}) = N(√(ᾱ_t/ᾱ_prev)·x_{t−1}, 1 − ᾱ_t/ᾱ_prev), where
     /// `x_prev` holds the states reached by steps `steps`.
-    pub fn noising_kernel<B: Backend>(&self, x_prev: Tensor<B, 2>, steps: &[usize]) -> DiagGaussian<B> {
+    pub fn noising_kernel<B: Backend>(
+        &self,
+        x_prev: Tensor<B, 2>,
+        steps: &[usize],
+    ) -> DiagGaussian<B> {
         let device = x_prev.device();
         let alpha: Vec<f64> = steps
             .iter()

@@ -41,7 +41,11 @@ fn transition_log_prob_is_the_closed_form_gaussian_density() {
     let g = sum.transition(x_t.clone(), eps.clone(), &steps);
     let got = to_vec(g.log_prob(x_next.clone(), LogProbReduction::Sum));
 
-    let (xt, e, xn) = (to_vec(x_t.clone()), to_vec(eps.clone()), to_vec(x_next.clone()));
+    let (xt, e, xn) = (
+        to_vec(x_t.clone()),
+        to_vec(eps.clone()),
+        to_vec(x_next.clone()),
+    );
     for (row, &k) in steps.iter().enumerate() {
         // DDPO's formulas, written out independently in f64.
         let (a, ap) = (s.alpha_bar(k), s.alpha_bar_prev(k));
@@ -59,7 +63,10 @@ fn transition_log_prob_is_the_closed_form_gaussian_density() {
 
     let mean = g.log_prob(x_next, LogProbReduction::Mean);
     for (m, s) in to_vec(mean).iter().zip(&got) {
-        assert!((m * 3.0 - s).abs() < 1e-3 * s.abs().max(1.0), "sum = 3 × mean");
+        assert!(
+            (m * 3.0 - s).abs() < 1e-3 * s.abs().max(1.0),
+            "sum = 3 × mean"
+        );
     }
 }
 
@@ -126,7 +133,11 @@ fn exact_mixture_eps_is_the_scaled_score_of_the_noised_mixture() {
             let score = (m.log_density(xp) - m.log_density(xm)) / (2.0 * h);
             let expected = -(1.0 - alpha_bars[i]).sqrt() * score;
             let err = (got[i * 2 + d] as f64 - expected).abs();
-            assert!(err < 2e-4 * expected.abs().max(1.0), "row {i} dim {d}: {} vs {expected}", got[i * 2 + d]);
+            assert!(
+                err < 2e-4 * expected.abs().max(1.0),
+                "row {i} dim {d}: {} vs {expected}",
+                got[i * 2 + d]
+            );
         }
     }
 }

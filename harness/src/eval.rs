@@ -10,7 +10,9 @@ use rand::rngs::StdRng;
 use bench_algorithms::{Scalars, TargetSpec};
 use bench_envs::toy2d::Toy2d;
 use bench_envs::{rollout, Denoiser, DiffusionEnv};
-use bench_metrics::{mean_pairwise_distance, mmd2_unbiased, mode_fractions, ModeReport, DEFAULT_BANDWIDTHS};
+use bench_metrics::{
+    mean_pairwise_distance, mmd2_unbiased, mode_fractions, ModeReport, DEFAULT_BANDWIDTHS,
+};
 use bench_models::Point;
 use bench_rewards::toy::ExactTarget;
 use bench_rewards::Reward;
@@ -88,7 +90,10 @@ pub fn compare_with_target(
 ) -> (f64, ModeReport) {
     let exact = target.sample(samples.len(), rng);
     let mmd2 = mmd2_unbiased(samples, &exact, &DEFAULT_BANDWIDTHS);
-    let report = ModeReport::new(&mode_fractions(samples, target.modes()), target.mode_weights());
+    let report = ModeReport::new(
+        &mode_fractions(samples, target.modes()),
+        target.mode_weights(),
+    );
     (mmd2, report)
 }
 
@@ -111,16 +116,25 @@ impl<B: AutodiffBackend> Evaluate<B> for Toy2d<B> {
             let samples = toy_samples(self, Denoiser::Policy(&frozen), p, samples_per_prompt, rng);
             let traj_points = burn::tensor::Tensor::<B, 2>::from_data(
                 burn::tensor::TensorData::new(
-                    samples.iter().flat_map(|x| [x[0] as f32, x[1] as f32]).collect::<Vec<_>>(),
+                    samples
+                        .iter()
+                        .flat_map(|x| [x[0] as f32, x[1] as f32])
+                        .collect::<Vec<_>>(),
                     [samples.len(), 2],
                 ),
                 self.device(),
             );
-            let r = reward.score(self.decode(traj_points), &vec![self.prompts()[p].clone(); samples.len()]);
+            let r = reward.score(
+                self.decode(traj_points),
+                &vec![self.prompts()[p].clone(); samples.len()],
+            );
             rewards.extend(bench_algorithms::util::to_f64(r));
             divs.push(mean_pairwise_distance(&samples, 1000));
-            log.rows
-                .extend(samples.iter().map(|x| format!("{},{},{}", self.prompts()[p], x[0], x[1])));
+            log.rows.extend(
+                samples
+                    .iter()
+                    .map(|x| format!("{},{},{}", self.prompts()[p], x[0], x[1])),
+            );
             if let (Some(spec), Some(_)) = (target, reward.as_toy()) {
                 let exact = toy_target(self, reward, spec, p);
                 let (mmd2, report) = compare_with_target(&samples, &exact, rng);

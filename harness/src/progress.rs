@@ -19,8 +19,10 @@ impl Progress {
     pub fn sweep(&self, runs: usize) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(runs as u64));
         bar.set_style(
-            ProgressStyle::with_template("sweep {bar:30.cyan/blue} {pos}/{len} runs  {elapsed_precise}  {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "sweep {bar:30.cyan/blue} {pos}/{len} runs  {elapsed_precise}  {msg}",
+            )
+            .expect("valid template"),
         );
         bar
     }
@@ -28,8 +30,10 @@ impl Progress {
     pub fn run(&self, name: &str, epochs: usize) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(epochs as u64));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>32} {bar:30.green/white} {pos}/{len} epochs  {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{prefix:>32} {bar:30.green/white} {pos}/{len} epochs  {msg}",
+            )
+            .expect("valid template"),
         );
         bar.set_prefix(name.to_string());
         bar

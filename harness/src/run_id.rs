@@ -13,7 +13,13 @@ pub fn canonical(run: &RunConfig) -> String {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -21,7 +27,10 @@ fn sanitize(s: &str) -> String {
 pub fn run_id(run: &RunConfig) -> String {
     let hash = Sha256::digest(canonical(run).as_bytes());
     let hex: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let mut parts = vec![sanitize(run.algorithm.label()), sanitize(run.reward.label())];
+    let mut parts = vec![
+        sanitize(run.algorithm.label()),
+        sanitize(run.reward.label()),
+    ];
     parts.extend(run.variant.iter().map(|v| sanitize(v)));
     format!("{}-s{}-{hex}", parts.join("-"), run.seed)
 }

@@ -119,11 +119,20 @@ pub fn execute(
     let bar = progress.sweep(plan.runs.len());
     let mut statuses = Vec::new();
     for (id, run) in &plan.runs {
-        let status = run_one(run, &RunDir::new(plan.dir.join(id)), plugins, file, progress, id)?;
+        let status = run_one(
+            run,
+            &RunDir::new(plan.dir.join(id)),
+            plugins,
+            file,
+            progress,
+            id,
+        )?;
         let what = match &status {
             RunStatus::AlreadyDone => "already done, skipped".to_string(),
             RunStatus::Completed { resumed_from: 0 } => "completed".to_string(),
-            RunStatus::Completed { resumed_from } => format!("resumed at epoch {resumed_from}, completed"),
+            RunStatus::Completed { resumed_from } => {
+                format!("resumed at epoch {resumed_from}, completed")
+            }
             RunStatus::Locked => "locked by another process, skipped".to_string(),
         };
         progress.println(&format!("{id}: {what}"), false);
@@ -134,7 +143,11 @@ pub fn execute(
     Ok(statuses)
 }
 
-fn target_of(run: &RunConfig, algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>, env: &Toy2d<Backend>) -> Option<TargetSpec> {
+fn target_of(
+    run: &RunConfig,
+    algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>,
+    env: &Toy2d<Backend>,
+) -> Option<TargetSpec> {
     algorithm.target(env).or_else(|| {
         run.eval.target.as_ref().map(|t| TargetSpec {
             kind: t.kind,
@@ -187,33 +200,37 @@ pub fn run_one(
     let bar = progress.run(name, run.epochs);
     bar.set_position(start as u64);
     let mut last_eval = Vec::new();
-    let evaluate = |algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>, done: usize, eval: &mut CsvLog| {
-        let mut rng = Context {
-            env: &env,
-            reward: reward.as_ref(),
-            epoch: done,
-            epochs: run.epochs,
-            seed: run.seed,
-        }
-        .rng("eval");
-        let mut samples = SampleLog::default();
-        let scalars = env.evaluate(
-            algorithm.policy(),
-            reward.as_ref(),
-            target,
-            run.eval.samples_per_prompt,
-            &mut rng,
-            &mut samples,
-        );
-        write_atomic(
-            &dir.path.join("samples").join(format!("epoch-{done:06}.csv")),
-            samples.to_csv().as_bytes(),
-        )?;
-        for (k, v) in &scalars {
-            eval.rows.push(vec![done.to_string(), k.clone(), format!("{v}")]);
-        }
-        eval.write(&dir.eval()).map(|()| scalars)
-    };
+    let evaluate =
+        |algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>, done: usize, eval: &mut CsvLog| {
+            let mut rng = Context {
+                env: &env,
+                reward: reward.as_ref(),
+                epoch: done,
+                epochs: run.epochs,
+                seed: run.seed,
+            }
+            .rng("eval");
+            let mut samples = SampleLog::default();
+            let scalars = env.evaluate(
+                algorithm.policy(),
+                reward.as_ref(),
+                target,
+                run.eval.samples_per_prompt,
+                &mut rng,
+                &mut samples,
+            );
+            write_atomic(
+                &dir.path
+                    .join("samples")
+                    .join(format!("epoch-{done:06}.csv")),
+                samples.to_csv().as_bytes(),
+            )?;
+            for (k, v) in &scalars {
+                eval.rows
+                    .push(vec![done.to_string(), k.clone(), format!("{v}")]);
+            }
+            eval.write(&dir.eval()).map(|()| scalars)
+        };
     if start == 0 {
         // Epoch 0 is the base model: every table can show where training started.
         evaluate(algorithm.as_ref(), 0, &mut eval)?;
@@ -231,9 +248,14 @@ pub fn run_one(
         let done = epoch + 1;
         if metrics.header.is_empty() {
             metrics.header = ["epoch", "seconds"].iter().map(|s| s.to_string()).collect();
-            metrics.header.extend(scalars.iter().map(|(k, _)| k.clone()));
+            metrics
+                .header
+                .extend(scalars.iter().map(|(k, _)| k.clone()));
         }
-        let mut row = vec![done.to_string(), format!("{:.3}", t0.elapsed().as_secs_f64())];
+        let mut row = vec![
+            done.to_string(),
+            format!("{:.3}", t0.elapsed().as_secs_f64()),
+        ];
         row.extend(scalars.iter().map(|(_, v)| format!("{v}")));
         metrics.rows.push(row);
         metrics.write(&dir.metrics())?;
@@ -250,7 +272,12 @@ pub fn run_one(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let summary: String = last_eval.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let summary: String = last_eval
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
     write_atomic(&dir.done_marker(), summary.as_bytes())?;
-    Ok(RunStatus::Completed { resumed_from: start })
+    Ok(RunStatus::Completed {
+        resumed_from: start,
+    })
 }

@@ -150,7 +150,11 @@ impl CsvLog {
             .records()
             .filter_map(Result::ok)
             .map(|r| r.iter().map(str::to_string).collect::<Vec<_>>())
-            .filter(|r| r.first().and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e < before))
+            .filter(|r| {
+                r.first()
+                    .and_then(|e| e.parse::<usize>().ok())
+                    .is_some_and(|e| e < before)
+            })
             .collect();
         Self { header, rows }
     }

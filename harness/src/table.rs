@@ -60,7 +60,8 @@ pub fn collect(dir: &Path, at: Option<usize>) -> Result<Vec<RunResult>, String> 
 
 /// The evaluation after `at` epochs (0: the untrained policy), or the last one.
 fn read_run(dir: &Path, at: Option<usize>) -> Option<RunResult> {
-    let config: RunConfig = ron::from_str(&std::fs::read_to_string(dir.join("config.ron")).ok()?).ok()?;
+    let config: RunConfig =
+        ron::from_str(&std::fs::read_to_string(dir.join("config.ron")).ok()?).ok()?;
     let eval = CsvLog::read_before(&dir.join("eval.csv"), usize::MAX);
     let epochs = eval.rows.iter().filter_map(|r| r[0].parse::<usize>().ok());
     let last = match at {
@@ -174,7 +175,10 @@ pub fn render(rows: &[Row], format: Format) -> String {
         Format::Markdown => {
             let mut out = format!(
                 "| reward fn | algorithm | seeds | {} |\n|---|---|---|{}\n",
-                cols.iter().map(|c| c.1.as_str()).collect::<Vec<_>>().join(" | "),
+                cols.iter()
+                    .map(|c| c.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
                 "---|".repeat(cols.len())
             );
             for r in rows {
@@ -183,7 +187,10 @@ pub fn render(rows: &[Row], format: Format) -> String {
                     r.reward,
                     r.algorithm,
                     r.seeds,
-                    cols.iter().map(|c| cell(r, &c.0, "±")).collect::<Vec<_>>().join(" | ")
+                    cols.iter()
+                        .map(|c| cell(r, &c.0, "±"))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
                 ));
             }
             out
@@ -208,7 +215,11 @@ pub fn render(rows: &[Row], format: Format) -> String {
             String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")
         }
         Format::Latex => {
-            let esc = |s: &str| s.replace('_', "\\_").replace('²', "$^2$").replace('&', "\\&");
+            let esc = |s: &str| {
+                s.replace('_', "\\_")
+                    .replace('²', "$^2$")
+                    .replace('&', "\\&")
+            };
             let mut out = format!(
                 "\\begin{{tabular}}{{ll r{}}}\n\\toprule\nReward & Algorithm & Seeds & {} \\\\\n\\midrule\n",
                 "c".repeat(cols.len()),
@@ -220,7 +231,10 @@ pub fn render(rows: &[Row], format: Format) -> String {
                     esc(&r.reward),
                     esc(&r.algorithm),
                     r.seeds,
-                    cols.iter().map(|c| cell(r, &c.0, "$\\pm$")).collect::<Vec<_>>().join(" & ")
+                    cols.iter()
+                        .map(|c| cell(r, &c.0, "$\\pm$"))
+                        .collect::<Vec<_>>()
+                        .join(" & ")
                 ));
             }
             out.push_str("\\bottomrule\n\\end{tabular}\n");

@@ -23,7 +23,10 @@ fn mean_within(x: &[Point], inv: &[f64]) -> f64 {
 /// The unbiased estimate of MMD² between the laws of `x` and `y` (can be slightly negative
 /// when they are equal). Kernel: Σ_h exp(−‖a − b‖²/(2h²)).
 pub fn mmd2_unbiased(x: &[Point], y: &[Point], bandwidths: &[f64]) -> f64 {
-    assert!(x.len() > 1 && y.len() > 1, "MMD needs two samples on each side");
+    assert!(
+        x.len() > 1 && y.len() > 1,
+        "MMD needs two samples on each side"
+    );
     let inv: Vec<f64> = bandwidths.iter().map(|h| 1.0 / (2.0 * h * h)).collect();
     let mut cross = 0.0;
     for &a in x {
@@ -45,8 +48,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let a = GaussianMixture::ring(8, 1.0, 0.1);
         let b = GaussianMixture::ring(4, 1.0, 0.1);
-        let same = mmd2_unbiased(&a.sample(400, &mut rng), &a.sample(400, &mut rng), &DEFAULT_BANDWIDTHS);
-        let diff = mmd2_unbiased(&a.sample(400, &mut rng), &b.sample(400, &mut rng), &DEFAULT_BANDWIDTHS);
+        let same = mmd2_unbiased(
+            &a.sample(400, &mut rng),
+            &a.sample(400, &mut rng),
+            &DEFAULT_BANDWIDTHS,
+        );
+        let diff = mmd2_unbiased(
+            &a.sample(400, &mut rng),
+            &b.sample(400, &mut rng),
+            &DEFAULT_BANDWIDTHS,
+        );
         assert!(same.abs() < 0.01, "{same}");
         assert!(diff > 0.1, "{diff}");
     }

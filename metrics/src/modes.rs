@@ -41,7 +41,12 @@ impl ModeReport {
                 .iter()
                 .filter(|&&k| model[k] >= COVERED_FRACTION * target[k])
                 .count(),
-            total_variation: 0.5 * model.iter().zip(target).map(|(m, t)| (m - t).abs()).sum::<f64>(),
+            total_variation: 0.5
+                * model
+                    .iter()
+                    .zip(target)
+                    .map(|(m, t)| (m - t).abs())
+                    .sum::<f64>(),
         }
     }
 }

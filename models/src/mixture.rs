@@ -81,10 +81,7 @@ impl GaussianMixture {
         for i in 0..side {
             for j in 0..side {
                 components.push(Component {
-                    mean: [
-                        (i as f64 - offset) * spacing,
-                        (j as f64 - offset) * spacing,
-                    ],
+                    mean: [(i as f64 - offset) * spacing, (j as f64 - offset) * spacing],
                     std,
                     weight: 1.0,
                 });
@@ -241,7 +238,11 @@ mod tests {
                 xp[d] += h;
                 xm[d] -= h;
                 let fd = (m.log_density(xp) - m.log_density(xm)) / (2.0 * h);
-                assert!((fd - s[d]).abs() < 1e-6, "dim {d}: fd {fd} vs score {}", s[d]);
+                assert!(
+                    (fd - s[d]).abs() < 1e-6,
+                    "dim {d}: fd {fd} vs score {}",
+                    s[d]
+                );
             }
         }
     }

@@ -76,7 +76,9 @@ impl<B: Backend> ExactEps<B> {
             - d2.div(var.clone()).mul_scalar(0.5)
             - var.clone().log();
         let weights = softmax(logits, 1) / var; // γ_k / v_k
-        let eps = (diff * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([n, 2]);
+        let eps = (diff * weights.unsqueeze_dim::<3>(2))
+            .sum_dim(1)
+            .reshape([n, 2]);
         eps * sqrt_1ma
     }
 }

@@ -4,8 +4,14 @@ use bench_models::GaussianMixture;
 
 /// Known scene names and what they are.
 pub const SCENES: &[(&str, &str)] = &[
-    ("ring8", "8 equal Gaussians (std 0.1) on a circle of radius 1"),
-    ("grid9", "a 3×3 grid of equal Gaussians (std 0.1), spacing 0.8"),
+    (
+        "ring8",
+        "8 equal Gaussians (std 0.1) on a circle of radius 1",
+    ),
+    (
+        "grid9",
+        "a 3×3 grid of equal Gaussians (std 0.1), spacing 0.8",
+    ),
 ];
 
 /// The mixture a scene name stands for.

@@ -83,7 +83,8 @@ impl ToyReward for Bump {
     }
 
     fn tilted_mixture(&self, base: &GaussianMixture, beta: f64) -> Option<GaussianMixture> {
-        (beta > 0.0).then(|| base.times_gaussian(self.config.centre, self.config.width.powi(2) / beta))
+        (beta > 0.0)
+            .then(|| base.times_gaussian(self.config.centre, self.config.width.powi(2) / beta))
     }
 
     fn modes(&self) -> GaussianMixture {

@@ -74,7 +74,10 @@ impl GridDensity {
         (0..n)
             .map(|_| {
                 let u: f64 = rng.random::<f64>() * self.cumulative[self.cumulative.len() - 1];
-                let i = self.cumulative.partition_point(|&c| c <= u).min(self.mass.len() - 1);
+                let i = self
+                    .cumulative
+                    .partition_point(|&c| c <= u)
+                    .min(self.mass.len() - 1);
                 let c = Self::centre_of(self.lo, self.cell, self.side, i);
                 [
                     c[0] + (rng.random::<f64>() - 0.5) * self.cell,

@@ -37,7 +37,10 @@ impl MixtureDensity {
     /// No component, or a non-positive weight or std.
     pub fn new(config: MixtureConfig) -> Result<Self, String> {
         if config.components.is_empty()
-            || config.components.iter().any(|c| c.weight <= 0.0 || c.std <= 0.0)
+            || config
+                .components
+                .iter()
+                .any(|c| c.weight <= 0.0 || c.std <= 0.0)
         {
             return Err("components: need at least one, with positive weight and std".into());
         }

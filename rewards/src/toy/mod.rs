@@ -30,6 +30,10 @@ pub(crate) fn register<B: Backend>(registry: &mut RewardRegistry<B>) {
 /// Toy images `[N, 2, 1, 1]` back to points `[N, 2]`.
 pub(crate) fn points<B: Backend>(images: Tensor<B, 4>) -> Tensor<B, 2> {
     let [n, c, h, w] = images.dims();
-    assert_eq!(c * h * w, 2, "toy rewards score 2-D points shaped [N, 2, 1, 1]");
+    assert_eq!(
+        c * h * w,
+        2,
+        "toy rewards score 2-D points shaped [N, 2, 1, 1]"
+    );
     images.reshape([n, 2])
 }

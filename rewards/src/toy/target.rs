@@ -35,7 +35,12 @@ const GRID_SIDE: usize = 512;
 impl ExactTarget {
     /// The target of `kind` for the base law `base` (the sampler's exact output law) and
     /// exponent `beta` on the reward (the *effective* β: see the log-prob reduction).
-    pub fn new(kind: TargetKind, base: &GaussianMixture, reward: &dyn ToyReward, beta: f64) -> Self {
+    pub fn new(
+        kind: TargetKind,
+        base: &GaussianMixture,
+        reward: &dyn ToyReward,
+        beta: f64,
+    ) -> Self {
         let (closed_form, modes) = match kind {
             TargetKind::Power => (reward.power_mixture(beta), reward.modes()),
             TargetKind::Tilted => (reward.tilted_mixture(base, beta), base.clone()),
