@@ -19,18 +19,10 @@ use crate::sweep::{self, EnvConfig, RunConfig};
 
 /// The registries a `bench` binary knows. A plugin crate builds its own binary with
 /// `bench::main_with(plugins)` after registering its algorithms and rewards.
+#[derive(Default)]
 pub struct Plugins {
     pub toy_algorithms: AlgorithmRegistry<Backend, Toy2d<Backend>>,
     pub rewards: RewardRegistry<Backend>,
-}
-
-impl Default for Plugins {
-    fn default() -> Self {
-        Self {
-            toy_algorithms: AlgorithmRegistry::default(),
-            rewards: RewardRegistry::default(),
-        }
-    }
 }
 
 /// What happened to one run.
