@@ -11,4 +11,4 @@ pub mod registry;
 pub mod util;
 
 pub use algorithm::{Algorithm, Context, Scalars, TargetSpec};
-pub use registry::{AlgorithmFactory, AlgorithmRegistry};
+pub use registry::{build, builtin_algorithms, AlgorithmFactory, AlgorithmRegistry};

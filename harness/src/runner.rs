@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use rand::{rngs::StdRng, SeedableRng};
 
-use bench_algorithms::{Algorithm, AlgorithmRegistry, Context, TargetSpec};
+use bench_algorithms::{builtin_algorithms, Algorithm, AlgorithmRegistry, Context, TargetSpec};
 use bench_envs::toy2d::Toy2d;
-use bench_rewards::{Reward, RewardRegistry};
+use bench_rewards::{builtin_rewards, Reward, RewardRegistry};
 
 use crate::backend::Backend;
 use crate::eval::{Evaluate, SampleLog};
@@ -19,10 +19,19 @@ use crate::sweep::{self, EnvConfig, RunConfig};
 
 /// The registries a `bench` binary knows. A plugin crate builds its own binary with
 /// `bench::main_with(plugins)` after registering its algorithms and rewards.
-#[derive(Default)]
 pub struct Plugins {
     pub toy_algorithms: AlgorithmRegistry<Backend, Toy2d<Backend>>,
     pub rewards: RewardRegistry<Backend>,
+}
+
+impl Default for Plugins {
+    /// The built-in algorithms and rewards.
+    fn default() -> Self {
+        Self {
+            toy_algorithms: builtin_algorithms(),
+            rewards: builtin_rewards(),
+        }
+    }
 }
 
 /// What happened to one run.
@@ -59,10 +68,14 @@ fn build(run: &RunConfig, plugins: &Plugins, file: &Path) -> Result<Built, Strin
         .build(&run.reward.name, &run.reward.params)
         .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.reward.name)))?;
     let mut rng = StdRng::seed_from_u64(run.seed);
-    let algorithm = plugins
-        .toy_algorithms
-        .build(&run.algorithm.name, &run.algorithm.params, &env, &mut rng)
-        .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.algorithm.name)))?;
+    let algorithm = bench_algorithms::build(
+        &plugins.toy_algorithms,
+        &run.algorithm.name,
+        &run.algorithm.params,
+        &env,
+        &mut rng,
+    )
+    .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.algorithm.name)))?;
     Ok(Built {
         env,
         reward,

@@ -7,5 +7,5 @@ pub mod registry;
 pub mod reward;
 pub mod toy;
 
-pub use registry::{RewardFactory, RewardRegistry};
+pub use registry::{builtin_rewards, Registry, RewardFactory, RewardRegistry};
 pub use reward::{Reward, ToyReward};

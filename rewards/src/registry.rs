@@ -1,4 +1,4 @@
-//! Rewards by name, built from their RON parameters.
+//! Plugins by name: a generic [`Registry`] of factories, and the rewards' one.
 
 use std::collections::BTreeMap;
 
@@ -6,27 +6,22 @@ use burn::tensor::backend::Backend;
 
 use crate::reward::Reward;
 
-/// Builds a reward from its `params` (a RON value; `()` or missing fields take defaults).
-pub type RewardFactory<B> = fn(&ron::Value) -> Result<Box<dyn Reward<B>>, String>;
-
-/// Name → factory. Plugins add theirs with [`RewardRegistry::register`].
-pub struct RewardRegistry<B: Backend> {
-    factories: BTreeMap<String, (RewardFactory<B>, &'static str)>,
+/// Factories by name with one-line descriptions; `kind` names what they build in messages.
+pub struct Registry<F> {
+    kind: &'static str,
+    factories: BTreeMap<String, (F, &'static str)>,
 }
 
-impl<B: Backend> Default for RewardRegistry<B> {
-    /// The built-in rewards.
-    fn default() -> Self {
-        let mut r = Self {
+impl<F> Registry<F> {
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
             factories: BTreeMap::new(),
-        };
-        crate::toy::register(&mut r);
-        r
+        }
     }
-}
 
-impl<B: Backend> RewardRegistry<B> {
-    pub fn register(&mut self, name: &str, about: &'static str, factory: RewardFactory<B>) {
+    /// Adds (or replaces) `name`.
+    pub fn register(&mut self, name: &str, about: &'static str, factory: F) {
         self.factories.insert(name.to_string(), (factory, about));
     }
 
@@ -43,15 +38,36 @@ impl<B: Backend> RewardRegistry<B> {
     }
 
     /// # Errors
+    /// An unknown name; the message lists the known ones.
+    pub fn get(&self, name: &str) -> Result<&F, String> {
+        self.factories.get(name).map(|f| &f.0).ok_or_else(|| {
+            format!(
+                "unknown {kind} `{name}`; known {kind}s: {}",
+                self.names().join(", "),
+                kind = self.kind
+            )
+        })
+    }
+}
+
+/// Builds a reward from its `params` (a RON value; `()` or missing fields take defaults).
+pub type RewardFactory<B> = fn(&ron::Value) -> Result<Box<dyn Reward<B>>, String>;
+
+/// Rewards by name. Plugins add theirs with [`Registry::register`].
+pub type RewardRegistry<B> = Registry<RewardFactory<B>>;
+
+/// The built-in rewards.
+pub fn builtin_rewards<B: Backend>() -> RewardRegistry<B> {
+    let mut r = Registry::new("reward");
+    crate::toy::register(&mut r);
+    r
+}
+
+impl<B: Backend> RewardRegistry<B> {
+    /// # Errors
     /// An unknown name (listing the known ones) or invalid parameters.
     pub fn build(&self, name: &str, params: &ron::Value) -> Result<Box<dyn Reward<B>>, String> {
-        let (factory, _) = self.factories.get(name).ok_or_else(|| {
-            format!(
-                "unknown reward `{name}`; known rewards: {}",
-                self.names().join(", ")
-            )
-        })?;
-        factory(params).map_err(|e| format!("reward `{name}`: {e}"))
+        self.get(name)?(params).map_err(|e| format!("reward `{name}`: {e}"))
     }
 }
 
