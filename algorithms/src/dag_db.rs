@@ -6,8 +6,9 @@
 //!
 //! where p_B is the noising kernel q (target ∝ exp(β·r)) or, with `tilted` (the paper's
 //! Remark 3), the pretrained denoiser p_base(x_{t−1}|x_t) (target ∝ p_base·exp(β·r)).
-//! x̂₀ comes from the model that sampled the epoch, without guidance, as a constant; the output
-//! is regularised towards that model's guided ε (a trust region, coefficient 1 in the paper).
+//! x̂₀ comes from the model being trained (frozen for it), without guidance, as a constant, as
+//! in the reference code; the output is regularised towards the guided ε of the model that
+//! sampled the epoch (a trust region, coefficient 1 in the paper).
 
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{Denoiser, DiffusionEnv, Trajectory};
+use bench_envs::{Denoiser, DiffusionEnv};
 use bench_rewards::toy::TargetKind;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
@@ -107,24 +108,18 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DagDb<B, E> {
         self.config.beta * ((epoch + 1) as f64 / ramp).min(1.0)
     }
 
-    /// r(x̂₀(x_i)) for every non-final state i of every trajectory (state-major), from the
-    /// sampling model without guidance.
-    fn forward_looking_rewards(
+    /// r(x̂₀(x)) for states `x` at inference steps `steps`, from `current` (the model being
+    /// trained, frozen) without guidance: the forward-looking term, a constant.
+    fn looking_ahead(
         ctx: &Context<'_, B, E>,
-        frozen: &E::Policy,
-        traj: &Trajectory<B>,
+        current: &E::Policy,
+        x: Tensor<B, 2>,
+        steps: &[usize],
+        prompts: &[usize],
     ) -> Vec<f64> {
         let env = ctx.env;
-        let steps: Vec<usize> = (0..traj.num_steps()).collect();
-        let stacked = traj.stack(&steps);
-        let eps = env.eps_unguided(
-            Denoiser::Policy(frozen),
-            stacked.x_t.clone(),
-            &stacked.steps,
-            Some(&stacked.prompts),
-        );
-        let x0 = env.scheduler().predict_x0(stacked.x_t, eps, &stacked.steps);
-        ctx.score(x0, &stacked.prompts)
+        let eps = env.eps_unguided(Denoiser::Policy(current), x.clone(), steps, Some(prompts));
+        ctx.score(env.scheduler().predict_x0(x, eps, steps), prompts)
     }
 }
 
@@ -139,28 +134,35 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DagDb<B, E> {
         let (traj, rewards) = ctx.sample(&self.policy, self.config.sample_batch, &mut rng);
         let n = traj.batch_size();
         let t_max = traj.num_steps();
-        let fl = Self::forward_looking_rewards(ctx, &frozen, &traj);
         let steps: Vec<usize> = (0..t_max).collect();
 
         let (mut db_losses, mut regs, mut pnorms, mut fnorms) = (vec![], vec![], vec![], vec![]);
         for rows in minibatches(n, self.config.train_batch, &mut rng) {
             let sub = traj.select_rows(&rows);
-            let s = sub.stack(&steps);
             // Row j = k·m + i: step k of trajectory rows[i].
+            let s = sub.stack(&steps);
+            let current = burn::module::Module::no_grad(self.policy.clone());
+            let fl_t: Vec<f64> =
+                Self::looking_ahead(ctx, &current, s.x_t.clone(), &s.steps, &s.prompts)
+                    .into_iter()
+                    .map(|r| beta * r)
+                    .collect();
+            // The next state's term; at the last step x_{t−1} = x₀ and log F(x₀) = β·r(x₀).
+            let next_steps: Vec<usize> = s.steps.iter().map(|&k| (k + 1).min(t_max - 1)).collect();
+            let ahead =
+                Self::looking_ahead(ctx, &current, s.x_next.clone(), &next_steps, &s.prompts);
+            let last: Vec<bool> = s.steps.iter().map(|&k| k + 1 == t_max).collect();
             let m = rows.len();
-            let (mut fl_t, mut fl_next, mut keep_next) = (vec![], vec![], vec![]);
-            for &k in &steps {
-                for &r in &rows {
-                    fl_t.push(beta * fl[k * n + r]);
-                    if k + 1 < t_max {
-                        fl_next.push(beta * fl[(k + 1) * n + r]);
-                        keep_next.push(1.0);
+            let fl_next: Vec<f64> = (0..last.len())
+                .map(|j| {
+                    beta * if last[j] {
+                        rewards[rows[j % m]]
                     } else {
-                        fl_next.push(beta * rewards[r]);
-                        keep_next.push(0.0);
+                        ahead[j]
                     }
-                }
-            }
+                })
+                .collect();
+            let keep_next: Vec<f64> = last.iter().map(|&l| if l { 0.0 } else { 1.0 }).collect();
             let states_t: Vec<usize> = s.steps.clone();
             let states_next: Vec<usize> = s.steps.iter().map(|k| k + 1).collect();
 
@@ -200,7 +202,6 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DagDb<B, E> {
             let loss = db.clone() + reg.clone().mul_scalar(self.config.reg_coef);
             db_losses.push(scalar(db.detach()));
             regs.push(scalar(reg.detach()));
-            debug_assert_eq!(m * t_max, fl_t.len());
 
             let mut grads = loss.backward();
             let (policy, pn) = self.policy_trainer.step(self.policy.clone(), &mut grads);
