@@ -59,8 +59,16 @@ fn killed_sweep_resumes_without_redoing_finished_runs() {
     let results = tmp.path().join("results");
     let dir = results.join("resume");
 
+    // One job, so that exactly one run is caught mid-way.
     let mut child = bench()
-        .args(["run", sweep.to_str().unwrap(), "--quiet", "--results"])
+        .args([
+            "run",
+            sweep.to_str().unwrap(),
+            "--quiet",
+            "--jobs",
+            "1",
+            "--results",
+        ])
         .arg(&results)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

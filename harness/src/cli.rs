@@ -31,6 +31,10 @@ enum Command {
         /// No progress bars or per-run lines (for batch jobs); errors still go to stderr.
         #[arg(long)]
         quiet: bool,
+        /// Runs trained at once (default: the number of CPU cores). Results do not depend
+        /// on it.
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Aggregate finished runs below a directory: mean ± std over seeds per
     /// (reward, algorithm) of the final evaluation.
@@ -66,11 +70,15 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             sweep,
             results,
             quiet,
+            jobs,
         } => {
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
             let plan = plan(&sweep, &results, plugins)?;
             let progress = Progress::new(quiet);
             let started = std::time::Instant::now();
-            execute(&plan, &sweep, plugins, &progress)?;
+            execute(&plan, &sweep, plugins, &progress, jobs)?;
             let rows = aggregate(&collect(&plan.dir, None)?);
             if !quiet {
                 println!("\n{}", render(&rows, Format::Markdown));

@@ -2,6 +2,8 @@
 //! interrupted ones from their last checkpoint, and never lets two processes share a run.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::{rngs::StdRng, SeedableRng};
@@ -111,41 +113,69 @@ pub fn plan(file: &Path, results: &Path, plugins: &Plugins) -> Result<Plan, Stri
     })
 }
 
-/// Runs every run of the plan in order.
+/// Runs every run of the plan, `jobs` at a time (runs are independent and each is
+/// deterministic, so the results do not depend on `jobs`).
 ///
 /// # Errors
-/// The first run that fails (earlier runs keep their results).
+/// The first run that fails; runs already finished keep their results and no new run starts.
 pub fn execute(
     plan: &Plan,
     file: &Path,
     plugins: &Plugins,
     progress: &Progress,
+    jobs: usize,
 ) -> Result<Vec<(String, RunStatus)>, String> {
     let bar = progress.sweep(plan.runs.len());
-    let mut statuses = Vec::new();
-    for (id, run) in &plan.runs {
-        let status = run_one(
-            run,
-            &RunDir::new(plan.dir.join(id)),
-            plugins,
-            file,
-            progress,
-            id,
-        )?;
-        let what = match &status {
-            RunStatus::AlreadyDone => "already done, skipped".to_string(),
-            RunStatus::Completed { resumed_from: 0 } => "completed".to_string(),
-            RunStatus::Completed { resumed_from } => {
-                format!("resumed at epoch {resumed_from}, completed")
-            }
-            RunStatus::Locked => "locked by another process, skipped".to_string(),
-        };
-        progress.println(&format!("{id}: {what}"), false);
-        statuses.push((id.clone(), status));
-        bar.inc(1);
-    }
+    let next = AtomicUsize::new(0);
+    let statuses: Mutex<Vec<Option<RunStatus>>> = Mutex::new(vec![None; plan.runs.len()]);
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, plan.runs.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= plan.runs.len() || failure.lock().expect("no poisoning").is_some() {
+                    break;
+                }
+                let (id, run) = &plan.runs[i];
+                let dir = RunDir::new(plan.dir.join(id));
+                match run_one(run, &dir, plugins, file, progress, id) {
+                    Ok(status) => {
+                        progress.println(&format!("{id}: {}", describe(&status)), false);
+                        statuses.lock().expect("no poisoning")[i] = Some(status);
+                        bar.inc(1);
+                    }
+                    Err(e) => {
+                        failure
+                            .lock()
+                            .expect("no poisoning")
+                            .get_or_insert(format!("{id}: {e}"));
+                        break;
+                    }
+                }
+            });
+        }
+    });
     bar.finish();
-    Ok(statuses)
+    if let Some(e) = failure.into_inner().expect("no poisoning") {
+        return Err(e);
+    }
+    Ok(plan
+        .runs
+        .iter()
+        .zip(statuses.into_inner().expect("no poisoning"))
+        .map(|((id, _), s)| (id.clone(), s.expect("every run ran")))
+        .collect())
+}
+
+fn describe(status: &RunStatus) -> String {
+    match status {
+        RunStatus::AlreadyDone => "already done, skipped".to_string(),
+        RunStatus::Completed { resumed_from: 0 } => "completed".to_string(),
+        RunStatus::Completed { resumed_from } => {
+            format!("resumed at epoch {resumed_from}, completed")
+        }
+        RunStatus::Locked => "locked by another process, skipped".to_string(),
+    }
 }
 
 fn target_of(
