@@ -114,7 +114,7 @@ impl<B: AutodiffBackend> Evaluate<B> for Toy2d<B> {
         let (mut covered, mut modes) = (0usize, 0usize);
         for p in 0..prompts {
             let samples = toy_samples(self, Denoiser::Policy(&frozen), p, samples_per_prompt, rng);
-            let traj_points = burn::tensor::Tensor::<B, 2>::from_data(
+            let points = burn::tensor::Tensor::<B, 2>::from_data(
                 burn::tensor::TensorData::new(
                     samples
                         .iter()
@@ -125,7 +125,7 @@ impl<B: AutodiffBackend> Evaluate<B> for Toy2d<B> {
                 self.device(),
             );
             let r = reward.score(
-                self.decode(traj_points),
+                self.decode(points),
                 &vec![self.prompts()[p].clone(); samples.len()],
             );
             rewards.extend(bench_algorithms::util::to_f64(r));

@@ -307,6 +307,16 @@ pub fn run_one(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // A run killed after its last checkpoint but before this marker has evaluated already.
+    if last_eval.is_empty() {
+        let last = eval.rows.last().map(|r| r[0].clone()).unwrap_or_default();
+        last_eval = eval
+            .rows
+            .iter()
+            .filter(|r| r[0] == last)
+            .filter_map(|r| Some((r[1].clone(), r[2].parse().ok()?)))
+            .collect();
+    }
     let summary: String = last_eval
         .iter()
         .map(|(k, v)| format!("{k} = {v}\n"))

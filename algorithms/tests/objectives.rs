@@ -1,0 +1,76 @@
+//! Properties of the objectives at points where their value is known exactly.
+
+use burn::backend::{Autodiff, Flex};
+use rand::{rngs::StdRng, SeedableRng};
+
+use bench_algorithms::{build, builtin_algorithms, Context, Scalars};
+use bench_envs::toy2d::{Toy2d, Toy2dConfig};
+use bench_envs::{LogProbReduction, SamplerConfig};
+use bench_rewards::builtin_rewards;
+
+type B = Autodiff<Flex>;
+
+fn env() -> Toy2d<B> {
+    Toy2d::new(
+        Toy2dConfig::default(),
+        SamplerConfig {
+            guidance: 1.0,
+            log_prob: LogProbReduction::Sum,
+            ..SamplerConfig::default()
+        },
+        Default::default(),
+    )
+    .unwrap()
+}
+
+/// One epoch of `name` with `params` on the toy with the bump reward.
+fn first_epoch(name: &str, params: &str) -> Scalars {
+    let env = env();
+    let reward = builtin_rewards::<B>()
+        .build("bump", &ron::Value::Unit)
+        .unwrap();
+    let params: ron::Value = ron::from_str(params).unwrap();
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut algorithm = build(&builtin_algorithms(), name, &params, &env, &mut rng).unwrap();
+    algorithm
+        .train_epoch(&Context {
+            env: &env,
+            reward: reward.as_ref(),
+            epoch: 0,
+            epochs: 1,
+            seed: 0,
+        })
+        .unwrap()
+}
+
+fn get(s: &Scalars, key: &str) -> f64 {
+    s.iter().find(|(k, _)| k == key).unwrap().1
+}
+
+#[test]
+fn tilted_db_vanishes_at_its_exact_solution() {
+    // With p_B = the base denoiser and β = 0, the untrained policy (= base) and the
+    // zero-initialised flow satisfy detailed balance exactly: every residual is 0.
+    let s = first_epoch(
+        "dag_db",
+        "(sample_batch: 16, train_batch: 16, beta: 0.0, beta_anneal: 0.0, tilted: true)",
+    );
+    assert!(get(&s, "db_loss") < 1e-10, "{s:?}");
+    // With a reward the same state is not a solution.
+    let s = first_epoch(
+        "dag_db",
+        "(sample_batch: 16, train_batch: 16, beta: 1.0, beta_anneal: 0.0, tilted: true)",
+    );
+    assert!(get(&s, "db_loss") > 1e-3, "{s:?}");
+}
+
+#[test]
+fn ddpo_first_minibatch_is_on_policy() {
+    // One minibatch per epoch: the ratios are exactly 1, so nothing is clipped.
+    let s = first_epoch(
+        "ddpo",
+        "(sample_batch: 16, train_batch: 16, clip_range: 0.2)",
+    );
+    assert!(get(&s, "approx_kl") < 1e-10, "{s:?}");
+    assert_eq!(get(&s, "clipfrac"), 0.0);
+}
