@@ -247,12 +247,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DagDb<B, E> {
     fn load(&mut self, dir: &Path) -> Result<(), String> {
         load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
         load_module(&mut self.flow, &dir.join("flow.safetensors"))?;
-        let device = burn::module::Module::devices(&self.policy)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
         self.policy_trainer
-            .load(&dir.join("policy-optim"), &device)?;
-        self.flow_trainer.load(&dir.join("flow-optim"), &device)
+            .load(&dir.join("policy-optim"), &self.policy)?;
+        self.flow_trainer.load(&dir.join("flow-optim"), &self.flow)
     }
 }

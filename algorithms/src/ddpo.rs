@@ -159,11 +159,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Ddpo<B, E> {
 
     fn load(&mut self, dir: &Path) -> Result<(), String> {
         load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
-        let device = burn::module::Module::devices(&self.policy)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        self.trainer.load(&dir.join("policy-optim"), &device)?;
+        self.trainer.load(&dir.join("policy-optim"), &self.policy)?;
         self.stats = load_state(&dir.join("per-prompt-stats.ron"))?;
         Ok(())
     }

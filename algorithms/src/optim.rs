@@ -100,11 +100,14 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
             .map_err(|e| format!("saving optimizer state {}: {e}", path.display()))
     }
 
+    /// Restores the state saved for `module` (whose parameter ids it is keyed by).
+    ///
     /// # Errors
     /// A missing or unreadable file.
-    pub fn load(&mut self, path: &Path, device: &B::Device) -> Result<(), String> {
+    pub fn load(&mut self, path: &Path, module: &M) -> Result<(), String> {
+        let device = module.devices().into_iter().next().unwrap_or_default();
         let record = BinFileRecorder::<FullPrecisionSettings>::new()
-            .load(path.to_path_buf(), device)
+            .load(path.to_path_buf(), &device)
             .map_err(|e| format!("loading optimizer state {}: {e}", path.display()))?;
         self.optim = self.optim.clone().load_record(record);
         Ok(())
