@@ -4,7 +4,7 @@
 //! variation of mode weights, and diversity, each averaged over prompts (modes are summed).
 
 use burn::module::Module;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 
 use bench_algorithms::{Scalars, TargetSpec};
@@ -50,6 +50,27 @@ impl SampleLog {
     }
 }
 
+/// `n` final samples `[n, 2]` for prompt `prompt` from `net`.
+pub fn toy_final_states<B: AutodiffBackend>(
+    env: &Toy2d<B>,
+    net: Denoiser<'_, <Toy2d<B> as DiffusionEnv<B>>::Policy>,
+    prompt: usize,
+    n: usize,
+    rng: &mut StdRng,
+) -> Tensor<B, 2> {
+    rollout(env, net, vec![prompt; n], rng).final_states()
+}
+
+/// Toy states `[n, 2]` as host points.
+pub fn to_points<B: AutodiffBackend>(states: Tensor<B, 2>) -> Vec<Point> {
+    let flat = states
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("float samples");
+    flat.chunks(2).map(|c| [c[0], c[1]]).collect()
+}
+
 /// `n` final samples for prompt `prompt` from `net`, as host points.
 pub fn toy_samples<B: AutodiffBackend>(
     env: &Toy2d<B>,
@@ -58,14 +79,7 @@ pub fn toy_samples<B: AutodiffBackend>(
     n: usize,
     rng: &mut StdRng,
 ) -> Vec<Point> {
-    let traj = rollout(env, net, vec![prompt; n], rng);
-    let flat = traj
-        .final_states()
-        .into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .expect("float samples");
-    flat.chunks(2).map(|c| [c[0], c[1]]).collect()
+    to_points(toy_final_states(env, net, prompt, n, rng))
 }
 
 /// The exact target of `spec` for one prompt of the toy.
@@ -113,19 +127,11 @@ impl<B: AutodiffBackend> Evaluate<B> for Toy2d<B> {
         let (mut rewards, mut mmds, mut tvs, mut divs) = (vec![], vec![], vec![], vec![]);
         let (mut covered, mut modes) = (0usize, 0usize);
         for p in 0..prompts {
-            let samples = toy_samples(self, Denoiser::Policy(&frozen), p, samples_per_prompt, rng);
-            let points = burn::tensor::Tensor::<B, 2>::from_data(
-                burn::tensor::TensorData::new(
-                    samples
-                        .iter()
-                        .flat_map(|x| [x[0] as f32, x[1] as f32])
-                        .collect::<Vec<_>>(),
-                    [samples.len(), 2],
-                ),
-                self.device(),
-            );
+            let states =
+                toy_final_states(self, Denoiser::Policy(&frozen), p, samples_per_prompt, rng);
+            let samples = to_points(states.clone());
             let r = reward.score(
-                self.decode(points),
+                self.decode(states),
                 &vec![self.prompts()[p].clone(); samples.len()],
             );
             rewards.extend(bench_algorithms::util::to_f64(r));
