@@ -60,6 +60,12 @@ pub trait Algorithm<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
     /// The current policy, for evaluation and sampling.
     fn policy(&self) -> &E::Policy;
 
+    /// Whether the objective differentiates the reward; the harness then refuses, before
+    /// anything runs, a reward that is not differentiable.
+    fn needs_reward_gradient(&self) -> bool {
+        false
+    }
+
     /// The exact target, for objectives that match a distribution.
     fn target(&self, env: &E) -> Option<TargetSpec>;
 

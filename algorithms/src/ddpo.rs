@@ -13,6 +13,7 @@ use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::checkpoint::{load_module, load_state, save_module, save_state};
 use crate::optim::{OptimConfig, Trainer};
 use crate::per_prompt_stats::PerPromptStats;
+use crate::ppo::{clip_fraction, clipped_surrogate};
 use crate::util::{mean, minibatches, scalar, std, vector};
 
 /// DDPO's hyper-parameters; defaults are the reference code's (kvablack/ddpo-pytorch).
@@ -110,21 +111,17 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Ddpo<B, E> {
                     )
                     .log_prob(stacked.x_next, env.scheduler().reduction());
                 let log_ratio = new_log_prob - sub.stacked_log_probs(&steps);
-                let ratio = log_ratio.clone().exp();
                 let eps = self.config.clip_range;
-                let unclipped = -adv.clone() * ratio.clone();
-                let clipped = -adv * ratio.clone().clamp(1.0 - eps, 1.0 + eps);
-                let loss = unclipped.max_pair(clipped).mean();
-
+                let loss = clipped_surrogate(log_ratio.clone(), adv, eps);
                 kls.push(scalar(
-                    log_ratio.detach().powi_scalar(2).mean().mul_scalar(0.5),
+                    log_ratio
+                        .clone()
+                        .detach()
+                        .powi_scalar(2)
+                        .mean()
+                        .mul_scalar(0.5),
                 ));
-                let outside = (ratio.detach() - 1.0)
-                    .abs()
-                    .greater_elem(eps)
-                    .float()
-                    .mean();
-                clipfracs.push(scalar(outside));
+                clipfracs.push(scalar(clip_fraction(log_ratio.detach(), eps)));
                 losses.push(scalar(loss.clone().detach()));
 
                 let mut grads = loss.backward();

@@ -4,10 +4,21 @@
 pub mod algorithm;
 pub mod checkpoint;
 pub mod dag_db;
+pub mod dag_kl;
 pub mod ddpo;
+pub mod detailed_balance;
+pub mod dpok;
+pub mod draft;
+pub mod draft_lv;
+pub mod nabla_gfn;
 pub mod optim;
 pub mod per_prompt_stats;
+pub mod ppo;
+pub mod refl;
 pub mod registry;
+pub mod residual_db;
+pub mod reward_backprop;
+pub mod reward_gradient;
 pub mod util;
 
 pub use algorithm::{Algorithm, Context, Scalars, TargetSpec};

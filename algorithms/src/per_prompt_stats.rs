@@ -30,6 +30,16 @@ impl PerPromptStats {
 
     /// Adds the batch's rewards and returns their advantages `(r − mean)/(std + 1e-6)`.
     pub fn update(&mut self, prompts: &[String], rewards: &[f64]) -> Vec<f64> {
+        self.advantages(prompts, rewards, true)
+    }
+
+    /// As [`PerPromptStats::update`] without the division by the std: `r − mean`, an unbiased
+    /// baseline that leaves the objective's scale alone.
+    pub fn centre(&mut self, prompts: &[String], rewards: &[f64]) -> Vec<f64> {
+        self.advantages(prompts, rewards, false)
+    }
+
+    fn advantages(&mut self, prompts: &[String], rewards: &[f64], scale: bool) -> Vec<f64> {
         let batch = mean_std(rewards.iter().copied());
         let mut advantages = vec![0.0; rewards.len()];
         let mut unique: Vec<&String> = prompts.iter().collect();
@@ -52,7 +62,12 @@ impl PerPromptStats {
                 mean_std(buffer.iter().copied())
             };
             for &i in &rows {
-                advantages[i] = (rewards[i] - mean) / (std + 1e-6);
+                let centred = rewards[i] - mean;
+                advantages[i] = if scale {
+                    centred / (std + 1e-6)
+                } else {
+                    centred
+                };
             }
         }
         advantages

@@ -30,6 +30,41 @@ pub fn builtin_algorithms<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
         "DAG-DB: GFlowNet detailed balance with a forward-looking flow (exp(β·r), or tilted)",
         crate::dag_db::DagDb::build,
     );
+    r.register(
+        "dag_kl",
+        "DAG-KL: the flow learns by DB, the policy by a PPO-clipped REINFORCE-KL surrogate",
+        crate::dag_kl::DagKl::build,
+    );
+    r.register(
+        "residual_db",
+        "residual DB (∇-GFlowNet Eq. 20): forward-looking DB of p_θ/p_base towards p_base·R^β",
+        crate::residual_db::ResidualDb::build,
+    );
+    r.register(
+        "nabla_gfn",
+        "∇-GFlowNet: residual ∇-DB on scores with reward gradients, towards p_base·R^β",
+        crate::nabla_gfn::NablaGfn::build,
+    );
+    r.register(
+        "dpok",
+        "DPOK: PPO-clipped policy gradient with a per-step KL to the pretrained model",
+        crate::dpok::Dpok::build,
+    );
+    r.register(
+        "refl",
+        "ReFL: maximise r(x̂₀) from a detached state at a random late step",
+        crate::refl::Refl::build,
+    );
+    r.register(
+        "draft",
+        "DRaFT-K: backpropagate r(x₀) through the last K sampling steps (DRaFT-1: K = 1)",
+        crate::draft::Draft::build,
+    );
+    r.register(
+        "draft_lv",
+        "DRaFT-LV: noise the sample one step back, denoise it differentiably, maximise r",
+        crate::draft_lv::DraftLv::build,
+    );
     r
 }
 

@@ -42,3 +42,23 @@ pub fn std(values: &[f64]) -> f64 {
 pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     to_f64(t)[0]
 }
+
+/// `TryFrom<String>` for a fieldless enum, so that algorithm parameters (which reach us as
+/// `ron::Value`, where enum variant names are lost) can name a choice as a string.
+macro_rules! choice_from_string {
+    ($ty:ident { $($variant:ident),+ $(,)? }) => {
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                match s.as_str() {
+                    $(stringify!($variant) => Ok(Self::$variant),)+
+                    other => Err(format!(
+                        "unknown choice {other:?}; expected one of: {}",
+                        [$(stringify!($variant)),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+pub(crate) use choice_from_string;

@@ -30,6 +30,9 @@ pub trait DiffusionEnv<B: AutodiffBackend>: Send + Sync {
     type Policy: AutodiffModule<B> + Clone + Send + core::fmt::Debug + 'static;
     /// A network of the state (x_t, t, prompt) to one scalar: GFlowNet flows, value heads.
     type StateNet: AutodiffModule<B> + Clone + Send + core::fmt::Debug + 'static;
+    /// A network of the state to a vector of the state's shape: ∇-GFlowNet's residual flow
+    /// score g_φ (SD: a small UNet; the toy: an MLP).
+    type FieldNet: AutodiffModule<B> + Clone + Send + core::fmt::Debug + 'static;
 
     fn device(&self) -> &B::Device;
     fn scheduler(&self) -> &Scheduler;
@@ -41,6 +44,8 @@ pub trait DiffusionEnv<B: AutodiffBackend>: Send + Sync {
     /// A fresh policy that equals the base model exactly (zero-initialised output).
     fn init_policy(&self, rng: &mut StdRng) -> Self::Policy;
     fn init_state_net(&self, rng: &mut StdRng) -> Self::StateNet;
+    /// A fresh vector field whose output starts at zero.
+    fn init_field_net(&self, rng: &mut StdRng) -> Self::FieldNet;
 
     /// ε of the rows at inference steps `steps`, without guidance; `None` is the null prompt.
     fn eps_unguided(
@@ -60,6 +65,15 @@ pub trait DiffusionEnv<B: AutodiffBackend>: Send + Sync {
         states: &[usize],
         prompts: &[usize],
     ) -> Tensor<B, 1>;
+
+    /// The vector `net(x, t, prompt)` for states at trajectory positions `states`: `[N, dims]`.
+    fn field(
+        &self,
+        net: &Self::FieldNet,
+        x: Tensor<B, 2>,
+        states: &[usize],
+        prompts: &[usize],
+    ) -> Tensor<B, 2>;
 
     /// States to images `[N, C, H, W]` (identity reshape for toys, the VAE for SD).
     fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4>;

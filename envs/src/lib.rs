@@ -13,6 +13,6 @@ pub mod toy2d;
 
 pub use env::{Denoiser, DiffusionEnv};
 pub use gaussian::{DiagGaussian, LogProbReduction};
-pub use rollout::{rollout, Trajectory};
+pub use rollout::{normal_tensor, rollout, Stacked, Trajectory};
 pub use sampler::{SamplerConfig, SamplerKind, Scheduler};
 pub use schedule::{NoiseSchedule, ScheduleConfig};

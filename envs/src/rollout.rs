@@ -97,6 +97,30 @@ impl<B: Backend> Trajectory<B> {
         }
     }
 
+    /// Chosen transitions `(row, step)` stacked into one batch, in the order given (rows may
+    /// each train different steps, e.g. after stratified subsampling).
+    pub fn gather(&self, picks: &[(usize, usize)]) -> Stacked<B> {
+        let row = |t: &Tensor<B, 2>, i: usize| t.clone().slice(i..i + 1);
+        Stacked {
+            x_t: Tensor::cat(
+                picks
+                    .iter()
+                    .map(|&(i, k)| row(&self.states[k], i))
+                    .collect(),
+                0,
+            ),
+            x_next: Tensor::cat(
+                picks
+                    .iter()
+                    .map(|&(i, k)| row(&self.states[k + 1], i))
+                    .collect(),
+                0,
+            ),
+            steps: picks.iter().map(|&(_, k)| k).collect(),
+            prompts: picks.iter().map(|&(i, _)| self.prompts[i]).collect(),
+        }
+    }
+
     /// Sampling log-probabilities of steps `steps`, stacked as [`Trajectory::stack`] does.
     pub fn stacked_log_probs(&self, steps: &[usize]) -> Tensor<B, 1> {
         Tensor::cat(

@@ -78,6 +78,13 @@ fn build(run: &RunConfig, plugins: &Plugins, file: &Path) -> Result<Built, Strin
         &mut rng,
     )
     .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.algorithm.name)))?;
+    if algorithm.needs_reward_gradient() {
+        bench_algorithms::reward_gradient::require_differentiable(
+            &run.algorithm.name,
+            reward.as_ref(),
+        )
+        .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.reward.name)))?;
+    }
     Ok(Built {
         env,
         reward,

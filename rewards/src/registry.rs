@@ -79,6 +79,14 @@ pub fn params<T: serde::de::DeserializeOwned + Default>(value: &ron::Value) -> R
     match value {
         ron::Value::Unit => Ok(T::default()),
         ron::Value::Map(m) if m.is_empty() => Ok(T::default()),
-        v => v.clone().into_rust::<T>().map_err(|e| e.to_string()),
+        v => v.clone().into_rust::<T>().map_err(|e| {
+            let e = e.to_string();
+            // ron::Value keeps no enum variant names: a bare `Base` arrives as `()`.
+            if e.contains("Expected enum") {
+                format!("{e} (write an option's choice as a string, e.g. \"Base\")")
+            } else {
+                e
+            }
+        }),
     }
 }

@@ -17,7 +17,7 @@ use bench_models::GaussianMixture;
 use crate::env::{Denoiser, DiffusionEnv};
 use crate::sampler::{SamplerConfig, Scheduler};
 use exact_eps::ExactEps;
-use networks::{Features, ToyPolicy, ToyStateNet};
+use networks::{Features, ToyFieldNet, ToyPolicy, ToyStateNet};
 
 /// The toy's configuration (`env: Toy2d(...)` in a sweep).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,9 +95,22 @@ impl<B: AutodiffBackend> Toy2d<B> {
     }
 }
 
+impl<B: AutodiffBackend> Toy2d<B> {
+    /// Network inputs for states at trajectory positions `states`.
+    fn state_features(&self, x: Tensor<B, 2>, states: &[usize], prompts: &[usize]) -> Tensor<B, 2> {
+        let s = self.scheduler.schedule();
+        let t: Vec<f64> = states
+            .iter()
+            .map(|&i| s.timestep_of_state(i) as f64)
+            .collect();
+        self.features.build(x, &t, prompts, &self.device)
+    }
+}
+
 impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
     type Policy = ToyPolicy<B>;
     type StateNet = ToyStateNet<B>;
+    type FieldNet = ToyFieldNet<B>;
 
     fn device(&self) -> &B::Device {
         &self.device
@@ -121,6 +134,10 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
 
     fn init_state_net(&self, rng: &mut StdRng) -> ToyStateNet<B> {
         ToyStateNet::new(&self.features, self.config.hidden, rng, &self.device)
+    }
+
+    fn init_field_net(&self, rng: &mut StdRng) -> ToyFieldNet<B> {
+        ToyFieldNet::new(&self.features, self.config.hidden, rng, &self.device)
     }
 
     fn eps_unguided(
@@ -151,13 +168,17 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
         states: &[usize],
         prompts: &[usize],
     ) -> Tensor<B, 1> {
-        let s = self.scheduler.schedule();
-        let t: Vec<f64> = states
-            .iter()
-            .map(|&i| s.timestep_of_state(i) as f64)
-            .collect();
-        let input = self.features.build(x, &t, prompts, &self.device);
-        net.forward(input)
+        net.forward(self.state_features(x, states, prompts))
+    }
+
+    fn field(
+        &self,
+        net: &ToyFieldNet<B>,
+        x: Tensor<B, 2>,
+        states: &[usize],
+        prompts: &[usize],
+    ) -> Tensor<B, 2> {
+        net.forward(self.state_features(x, states, prompts))
     }
 
     fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4> {

@@ -84,3 +84,21 @@ impl<B: Backend> ToyStateNet<B> {
         self.mlp.forward(input).reshape([n])
     }
 }
+
+/// A vector field of the state (∇-GFlowNet's g_φ), zero at initialisation.
+#[derive(Module, Debug)]
+pub struct ToyFieldNet<B: Backend> {
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> ToyFieldNet<B> {
+    pub fn new(features: &Features, hidden: usize, rng: &mut StdRng, device: &B::Device) -> Self {
+        Self {
+            mlp: Mlp::new(&[features.width(), hidden, hidden, 2], true, rng, device),
+        }
+    }
+
+    pub fn forward(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.mlp.forward(input)
+    }
+}

@@ -1,0 +1,369 @@
+//! The forward-looking detailed-balance terms shared by DAG-DB, DAG-KL and residual DB.
+//!
+//! For a transition x_t → x_{t−1} (trajectory positions k → k+1):
+//!
+//! log F(x_t) = F_φ(x_t, t, c) + β·r(x̂₀(x_t)),   log F(x₀) = β·r(x₀),
+//! δ = log F(x_t) + log p_θ(x_{t−1}|x_t) − log F(x_{t−1}) − log p_B(x_t|x_{t−1}),
+//!
+//! with p_B the noising kernel q (target ∝ exp(β·r)) or the pretrained denoiser (the residual
+//! form, target ∝ p_base·exp(β·r)). x̂₀ comes from the model being trained, frozen, without
+//! guidance (a constant), as in the reference code.
+
+use std::path::Path;
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::rngs::StdRng;
+
+use bench_envs::{Denoiser, DiffusionEnv, Trajectory};
+use bench_rewards::toy::TargetKind;
+
+use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::checkpoint::{load_module, save_module};
+use crate::optim::{OptimConfig, Trainer};
+use crate::util::{mean, minibatches, scalar, std, vector};
+
+/// What stands in the backward direction of the balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackwardPolicy {
+    /// The fixed noising kernel q(x_t | x_{t−1}): target ∝ exp(β·r).
+    Noising,
+    /// The pretrained denoiser p_base(x_{t−1} | x_t): target ∝ p_base·exp(β·r).
+    Pretrained,
+}
+
+/// Which model's x̂₀ the forward-looking term r(x̂₀(x_t)) uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum LookAheadModel {
+    /// The model being trained, frozen for the step (the papers' code).
+    #[default]
+    Current,
+    /// The pretrained model: a fixed baseline. For the residual target p_base·R^β the exact
+    /// residual flow is E_base[R^β(x₀) | x_t], of which β·r(x̂₀_base(x_t)) is the first-order
+    /// approximation, and it does not move while the policy learns.
+    Base,
+}
+
+crate::util::choice_from_string!(LookAheadModel { Current, Base });
+
+/// Every term of δ for a minibatch of transitions, rows stacked step-major (`k·m + i`).
+pub struct DbTerms<B: AutodiffBackend> {
+    /// log F(x_t), with the flow network's graph.
+    pub log_f_t: Tensor<B, 1>,
+    /// log F(x_{t−1}), with the flow network's graph (the reward alone at the last step).
+    pub log_f_next: Tensor<B, 1>,
+    /// log p_θ(x_{t−1}|x_t) under the current policy, with its graph.
+    pub log_pf: Tensor<B, 1>,
+    /// log p_θ_old(x_{t−1}|x_t): the sampling policy's, recorded at rollout.
+    pub log_pf_old: Tensor<B, 1>,
+    /// log p_B, a constant.
+    pub log_pb: Tensor<B, 1>,
+    /// The current policy's guided ε at x_t, with its graph (for output regularisation).
+    pub eps: Tensor<B, 2>,
+    /// x_t, steps and prompts of the rows.
+    pub x_t: Tensor<B, 2>,
+    pub steps: Vec<usize>,
+    pub prompts: Vec<usize>,
+}
+
+impl<B: AutodiffBackend> DbTerms<B> {
+    /// δ per transition.
+    pub fn residual(&self) -> Tensor<B, 1> {
+        self.log_f_t.clone() + self.log_pf.clone() - self.log_f_next.clone() - self.log_pb.clone()
+    }
+}
+
+/// r(x̂₀(x)) for states `x` at inference steps `steps`, from `current` (frozen) without
+/// guidance: the forward-looking term, a constant.
+pub fn looking_ahead<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    model: Denoiser<'_, E::Policy>,
+    x: Tensor<B, 2>,
+    steps: &[usize],
+    prompts: &[usize],
+) -> Vec<f64> {
+    let env = ctx.env;
+    let eps = env.eps_unguided(model, x.clone(), steps, Some(prompts));
+    ctx.score(env.scheduler().predict_x0(x, eps, steps), prompts)
+}
+
+/// The terms of every transition of `sub` (its rows' final rewards are `rewards`).
+#[allow(clippy::too_many_arguments)]
+pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    policy: &E::Policy,
+    flow: &E::StateNet,
+    sub: &Trajectory<B>,
+    rewards: &[f64],
+    beta: f64,
+    backward: BackwardPolicy,
+    look_ahead: LookAheadModel,
+) -> DbTerms<B> {
+    let env = ctx.env;
+    let device = env.device().clone();
+    let reduction = env.scheduler().reduction();
+    let t_max = sub.num_steps();
+    let steps: Vec<usize> = (0..t_max).collect();
+    let m = sub.batch_size();
+    let s = sub.stack(&steps);
+    let current = burn::module::Module::no_grad(policy.clone());
+    let model = match look_ahead {
+        LookAheadModel::Current => Denoiser::Policy(&current),
+        LookAheadModel::Base => Denoiser::Base,
+    };
+    let fl_t: Vec<f64> = looking_ahead(ctx, model, s.x_t.clone(), &s.steps, &s.prompts)
+        .into_iter()
+        .map(|r| beta * r)
+        .collect();
+    // The next state's term; at the last step x_{t−1} = x₀ and log F(x₀) = β·r(x₀).
+    let next_steps: Vec<usize> = s.steps.iter().map(|&k| (k + 1).min(t_max - 1)).collect();
+    let ahead = looking_ahead(ctx, model, s.x_next.clone(), &next_steps, &s.prompts);
+    let last: Vec<bool> = s.steps.iter().map(|&k| k + 1 == t_max).collect();
+    let fl_next: Vec<f64> = (0..last.len())
+        .map(|j| beta * if last[j] { rewards[j % m] } else { ahead[j] })
+        .collect();
+    let keep_next: Vec<f64> = last.iter().map(|&l| if l { 0.0 } else { 1.0 }).collect();
+    let states_next: Vec<usize> = s.steps.iter().map(|k| k + 1).collect();
+
+    let log_f_t =
+        env.state_value(flow, s.x_t.clone(), &s.steps, &s.prompts) + vector::<B>(&fl_t, &device);
+    let log_f_next = env.state_value(flow, s.x_next.clone(), &states_next, &s.prompts)
+        * vector::<B>(&keep_next, &device)
+        + vector::<B>(&fl_next, &device);
+
+    let eps = env.eps(
+        Denoiser::Policy(policy),
+        s.x_t.clone(),
+        &s.steps,
+        &s.prompts,
+    );
+    let log_pf = env
+        .scheduler()
+        .transition(s.x_t.clone(), eps.clone(), &s.steps)
+        .log_prob(s.x_next.clone(), reduction);
+    let log_pb = match backward {
+        BackwardPolicy::Pretrained => env
+            .transition(Denoiser::Base, s.x_t.clone(), &s.steps, &s.prompts)
+            .log_prob(s.x_next.clone(), reduction),
+        BackwardPolicy::Noising => env
+            .scheduler()
+            .noising_kernel(s.x_next.clone(), &s.steps)
+            .log_prob(s.x_t.clone(), reduction),
+    }
+    .detach();
+    DbTerms {
+        log_f_t,
+        log_f_next,
+        log_pf,
+        log_pf_old: sub.stacked_log_probs(&steps),
+        log_pb,
+        eps,
+        x_t: s.x_t,
+        steps: s.steps,
+        prompts: s.prompts,
+    }
+}
+
+/// mean (ε_θ − ε_old)² at the rows of `terms`: the trust region towards `old`, the model that
+/// sampled the epoch (DAG's and ∇-GFlowNet's output regularisation).
+pub fn output_regulariser<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    env: &E,
+    old: &E::Policy,
+    eps: Tensor<B, 2>,
+    x_t: Tensor<B, 2>,
+    steps: &[usize],
+    prompts: &[usize],
+) -> Tensor<B, 1> {
+    let eps_old = env.eps(Denoiser::Policy(old), x_t, steps, prompts).detach();
+    (eps - eps_old).powi_scalar(2).mean()
+}
+
+/// β at `epoch` when it rises linearly over the first `anneal` fraction of `epochs`.
+pub fn annealed_beta(beta: f64, anneal: f64, epoch: usize, epochs: usize) -> f64 {
+    let ramp = anneal * epochs as f64;
+    if ramp <= 0.0 {
+        return beta;
+    }
+    beta * ((epoch + 1) as f64 / ramp).min(1.0)
+}
+
+/// How the policy learns from the balance residual δ.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyLoss {
+    /// δ² itself (DAG-DB, residual DB): policy and flow share one loss.
+    Balance,
+    /// DAG-KL: the flow learns from δ² with log p_θ detached; the policy from a PPO-clipped
+    /// REINFORCE surrogate whose advantage is −δ (detached).
+    Reinforce(crate::dag_kl::ReinforceSettings),
+}
+
+/// Everything the shared loop needs, filled by each objective's own config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbSettings {
+    pub sample_batch: usize,
+    pub train_batch: usize,
+    pub beta: f64,
+    pub beta_anneal: f64,
+    pub reg_coef: f64,
+    pub backward: BackwardPolicy,
+    pub look_ahead: LookAheadModel,
+    pub policy_loss: PolicyLoss,
+    pub optim: OptimConfig,
+    pub flow_optim: OptimConfig,
+}
+
+impl DbSettings {
+    /// # Errors
+    /// Batches that are empty or an annealing fraction outside [0, 1].
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sample_batch == 0 || self.train_batch == 0 {
+            return Err("sample_batch and train_batch must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.beta_anneal) {
+            return Err(format!(
+                "beta_anneal = {} must be in [0, 1]",
+                self.beta_anneal
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The training loop of the detailed-balance family: sample an epoch with the current policy,
+/// then train every transition of each minibatch of trajectories.
+pub struct DbAlgorithm<B: AutodiffBackend, E: DiffusionEnv<B>> {
+    settings: DbSettings,
+    policy: E::Policy,
+    flow: E::StateNet,
+    policy_trainer: Trainer<B, E::Policy>,
+    flow_trainer: Trainer<B, E::StateNet>,
+}
+
+impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> DbAlgorithm<B, E> {
+    /// # Errors
+    /// Invalid settings.
+    pub fn boxed(
+        settings: DbSettings,
+        env: &E,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn Algorithm<B, E>>, String> {
+        settings.validate()?;
+        Ok(Box::new(Self {
+            policy: env.init_policy(rng),
+            flow: env.init_state_net(rng),
+            policy_trainer: Trainer::new(settings.optim.clone()),
+            flow_trainer: Trainer::new(settings.flow_optim.clone()),
+            settings,
+        }))
+    }
+}
+
+impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, E> {
+    fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
+        let st = &self.settings;
+        let beta = annealed_beta(st.beta, st.beta_anneal, ctx.epoch, ctx.epochs);
+        let mut rng = ctx.rng("detailed_balance");
+        let old = burn::module::Module::no_grad(self.policy.clone());
+        let (traj, rewards) = ctx.sample(&self.policy, st.sample_batch, &mut rng);
+
+        let mut logs: [Vec<f64>; 5] = Default::default();
+        for rows in minibatches(traj.batch_size(), st.train_batch, &mut rng) {
+            let sub = traj.select_rows(&rows);
+            let sub_rewards: Vec<f64> = rows.iter().map(|&r| rewards[r]).collect();
+            let t = db_terms(
+                ctx,
+                &self.policy,
+                &self.flow,
+                &sub,
+                &sub_rewards,
+                beta,
+                st.backward,
+                st.look_ahead,
+            );
+            let reg = output_regulariser(
+                ctx.env,
+                &old,
+                t.eps.clone(),
+                t.x_t.clone(),
+                &t.steps,
+                &t.prompts,
+            );
+            let (loss, balance, policy_term) = match &st.policy_loss {
+                PolicyLoss::Balance => {
+                    let db = t.residual().powi_scalar(2).mean();
+                    (db.clone(), db.clone(), db)
+                }
+                PolicyLoss::Reinforce(kl) => {
+                    let flow_loss = (t.log_f_t.clone() + t.log_pf.clone().detach()
+                        - t.log_f_next.clone()
+                        - t.log_pb.clone())
+                    .powi_scalar(2)
+                    .mean();
+                    let surrogate = crate::dag_kl::reinforce_surrogate(
+                        t.log_pf.clone(),
+                        t.log_pf_old.clone(),
+                        t.residual().detach(),
+                        sub.batch_size(),
+                        kl,
+                    );
+                    (
+                        flow_loss.clone() + surrogate.clone().mul_scalar(kl.kl_coef),
+                        flow_loss,
+                        surrogate,
+                    )
+                }
+            };
+            let loss = loss + reg.clone().mul_scalar(st.reg_coef);
+            logs[0].push(scalar(balance.detach()));
+            logs[1].push(scalar(policy_term.detach()));
+            logs[2].push(scalar(reg.detach()));
+
+            let mut grads = loss.backward();
+            let (policy, pn) = self.policy_trainer.step(self.policy.clone(), &mut grads);
+            let (flow, fnorm) = self.flow_trainer.step(self.flow.clone(), &mut grads);
+            self.policy = policy;
+            self.flow = flow;
+            logs[3].push(pn);
+            logs[4].push(fnorm);
+        }
+        Ok(vec![
+            ("reward_mean".into(), mean(&rewards)),
+            ("reward_std".into(), std(&rewards)),
+            ("beta".into(), beta),
+            ("db_loss".into(), mean(&logs[0])),
+            ("policy_loss".into(), mean(&logs[1])),
+            ("reg".into(), mean(&logs[2])),
+            ("grad_norm".into(), mean(&logs[3])),
+            ("flow_grad_norm".into(), mean(&logs[4])),
+        ])
+    }
+
+    fn policy(&self) -> &E::Policy {
+        &self.policy
+    }
+
+    fn target(&self, env: &E) -> Option<TargetSpec> {
+        Some(TargetSpec {
+            kind: match self.settings.backward {
+                BackwardPolicy::Noising => TargetKind::Power,
+                BackwardPolicy::Pretrained => TargetKind::Tilted,
+            },
+            beta: self.settings.beta * env.scheduler().reduction().to_sum_factor(env.dims()),
+        })
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), String> {
+        save_module(&self.policy, &dir.join("policy.safetensors"))?;
+        save_module(&self.flow, &dir.join("flow.safetensors"))?;
+        self.policy_trainer.save(&dir.join("policy-optim"))?;
+        self.flow_trainer.save(&dir.join("flow-optim"))
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<(), String> {
+        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
+        load_module(&mut self.flow, &dir.join("flow.safetensors"))?;
+        self.policy_trainer
+            .load(&dir.join("policy-optim"), &self.policy)?;
+        self.flow_trainer.load(&dir.join("flow-optim"), &self.flow)
+    }
+}

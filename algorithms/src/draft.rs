@@ -1,0 +1,99 @@
+//! DRaFT-K (Clark et al., 2024): backpropagate r(x₀) through the last K sampling steps, the
+//! earlier ones run without a graph. DRaFT-1 is K = 1; K = all steps is full backpropagation
+//! through the sampler (AlignProp without checkpointing).
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use bench_envs::DiffusionEnv;
+
+use crate::algorithm::Algorithm;
+use crate::optim::OptimConfig;
+use crate::reward_backprop::{
+    truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
+};
+
+/// DRaFT-K's hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DraftConfig {
+    /// Sampling steps the gradient flows through (1 = DRaFT-1).
+    pub k: usize,
+    /// Samples per optimizer step (64).
+    pub batch: usize,
+    /// Optimizer steps per epoch (4).
+    pub updates: usize,
+    /// Maximise ReLU(r) instead of r.
+    pub relu: bool,
+    /// lr 1e-4 in ∇-GFlowNet's comparisons.
+    pub optim: OptimConfig,
+}
+
+impl DraftConfig {
+    fn settings(&self) -> BackpropSettings {
+        BackpropSettings {
+            batch: self.batch,
+            updates: self.updates,
+            relu: self.relu,
+            optim: self.optim.clone(),
+        }
+    }
+}
+
+impl Default for DraftConfig {
+    fn default() -> Self {
+        let d = BackpropSettings::default();
+        Self {
+            k: 1,
+            batch: d.batch,
+            updates: d.updates,
+            relu: d.relu,
+            optim: d.optim,
+        }
+    }
+}
+
+/// DRaFT-K's sampler: a rollout whose last `k` steps keep their graph.
+pub struct Draft {
+    pub k: usize,
+}
+
+impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Draft {
+    fn name(&self) -> &'static str {
+        "draft"
+    }
+
+    fn samples(
+        &self,
+        env: &E,
+        live: &E::Policy,
+        frozen: &E::Policy,
+        prompts: &[usize],
+        rng: &mut StdRng,
+    ) -> Tensor<B, 2> {
+        truncated_rollout(env, live, frozen, prompts, self.k, rng)
+            .pop()
+            .expect("a rollout has a final state")
+    }
+}
+
+impl Draft {
+    /// # Errors
+    /// K outside 1..=steps.
+    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &ron::Value,
+        env: &E,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn Algorithm<B, E>>, String> {
+        let c: DraftConfig = bench_rewards::registry::params(params)?;
+        let steps = env.scheduler().num_steps();
+        if c.k == 0 || c.k > steps {
+            return Err(format!(
+                "k = {} must be in 1..={steps} (the sampler's steps)",
+                c.k
+            ));
+        }
+        BackpropAlgorithm::boxed(c.settings(), Draft { k: c.k }, env, rng)
+    }
+}

@@ -1,0 +1,434 @@
+//! ∇-GFlowNet with residual ∇-DB (Liu et al., Eqs. 12–19, Appendices A and G): detailed
+//! balance on *scores*, for the residual policy p_θ/p_base^η towards p_base·R^β.
+//!
+//! For a transition x_t → x_{t+1} (paper's indexing: t counts denoising steps):
+//! - forward (Eq. 16), trains θ and g_φ:
+//!   ‖∇_{x_{t+1}} log p_θ − η∇_{x_{t+1}} log p_base − [βγ_{t+1}∇r(x̂₀_θ(x_{t+1})) + g_φ(x_{t+1})]‖²,
+//!   with the score −(x_{t+1} − μ(x_t))/σ_t² in closed form (it is differentiable in θ;
+//!   burn's autodiff has no second order), and at the last transition the target
+//!   β∇r(x_{t+1}) (g_φ dropped, γ = 1);
+//! - reverse (Eq. 17), weight w_B: ‖∇_{x_t} log p_θ − η∇_{x_t} log p_base + βγ_t∇r(x̂₀_θ(x_t)) +
+//!   g_φ(x_t)‖², the scores by autodiff with respect to x_t, so as in the released code it
+//!   trains g_φ only;
+//! - terminal (Eq. 18): ‖g_φ(x_T)‖²;
+//! - output regularisation λ·mean(ε_θ − ε_old)² towards the model that sampled the epoch.
+//!
+//! Scores are true log-density gradients whatever the sampler's log-prob reduction, as in the
+//! released code; losses are means over rows and dimensions.
+
+use std::path::Path;
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::{rngs::StdRng, Rng};
+use serde::{Deserialize, Serialize};
+
+use bench_envs::{Denoiser, DiffusionEnv, LogProbReduction, Stacked, Trajectory};
+use bench_rewards::toy::TargetKind;
+
+use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::checkpoint::{load_module, save_module};
+use crate::detailed_balance::output_regulariser;
+use crate::optim::{OptimConfig, Trainer};
+use crate::reward_gradient::{gradient_wrt_input, predicted_reward_gradient, reward_gradient};
+use crate::util::{mean, minibatches, scalar, std};
+
+/// The forward-looking scale γ as a function of the state's ᾱ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LookAhead {
+    /// γ = ᾱ (the paper's choice).
+    #[default]
+    AlphaBar,
+    /// γ = √ᾱ (an option of the released code).
+    Sqrt,
+}
+
+crate::util::choice_from_string!(LookAhead { AlphaBar, Sqrt });
+
+impl LookAhead {
+    pub fn gamma(self, alpha_bar: f64) -> f64 {
+        match self {
+            Self::AlphaBar => alpha_bar,
+            Self::Sqrt => alpha_bar.sqrt(),
+        }
+    }
+}
+
+/// ∇-GFlowNet's hyper-parameters; defaults are the released code's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NablaGfnConfig {
+    /// Trajectories sampled per epoch (64).
+    pub sample_batch: usize,
+    /// Trajectories per optimizer step (32).
+    pub train_batch: usize,
+    /// Strata of the stratified timestep subsampling: one transition from each of `strata`
+    /// equal intervals of the steps before the last, plus the last one always (5 of 50 steps:
+    /// 6 transitions). 0 trains every transition.
+    pub strata: usize,
+    /// Reward exponent β on true log-densities (1e3 default, 1e4 aesthetic).
+    pub beta: f64,
+    pub w_f: f64,
+    /// Weight of the reverse loss; 0 and 1 are the paper's settings.
+    pub w_b: f64,
+    pub look_ahead: LookAhead,
+    /// Prior strength η (Appendix G): the target becomes R^β·p_base^η.
+    pub prior_strength: f64,
+    /// λ of the output regularisation (1e3; 2e3 aesthetic, 1e2 HPSv2 in the configs).
+    pub reg_coef: f64,
+    /// Std of the Gaussian perturbation of x̂₀ that smooths reward gradients (2e-3), and the
+    /// draws that average it (3).
+    pub reward_smoothing: f64,
+    pub smoothing_samples: usize,
+    /// The policy's optimizer (lr 1e-3).
+    pub optim: OptimConfig,
+    /// g_φ's optimizer (lr 1e-3, weight decay 1e-2).
+    pub field_optim: OptimConfig,
+}
+
+impl Default for NablaGfnConfig {
+    fn default() -> Self {
+        Self {
+            sample_batch: 64,
+            train_batch: 32,
+            strata: 5,
+            beta: 1e3,
+            w_f: 1.0,
+            w_b: 1.0,
+            look_ahead: LookAhead::AlphaBar,
+            prior_strength: 1.0,
+            reg_coef: 1e3,
+            reward_smoothing: 2e-3,
+            smoothing_samples: 3,
+            optim: OptimConfig {
+                lr: 1e-3,
+                ..OptimConfig::default()
+            },
+            field_optim: OptimConfig {
+                lr: 1e-3,
+                weight_decay: 1e-2,
+                ..OptimConfig::default()
+            },
+        }
+    }
+}
+
+/// Stratified steps: one uniformly from each of `strata` equal intervals of `0..steps − 1`,
+/// then the last step `steps − 1`; every step when `strata` is 0 or covers them all.
+pub fn stratified_steps(steps: usize, strata: usize, rng: &mut impl Rng) -> Vec<usize> {
+    let body = steps - 1;
+    if strata == 0 || strata >= body {
+        return (0..steps).collect();
+    }
+    let mut picked: Vec<usize> = (0..strata)
+        .map(|s| {
+            let (lo, hi) = (s * body / strata, (s + 1) * body / strata);
+            rng.random_range(lo..hi)
+        })
+        .collect();
+    picked.push(steps - 1);
+    picked
+}
+
+/// The constants of a batch of transitions: everything the losses use without a gradient.
+pub struct NablaBatch<B: AutodiffBackend> {
+    pub rows: Stacked<B>,
+    /// Final states of the batch's trajectories and their prompts (the terminal loss).
+    pub finals: Tensor<B, 2>,
+    pub final_prompts: Vec<usize>,
+    /// μ_base(x_t) and σ_t of each row.
+    pub mean_base: Tensor<B, 2>,
+    pub std: Tensor<B, 2>,
+    /// The forward target without g_φ: βγ∇r(x̂₀(x_{t+1})), or β∇r(x₀) at the last step.
+    pub look_next: Tensor<B, 2>,
+    /// 1 where g_φ(x_{t+1}) enters the forward target, 0 at the last step.
+    pub keep_next: Tensor<B, 2>,
+    /// ∇_{x_t} log p_θ − η∇_{x_t} log p_base + βγ∇r(x̂₀(x_t)): the reverse residual without g_φ.
+    pub reverse_const: Tensor<B, 2>,
+}
+
+/// The four losses, each with its graph.
+pub struct NablaLosses<B: AutodiffBackend> {
+    pub forward: Tensor<B, 1>,
+    pub reverse: Tensor<B, 1>,
+    pub terminal: Tensor<B, 1>,
+    pub reg: Tensor<B, 1>,
+}
+
+impl<B: AutodiffBackend> NablaLosses<B> {
+    pub fn total(&self, c: &NablaGfnConfig) -> Tensor<B, 1> {
+        self.forward.clone().mul_scalar(c.w_f)
+            + self.reverse.clone().mul_scalar(c.w_b)
+            + self.terminal.clone()
+            + self.reg.clone().mul_scalar(c.reg_coef)
+    }
+}
+
+/// A per-row column `[N, 1]` of host values.
+fn column<B: AutodiffBackend>(values: &[f64], device: &B::Device) -> Tensor<B, 2> {
+    crate::util::vector::<B>(values, device).unsqueeze_dim(1)
+}
+
+/// Computes the constants of `rows` (transitions of trajectories whose finals are given),
+/// with `current` the frozen policy being trained.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    c: &NablaGfnConfig,
+    current: &E::Policy,
+    rows: Stacked<B>,
+    finals: Tensor<B, 2>,
+    final_prompts: Vec<usize>,
+    rng: &mut StdRng,
+) -> NablaBatch<B> {
+    let env = ctx.env;
+    let device = env.device().clone();
+    let sched = env.scheduler();
+    let schedule = sched.schedule();
+    let t_max = sched.num_steps();
+    let steps = rows.steps.clone();
+    let prompts = rows.prompts.clone();
+    let base = env.transition(Denoiser::Base, rows.x_t.clone(), &steps, &prompts);
+    let (mean_base, std) = (base.mean.detach(), base.std.detach());
+
+    // Forward-looking terms at x_{t+1}: through x̂₀ before the last step, r itself at x₀.
+    let last: Vec<bool> = steps.iter().map(|&k| k + 1 == t_max).collect();
+    let next_steps: Vec<usize> = steps.iter().map(|&k| (k + 1).min(t_max - 1)).collect();
+    let ahead = predicted_reward_gradient(
+        ctx,
+        current,
+        rows.x_next.clone(),
+        &next_steps,
+        &prompts,
+        c.reward_smoothing,
+        c.smoothing_samples,
+        rng,
+    );
+    let at_end = reward_gradient(ctx, rows.x_next.clone(), &prompts);
+    let scale_next: Vec<f64> = next_steps
+        .iter()
+        .zip(&last)
+        .map(|(&k, &l)| {
+            if l {
+                0.0
+            } else {
+                c.beta * c.look_ahead.gamma(schedule.alpha_bar(k))
+            }
+        })
+        .collect();
+    let end: Vec<f64> = last.iter().map(|&l| if l { c.beta } else { 0.0 }).collect();
+    let keep: Vec<f64> = last.iter().map(|&l| if l { 0.0 } else { 1.0 }).collect();
+    let look_next = ahead * column::<B>(&scale_next, &device) + at_end * column::<B>(&end, &device);
+
+    // Reverse: scores with respect to x_t by autodiff, and the look-ahead at x_t.
+    let score_x_t = |net: Denoiser<'_, E::Policy>| {
+        gradient_wrt_input(rows.x_t.clone(), |x| {
+            env.transition(net, x, &steps, &prompts)
+                .log_prob(rows.x_next.clone(), LogProbReduction::Sum)
+        })
+    };
+    let reverse_score = score_x_t(Denoiser::Policy(current))
+        - score_x_t(Denoiser::Base).mul_scalar(c.prior_strength);
+    let here = predicted_reward_gradient(
+        ctx,
+        current,
+        rows.x_t.clone(),
+        &steps,
+        &prompts,
+        c.reward_smoothing,
+        c.smoothing_samples,
+        rng,
+    );
+    let scale_here: Vec<f64> = steps
+        .iter()
+        .map(|&k| c.beta * c.look_ahead.gamma(schedule.alpha_bar(k)))
+        .collect();
+    NablaBatch {
+        rows,
+        finals,
+        final_prompts,
+        mean_base,
+        std,
+        look_next,
+        keep_next: column::<B>(&keep, &device),
+        reverse_const: reverse_score + here * column::<B>(&scale_here, &device),
+    }
+}
+
+/// The losses of `policy` and `field` on a prepared batch; `old` is the sampling model.
+pub fn losses<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    env: &E,
+    c: &NablaGfnConfig,
+    policy: &E::Policy,
+    field: &E::FieldNet,
+    old: &E::Policy,
+    b: &NablaBatch<B>,
+) -> NablaLosses<B> {
+    let r = &b.rows;
+    let t_max = env.scheduler().num_steps();
+    let eps = env.eps(
+        Denoiser::Policy(policy),
+        r.x_t.clone(),
+        &r.steps,
+        &r.prompts,
+    );
+    let mean = env
+        .scheduler()
+        .transition(r.x_t.clone(), eps.clone(), &r.steps)
+        .mean;
+    let var = b.std.clone().powi_scalar(2);
+    // s_θ − η·s_base = [(μ_θ − μ_base) + (η − 1)(x_{t+1} − μ_base)]/σ², written so that η = 1
+    // does not subtract two nearly equal scores.
+    let residual_score = (mean - b.mean_base.clone()
+        + (r.x_next.clone() - b.mean_base.clone()).mul_scalar(c.prior_strength - 1.0))
+        / var;
+    let next_states: Vec<usize> = r.steps.iter().map(|k| k + 1).collect();
+    let g_next = env.field(field, r.x_next.clone(), &next_states, &r.prompts) * b.keep_next.clone();
+    let forward = (residual_score - b.look_next.clone() - g_next)
+        .powi_scalar(2)
+        .mean();
+    let g_here = env.field(field, r.x_t.clone(), &r.steps, &r.prompts);
+    let reverse = (b.reverse_const.clone() + g_here).powi_scalar(2).mean();
+    let finals = vec![t_max; b.final_prompts.len()];
+    let terminal = env
+        .field(field, b.finals.clone(), &finals, &b.final_prompts)
+        .powi_scalar(2)
+        .mean();
+    let reg = output_regulariser(env, old, eps, r.x_t.clone(), &r.steps, &r.prompts);
+    NablaLosses {
+        forward,
+        reverse,
+        terminal,
+        reg,
+    }
+}
+
+pub struct NablaGfn<B: AutodiffBackend, E: DiffusionEnv<B>> {
+    config: NablaGfnConfig,
+    policy: E::Policy,
+    field: E::FieldNet,
+    policy_trainer: Trainer<B, E::Policy>,
+    field_trainer: Trainer<B, E::FieldNet>,
+}
+
+impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> NablaGfn<B, E> {
+    /// # Errors
+    /// Invalid parameters.
+    pub fn build(
+        params: &ron::Value,
+        env: &E,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn Algorithm<B, E>>, String> {
+        let config: NablaGfnConfig = bench_rewards::registry::params(params)?;
+        if config.sample_batch == 0 || config.train_batch == 0 {
+            return Err("sample_batch and train_batch must be positive".into());
+        }
+        if !(config.prior_strength > 0.0 && config.prior_strength <= 1.0) {
+            return Err(format!(
+                "prior_strength = {} must be in (0, 1]",
+                config.prior_strength
+            ));
+        }
+        Ok(Box::new(Self {
+            policy: env.init_policy(rng),
+            field: env.init_field_net(rng),
+            policy_trainer: Trainer::new(config.optim.clone()),
+            field_trainer: Trainer::new(config.field_optim.clone()),
+            config,
+        }))
+    }
+}
+
+/// Each row's stratified steps, stacked position-major.
+pub fn picks<B: AutodiffBackend>(
+    traj: &Trajectory<B>,
+    strata: usize,
+    rng: &mut impl Rng,
+) -> Vec<(usize, usize)> {
+    let per_row: Vec<Vec<usize>> = (0..traj.batch_size())
+        .map(|_| stratified_steps(traj.num_steps(), strata, rng))
+        .collect();
+    (0..per_row[0].len())
+        .flat_map(|p| per_row.iter().enumerate().map(move |(i, s)| (i, s[p])))
+        .collect()
+}
+
+impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> {
+    fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
+        let c = self.config.clone();
+        let mut rng = ctx.rng("nabla_gfn");
+        let old = burn::module::Module::no_grad(self.policy.clone());
+        let (traj, rewards) = ctx.sample(&self.policy, c.sample_batch, &mut rng);
+        let mut logs: [Vec<f64>; 6] = Default::default();
+        for rows in minibatches(traj.batch_size(), c.train_batch, &mut rng) {
+            let sub = traj.select_rows(&rows);
+            let stacked = sub.gather(&picks(&sub, c.strata, &mut rng));
+            let current = burn::module::Module::no_grad(self.policy.clone());
+            let batch = prepare(
+                ctx,
+                &c,
+                &current,
+                stacked,
+                sub.final_states(),
+                sub.prompts.clone(),
+                &mut rng,
+            );
+            let l = losses(ctx.env, &c, &self.policy, &self.field, &old, &batch);
+            for (log, v) in logs
+                .iter_mut()
+                .zip([&l.forward, &l.reverse, &l.terminal, &l.reg])
+            {
+                log.push(scalar(v.clone().detach()));
+            }
+            let mut grads = l.total(&c).backward();
+            let (policy, pn) = self.policy_trainer.step(self.policy.clone(), &mut grads);
+            let (field, fnorm) = self.field_trainer.step(self.field.clone(), &mut grads);
+            self.policy = policy;
+            self.field = field;
+            logs[4].push(pn);
+            logs[5].push(fnorm);
+        }
+        Ok(vec![
+            ("reward_mean".into(), mean(&rewards)),
+            ("reward_std".into(), std(&rewards)),
+            ("loss_forward".into(), mean(&logs[0])),
+            ("loss_reverse".into(), mean(&logs[1])),
+            ("loss_terminal".into(), mean(&logs[2])),
+            ("reg".into(), mean(&logs[3])),
+            ("grad_norm".into(), mean(&logs[4])),
+            ("field_grad_norm".into(), mean(&logs[5])),
+        ])
+    }
+
+    fn policy(&self) -> &E::Policy {
+        &self.policy
+    }
+
+    fn needs_reward_gradient(&self) -> bool {
+        true
+    }
+
+    /// p_base·R^β exactly when η = 1; R^β·p_base^η has no closed form otherwise.
+    fn target(&self, _env: &E) -> Option<TargetSpec> {
+        (self.config.prior_strength == 1.0).then_some(TargetSpec {
+            kind: TargetKind::Tilted,
+            beta: self.config.beta,
+        })
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), String> {
+        save_module(&self.policy, &dir.join("policy.safetensors"))?;
+        save_module(&self.field, &dir.join("field.safetensors"))?;
+        self.policy_trainer.save(&dir.join("policy-optim"))?;
+        self.field_trainer.save(&dir.join("field-optim"))
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<(), String> {
+        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
+        load_module(&mut self.field, &dir.join("field.safetensors"))?;
+        self.policy_trainer
+            .load(&dir.join("policy-optim"), &self.policy)?;
+        self.field_trainer
+            .load(&dir.join("field-optim"), &self.field)
+    }
+}

@@ -1,0 +1,121 @@
+//! ReFL (Xu et al., ImageReward): sample with the frozen policy down to a random stop step t,
+//! then maximise r(x̂₀_θ(sg(x_t))): one differentiable ε-prediction from a detached state.
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::{rngs::StdRng, Rng};
+use serde::{Deserialize, Serialize};
+
+use bench_envs::{Denoiser, DiffusionEnv};
+
+use crate::algorithm::Algorithm;
+use crate::optim::OptimConfig;
+use crate::reward_backprop::{
+    truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
+};
+
+/// ReFL's hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReflConfig {
+    /// The stop step's range, inclusive, in inference steps from the start (35..=49 of 50 in
+    /// the official code).
+    pub stop_steps: (usize, usize),
+    /// Samples per optimizer step (64).
+    pub batch: usize,
+    /// Optimizer steps per epoch (4).
+    pub updates: usize,
+    /// Maximise ReLU(r) instead of r.
+    pub relu: bool,
+    /// lr 1e-4 in ∇-GFlowNet's comparisons.
+    pub optim: OptimConfig,
+}
+
+impl ReflConfig {
+    fn settings(&self) -> BackpropSettings {
+        BackpropSettings {
+            batch: self.batch,
+            updates: self.updates,
+            relu: self.relu,
+            optim: self.optim.clone(),
+        }
+    }
+}
+
+impl Default for ReflConfig {
+    fn default() -> Self {
+        let d = BackpropSettings::default();
+        Self {
+            stop_steps: (35, 49),
+            batch: d.batch,
+            updates: d.updates,
+            relu: d.relu,
+            optim: d.optim,
+        }
+    }
+}
+
+/// ReFL's sampler: x̂₀ of the policy at a detached state of a random late step.
+pub struct Refl {
+    pub stop_steps: (usize, usize),
+}
+
+impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Refl {
+    fn name(&self) -> &'static str {
+        "refl"
+    }
+
+    fn samples(
+        &self,
+        env: &E,
+        live: &E::Policy,
+        frozen: &E::Policy,
+        prompts: &[usize],
+        rng: &mut StdRng,
+    ) -> Tensor<B, 2> {
+        let states = truncated_rollout(env, live, frozen, prompts, 0, rng);
+        let (lo, hi) = self.stop_steps;
+        let stops: Vec<usize> = prompts.iter().map(|_| rng.random_range(lo..=hi)).collect();
+        let x_t = stop_states(&states, &stops);
+        let eps = env.eps(Denoiser::Policy(live), x_t.clone(), &stops, prompts);
+        env.scheduler().predict_x0(x_t, eps, &stops)
+    }
+}
+
+/// Row i of `states[stops[i]]`, detached.
+pub fn stop_states<B: AutodiffBackend>(states: &[Tensor<B, 2>], stops: &[usize]) -> Tensor<B, 2> {
+    Tensor::cat(
+        stops
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| states[k].clone().slice(i..i + 1).detach())
+            .collect(),
+        0,
+    )
+}
+
+impl Refl {
+    /// # Errors
+    /// A stop range that is empty or reaches past the last step.
+    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &ron::Value,
+        env: &E,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn Algorithm<B, E>>, String> {
+        let c: ReflConfig = bench_rewards::registry::params(params)?;
+        let steps = env.scheduler().num_steps();
+        let (lo, hi) = c.stop_steps;
+        if lo > hi || hi >= steps {
+            return Err(format!(
+                "stop_steps = ({lo}, {hi}) must satisfy lo ≤ hi < {steps} (the sampler's steps)"
+            ));
+        }
+        BackpropAlgorithm::boxed(
+            c.settings(),
+            Refl {
+                stop_steps: c.stop_steps,
+            },
+            env,
+            rng,
+        )
+    }
+}

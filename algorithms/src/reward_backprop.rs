@@ -1,0 +1,211 @@
+//! The loop shared by the reward-gradient objectives (ReFL, DRaFT-K, DRaFT-LV): draw samples
+//! whose graph reaches the policy, and descend −r (or −ReLU(r)) on them.
+
+use std::path::Path;
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::rngs::StdRng;
+
+use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
+
+use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::checkpoint::{load_module, save_module};
+use crate::optim::{OptimConfig, Trainer};
+use crate::reward_gradient::differentiable_reward;
+use crate::util::{mean, scalar, to_f64, uniform_prompts};
+
+/// What ReFL and DRaFT share: batches, updates and the loss's form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackpropSettings {
+    /// Samples per optimizer step.
+    pub batch: usize,
+    /// Optimizer steps per epoch.
+    pub updates: usize,
+    /// Maximise ReLU(r) instead of r (∇-GFlowNet's setting for ImageReward); a negative
+    /// reward then gives no gradient.
+    pub relu: bool,
+    /// lr 1e-4 in ∇-GFlowNet's comparisons.
+    pub optim: OptimConfig,
+}
+
+impl Default for BackpropSettings {
+    fn default() -> Self {
+        Self {
+            batch: 64,
+            updates: 4,
+            relu: false,
+            optim: OptimConfig {
+                lr: 1e-4,
+                ..OptimConfig::default()
+            },
+        }
+    }
+}
+
+/// How one objective draws samples whose graph reaches the policy.
+pub trait DifferentiableSampler<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
+    /// The registry name, for messages.
+    fn name(&self) -> &'static str;
+
+    /// Samples for `prompts`, differentiable in `live`, all randomness from `rng`: `[R·N,
+    /// dims]` for R ≥ 1 draws per prompt, draw-major. The parts of sampling that the method
+    /// does not differentiate run with `frozen` (in training, a no-grad copy of `live`), so
+    /// that the gradient is exactly that of this function with `frozen` held fixed.
+    fn samples(
+        &self,
+        env: &E,
+        live: &E::Policy,
+        frozen: &E::Policy,
+        prompts: &[usize],
+        rng: &mut StdRng,
+    ) -> Tensor<B, 2>;
+}
+
+/// −mean r (or −mean ReLU(r)) of differentiable samples, and the rewards.
+pub fn reward_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    x0: Tensor<B, 2>,
+    prompts: &[usize],
+    relu: bool,
+) -> (Tensor<B, 1>, Vec<f64>) {
+    let r = differentiable_reward(ctx, x0, prompts);
+    let values = to_f64(r.clone().detach());
+    let objective = if relu { r.clamp_min(0.0) } else { r };
+    (objective.mean().neg(), values)
+}
+
+/// The objective's loss on a fresh batch drawn with `rng`: what one update descends, with the
+/// undifferentiated parts of sampling run by `frozen`.
+pub fn backprop_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    sampler: &dyn DifferentiableSampler<B, E>,
+    live: &E::Policy,
+    frozen: &E::Policy,
+    settings: &BackpropSettings,
+    rng: &mut StdRng,
+) -> (Tensor<B, 1>, Vec<f64>) {
+    let prompts = uniform_prompts(ctx.env.prompts().len(), settings.batch, rng);
+    let x0 = sampler.samples(ctx.env, live, frozen, &prompts, rng);
+    let rows: Vec<usize> = prompts.iter().cycle().take(x0.dims()[0]).copied().collect();
+    reward_loss(ctx, x0, &rows, settings.relu)
+}
+
+/// A rollout whose last `tail` steps run `live` with their graph; the earlier ones run
+/// `frozen`, detached (DRaFT-K's truncation). Noise is drawn from `rng` in the order
+/// [`bench_envs::rollout`] draws it, so `tail = 0` replays that rollout exactly. Returns
+/// every state (x_T first).
+pub fn truncated_rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    env: &E,
+    live: &E::Policy,
+    frozen: &E::Policy,
+    prompts: &[usize],
+    tail: usize,
+    rng: &mut StdRng,
+) -> Vec<Tensor<B, 2>> {
+    let n = prompts.len();
+    let steps = env.scheduler().num_steps();
+    let mut x = normal_tensor::<B>(n, env.dims(), rng, env.device());
+    let mut states = vec![x.clone()];
+    for k in 0..steps {
+        let differentiable = k + tail >= steps;
+        let net = if differentiable { live } else { frozen };
+        let ks = vec![k; n];
+        let next = env
+            .transition(Denoiser::Policy(net), x, &ks, prompts)
+            .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()));
+        x = if differentiable { next } else { next.detach() };
+        states.push(x.clone());
+    }
+    states
+}
+
+/// A policy trained by backpropagating the reward through `S`'s samples.
+pub struct BackpropAlgorithm<B: AutodiffBackend, E: DiffusionEnv<B>, S> {
+    settings: BackpropSettings,
+    sampler: S,
+    policy: E::Policy,
+    trainer: Trainer<B, E::Policy>,
+}
+
+impl<B, E, S> BackpropAlgorithm<B, E, S>
+where
+    B: AutodiffBackend,
+    E: DiffusionEnv<B> + 'static,
+    S: DifferentiableSampler<B, E> + 'static,
+{
+    /// # Errors
+    /// Empty batches.
+    pub fn boxed(
+        settings: BackpropSettings,
+        sampler: S,
+        env: &E,
+        rng: &mut StdRng,
+    ) -> Result<Box<dyn Algorithm<B, E>>, String> {
+        if settings.batch == 0 || settings.updates == 0 {
+            return Err("batch and updates must be positive".into());
+        }
+        Ok(Box::new(Self {
+            policy: env.init_policy(rng),
+            trainer: Trainer::new(settings.optim.clone()),
+            settings,
+            sampler,
+        }))
+    }
+}
+
+impl<B, E, S> Algorithm<B, E> for BackpropAlgorithm<B, E, S>
+where
+    B: AutodiffBackend,
+    E: DiffusionEnv<B>,
+    S: DifferentiableSampler<B, E>,
+{
+    fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
+        let mut rng = ctx.rng(self.sampler.name());
+        let (mut rewards, mut losses, mut norms) = (vec![], vec![], vec![]);
+        for _ in 0..self.settings.updates {
+            let frozen = burn::module::Module::no_grad(self.policy.clone());
+            let (loss, r) = backprop_loss(
+                ctx,
+                &self.sampler,
+                &self.policy,
+                &frozen,
+                &self.settings,
+                &mut rng,
+            );
+            rewards.extend(r);
+            losses.push(scalar(loss.clone().detach()));
+            let mut grads = loss.backward();
+            let (policy, norm) = self.trainer.step(self.policy.clone(), &mut grads);
+            self.policy = policy;
+            norms.push(norm);
+        }
+        Ok(vec![
+            // The reward of what the loss saw: x̂₀ predictions for ReFL, samples for DRaFT.
+            ("train_reward".into(), mean(&rewards)),
+            ("loss".into(), mean(&losses)),
+            ("grad_norm".into(), mean(&norms)),
+        ])
+    }
+
+    fn policy(&self) -> &E::Policy {
+        &self.policy
+    }
+
+    fn needs_reward_gradient(&self) -> bool {
+        true
+    }
+
+    fn target(&self, _env: &E) -> Option<TargetSpec> {
+        None
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), String> {
+        save_module(&self.policy, &dir.join("policy.safetensors"))?;
+        self.trainer.save(&dir.join("policy-optim"))
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<(), String> {
+        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
+        self.trainer.load(&dir.join("policy-optim"), &self.policy)
+    }
+}

@@ -1,0 +1,93 @@
+//! Rewards with their gradients, through burn's autodiff: r(decode(x)) keeps its graph to x
+//! and to whatever x was computed from (the policy), and ∇_x r comes back as a tensor.
+
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use rand::rngs::StdRng;
+
+use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
+use bench_rewards::Reward;
+
+use crate::algorithm::Context;
+
+/// r(decode(x)) per row, differentiable in `x`.
+pub fn differentiable_reward<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    x0: Tensor<B, 2>,
+    prompts: &[usize],
+) -> Tensor<B, 1> {
+    ctx.reward
+        .score(ctx.env.decode(x0), &ctx.env.prompt_texts(prompts))
+}
+
+/// ∇_x of Σ_rows f(x), as a constant: `f` builds the graph from a fresh leaf.
+pub fn gradient_wrt_input<B: AutodiffBackend>(
+    x: Tensor<B, 2>,
+    f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 1>,
+) -> Tensor<B, 2> {
+    let leaf = x.detach().require_grad();
+    let grads = f(leaf.clone()).sum().backward();
+    let g = leaf
+        .grad(&grads)
+        .expect("the function depends on its input");
+    Tensor::from_inner(g)
+}
+
+/// ∇_x r(x̂₀(x)) for states `x` at inference steps `steps`, through `frozen`'s guided ε (as
+/// ∇-GFlowNet's forward-looking term does), averaged over `samples` Gaussian perturbations of
+/// x̂₀ with std `smoothing` (the paper's remedy for non-smooth rewards; 0 disables it).
+#[allow(clippy::too_many_arguments)]
+pub fn predicted_reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    frozen: &E::Policy,
+    x: Tensor<B, 2>,
+    steps: &[usize],
+    prompts: &[usize],
+    smoothing: f64,
+    samples: usize,
+    rng: &mut StdRng,
+) -> Tensor<B, 2> {
+    let env = ctx.env;
+    let [n, d] = x.dims();
+    let draws = if smoothing > 0.0 { samples.max(1) } else { 1 };
+    let noise: Vec<Tensor<B, 2>> = (0..draws)
+        .map(|_| normal_tensor::<B>(n, d, rng, env.device()).mul_scalar(smoothing))
+        .collect();
+    gradient_wrt_input(x, |x| {
+        let eps = env.eps(Denoiser::Policy(frozen), x.clone(), steps, prompts);
+        let x0 = env.scheduler().predict_x0(x, eps, steps);
+        let total = noise
+            .into_iter()
+            .map(|z| differentiable_reward(ctx, x0.clone() + z, prompts))
+            .reduce(|a, b| a + b)
+            .expect("at least one draw");
+        total.div_scalar(draws as f64)
+    })
+}
+
+/// ∇_x r(x) at final states.
+pub fn reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
+    ctx: &Context<'_, B, E>,
+    x0: Tensor<B, 2>,
+    prompts: &[usize],
+) -> Tensor<B, 2> {
+    gradient_wrt_input(x0, |x| differentiable_reward(ctx, x, prompts))
+}
+
+/// Refuses a reward that cannot be differentiated, for objectives that need its gradient.
+///
+/// # Errors
+/// Names the algorithm and the reward.
+pub fn require_differentiable<B: AutodiffBackend>(
+    algorithm: &str,
+    reward: &dyn Reward<B>,
+) -> Result<(), String> {
+    if reward.differentiable() {
+        Ok(())
+    } else {
+        Err(format!(
+            "algorithm `{algorithm}` backpropagates through the reward, but reward `{}` is not \
+             differentiable; use a differentiable reward or a gradient-free algorithm",
+            reward.name()
+        ))
+    }
+}

@@ -1,0 +1,163 @@
+//! ReFL, DRaFT-K and DRaFT-LV differentiate the reward through sampling: their parameter
+//! gradients must equal finite differences of their losses (same noise), and DRaFT-K with K
+//! equal to every step must be full backpropagation through the sampler.
+
+mod common;
+
+use rand::{rngs::StdRng, SeedableRng};
+
+use bench_algorithms::draft::Draft;
+use bench_algorithms::draft_lv::DraftLv;
+use bench_algorithms::refl::Refl;
+use bench_algorithms::reward_backprop::{backprop_loss, BackpropSettings, DifferentiableSampler};
+use bench_algorithms::reward_gradient::differentiable_reward;
+use bench_algorithms::util::uniform_prompts;
+use bench_algorithms::Context;
+use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
+use bench_rewards::{builtin_rewards, Reward};
+use common::*;
+
+fn settings(relu: bool) -> BackpropSettings {
+    BackpropSettings {
+        batch: 16,
+        relu,
+        ..BackpropSettings::default()
+    }
+}
+
+/// The toy mixture reward: a log-density, so the gradients are far from linear.
+fn mixture() -> Box<dyn Reward<AB>> {
+    builtin_rewards::<AB>()
+        .build("mixture", &ron::Value::Unit)
+        .unwrap()
+}
+
+fn ctx<'a>(env: &'a LinearGaussian, reward: &'a dyn Reward<AB>) -> Context<'a, AB, LinearGaussian> {
+    Context {
+        env,
+        reward,
+        epoch: 0,
+        epochs: 1,
+        seed: 0,
+    }
+}
+
+/// Autodiff's directional derivative of `sampler`'s loss against central differences.
+fn check_finite_differences(sampler: &dyn DifferentiableSampler<AB, LinearGaussian>, relu: bool) {
+    let env = LinearGaussian::new(6);
+    let reward = mixture();
+    let ctx = ctx(&env, reward.as_ref());
+    let rows = env.steps();
+    let policy = env.policy(pseudo_random(rows * D, 7).iter().map(|v| 0.5 * v).collect());
+    let s = settings(relu);
+    // The undifferentiated parts of sampling stay with the unperturbed policy.
+    let loss = |p: &Table<AB>| {
+        backprop_loss(
+            &ctx,
+            sampler,
+            p,
+            &policy,
+            &s,
+            &mut StdRng::seed_from_u64(42),
+        )
+        .0
+    };
+    let v = pseudo_random(rows * D, 8);
+    let analytic = dot(&table_grad(&policy, loss(&policy)), &v);
+    let h = 1e-2;
+    let f = |h: f32| loss(&shifted(&policy, &v, h, rows)).into_scalar() as f64;
+    let numeric = (f(h) - f(-h)) / (2.0 * h as f64);
+    assert!(
+        analytic.abs() > 1e-3,
+        "{}: the gradient must not vanish ({analytic})",
+        sampler.name()
+    );
+    assert!(
+        (numeric - analytic).abs() <= 1e-2 * analytic.abs(),
+        "{}: finite differences {numeric} vs autodiff {analytic}",
+        sampler.name()
+    );
+}
+
+#[test]
+fn refl_gradient_matches_finite_differences() {
+    check_finite_differences(&Refl { stop_steps: (2, 5) }, false);
+}
+
+#[test]
+fn draft_k_gradients_match_finite_differences() {
+    for k in [1, 3, 6] {
+        check_finite_differences(&Draft { k }, false);
+    }
+}
+
+#[test]
+fn draft_lv_gradient_matches_finite_differences() {
+    check_finite_differences(&DraftLv { lv_samples: 2 }, false);
+}
+
+#[test]
+fn relu_of_reward_cuts_the_gradient_of_negative_rewards() {
+    // Mixture log-densities are negative away from its peaks: ReLU(r) = 0 gives no gradient.
+    let env = LinearGaussian::new(6);
+    let reward = mixture();
+    let ctx = ctx(&env, reward.as_ref());
+    let policy = env.policy(vec![3.0; env.steps() * D]);
+    let (loss, rewards) = backprop_loss(
+        &ctx,
+        &Draft { k: 1 },
+        &policy,
+        &policy,
+        &settings(true),
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert!(rewards.iter().all(|&r| r < 0.0));
+    assert!(table_grad(&policy, loss).iter().all(|&g| g == 0.0));
+}
+
+#[test]
+fn draft_with_every_step_is_full_backpropagation() {
+    let env = LinearGaussian::new(6);
+    let reward = mixture();
+    let ctx = ctx(&env, reward.as_ref());
+    let steps = env.steps();
+    let policy = env.policy(
+        pseudo_random(steps * D, 9)
+            .iter()
+            .map(|v| 0.5 * v)
+            .collect(),
+    );
+    let s = settings(false);
+    let draft = |k| {
+        let (loss, _) = backprop_loss(
+            &ctx,
+            &Draft { k },
+            &policy,
+            &policy,
+            &s,
+            &mut StdRng::seed_from_u64(5),
+        );
+        table_grad(&policy, loss)
+    };
+    // Full backpropagation written out: the same noise, every transition differentiable.
+    let mut rng = StdRng::seed_from_u64(5);
+    let prompts = uniform_prompts(1, s.batch, &mut rng);
+    let mut x = normal_tensor::<AB>(s.batch, D, &mut rng, &env.device);
+    for k in 0..steps {
+        x = env
+            .transition(Denoiser::Policy(&policy), x, &vec![k; s.batch], &prompts)
+            .sample(normal_tensor::<AB>(s.batch, D, &mut rng, &env.device));
+    }
+    let full = table_grad(
+        &policy,
+        differentiable_reward(&ctx, x, &prompts).mean().neg(),
+    );
+    let all = draft(steps);
+    for (a, b) in all.iter().zip(&full) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "{a} vs {b}");
+    }
+    // Truncation matters: DRaFT-1 reaches only the last step's offsets.
+    let one = draft(1);
+    assert!(one[..(steps - 1) * D].iter().all(|&g| g == 0.0));
+    assert!(full[..(steps - 1) * D].iter().any(|&g| g.abs() > 1e-4));
+}
