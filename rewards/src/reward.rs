@@ -1,6 +1,9 @@
 //! What a reward is to the rest of `bench`.
 
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Tensor,
+};
 
 use bench_models::{GaussianMixture, Point};
 
@@ -36,4 +39,27 @@ pub trait ToyReward: Send + Sync {
 
     /// The modes of `exp(r)`, used to label samples when the target is `exp(β·r)` alone.
     fn modes(&self) -> GaussianMixture;
+}
+
+/// ∇ of Σ r(images) with respect to the images, through burn's autodiff: one row of the
+/// gradient per image, of the images' shape, without a graph.
+///
+/// # Errors
+/// The reward is not differentiable (the message names it).
+pub fn image_gradient<B: AutodiffBackend>(
+    reward: &dyn Reward<B>,
+    images: Tensor<B, 4>,
+    prompts: &[String],
+) -> Result<Tensor<B, 4>, String> {
+    if !reward.differentiable() {
+        return Err(format!(
+            "reward `{}` is not differentiable: it has no gradient",
+            reward.name()
+        ));
+    }
+    let leaf = images.detach().require_grad();
+    let grads = reward.score(leaf.clone(), prompts).sum().backward();
+    leaf.grad(&grads)
+        .map(Tensor::from_inner)
+        .ok_or_else(|| format!("reward `{}` does not depend on its images", reward.name()))
 }
