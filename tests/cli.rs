@@ -89,7 +89,10 @@ fn unknown_algorithm_lists_the_known_ones() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("unknown algorithm `dag_dbb`"), "{err}");
-    assert!(err.contains("known algorithms: dag_db, dag_kl, ddpo, dpok"), "{err}");
+    assert!(
+        err.contains("known algorithms: dag_db, dag_kl, ddpo, dpok"),
+        "{err}"
+    );
     assert!(
         err.contains("sweep.ron:12:"),
         "the position of the name: {err}"

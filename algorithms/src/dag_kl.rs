@@ -11,16 +11,20 @@ use serde::{Deserialize, Serialize};
 use bench_envs::DiffusionEnv;
 
 use crate::algorithm::Algorithm;
+use bench_rewards::registry::split_params;
+
 use crate::detailed_balance::{
-    BackwardPolicy, DbAlgorithm, DbSettings, LookAheadModel, PolicyLoss,
+    BackwardPolicy, DbAlgorithm, DbSettings, DbShared, LookAheadModel, PolicyLoss,
 };
-use crate::optim::OptimConfig;
 use crate::util::{to_f64, vector};
 
-/// How the REINFORCE surrogate is formed.
-#[derive(Clone, Debug, PartialEq)]
+/// DAG-KL's own parameters, besides [`DbShared`]'s: how the REINFORCE surrogate is formed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReinforceSettings {
+    /// PPO clip range on the ratio (1e-4 for averaged log-probs).
     pub clip_range: f64,
+    /// Advantages are clipped to ±this (5).
     pub adv_clip_max: f64,
     /// Weight of the surrogate in the policy's loss (the reference code's `klpf`).
     pub kl_coef: f64,
@@ -32,44 +36,14 @@ pub struct ReinforceSettings {
     pub baseline: bool,
 }
 
-/// DAG-KL's hyper-parameters; defaults follow the paper and its code.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DagKlConfig {
-    pub sample_batch: usize,
-    pub train_batch: usize,
-    /// Final reward exponent β (100, for log-probs averaged over dimensions).
-    pub beta: f64,
-    pub beta_anneal: f64,
-    pub reg_coef: f64,
-    /// PPO clip range on the ratio (1e-4 for averaged log-probs).
-    pub clip_range: f64,
-    /// Advantages are clipped to ±this (5).
-    pub adv_clip_max: f64,
-    pub kl_coef: f64,
-    /// Leave-one-out normalisation (the reference code's).
-    pub normalize: bool,
-    /// Without normalisation, centre on the leave-one-out mean only.
-    pub baseline: bool,
-    pub optim: OptimConfig,
-    pub flow_optim: OptimConfig,
-}
-
-impl Default for DagKlConfig {
+impl Default for ReinforceSettings {
     fn default() -> Self {
         Self {
-            sample_batch: 512,
-            train_batch: 64,
-            beta: 100.0,
-            beta_anneal: 0.5,
-            reg_coef: 1.0,
             clip_range: 1e-4,
             adv_clip_max: 5.0,
             kl_coef: 1.0,
             normalize: true,
             baseline: true,
-            optim: OptimConfig::default(),
-            flow_optim: OptimConfig::default(),
         }
     }
 }
@@ -85,28 +59,23 @@ impl DagKl {
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let c: DagKlConfig = bench_rewards::registry::params(params)?;
-        if c.clip_range <= 0.0 || c.adv_clip_max <= 0.0 {
+        let own_keys = [
+            "clip_range",
+            "adv_clip_max",
+            "kl_coef",
+            "normalize",
+            "baseline",
+        ];
+        let (own, shared): (ReinforceSettings, DbShared) = split_params(params, &own_keys, &[])?;
+        if own.clip_range <= 0.0 || own.adv_clip_max <= 0.0 {
             return Err("clip_range and adv_clip_max must be positive".into());
         }
         DbAlgorithm::boxed(
             DbSettings {
-                sample_batch: c.sample_batch,
-                train_batch: c.train_batch,
-                beta: c.beta,
-                beta_anneal: c.beta_anneal,
-                reg_coef: c.reg_coef,
+                shared,
                 backward: BackwardPolicy::Noising,
                 look_ahead: LookAheadModel::Current,
-                policy_loss: PolicyLoss::Reinforce(ReinforceSettings {
-                    clip_range: c.clip_range,
-                    adv_clip_max: c.adv_clip_max,
-                    kl_coef: c.kl_coef,
-                    normalize: c.normalize,
-                    baseline: c.baseline,
-                }),
-                optim: c.optim,
-                flow_optim: c.flow_optim,
+                policy_loss: PolicyLoss::Reinforce(own),
             },
             env,
             rng,

@@ -13,14 +13,14 @@ use std::path::Path;
 
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
 
 use bench_envs::{Denoiser, DiffusionEnv, Trajectory};
 use bench_rewards::toy::TargetKind;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
-use crate::checkpoint::{load_module, save_module};
-use crate::optim::{OptimConfig, Trainer};
-use crate::util::{mean, minibatches, scalar, std, vector};
+use crate::optim::{OptimConfig, Trained};
+use crate::util::{mean, minibatches, scalar, select_rows, std, vector};
 
 /// What stands in the backward direction of the balance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum BackwardPolicy {
 }
 
 /// Which model's x̂₀ the forward-looking term r(x̂₀(x_t)) uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]
 pub enum LookAheadModel {
     /// The model being trained, frozen for the step (the papers' code).
@@ -115,13 +115,25 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
         .into_iter()
         .map(|r| beta * r)
         .collect();
-    // The next state's term; at the last step x_{t−1} = x₀ and log F(x₀) = β·r(x₀).
-    let next_steps: Vec<usize> = s.steps.iter().map(|&k| (k + 1).min(t_max - 1)).collect();
-    let ahead = looking_ahead(ctx, model, s.x_next.clone(), &next_steps, &s.prompts);
+    // The next state's term; at the last step x_{t−1} = x₀ and log F(x₀) = β·r(x₀), so only
+    // the other rows look ahead.
     let last: Vec<bool> = s.steps.iter().map(|&k| k + 1 == t_max).collect();
-    let fl_next: Vec<f64> = (0..last.len())
-        .map(|j| beta * if last[j] { rewards[j % m] } else { ahead[j] })
-        .collect();
+    let mids: Vec<usize> = (0..last.len()).filter(|&j| !last[j]).collect();
+    let ahead = if mids.is_empty() {
+        vec![]
+    } else {
+        looking_ahead(
+            ctx,
+            model,
+            select_rows(&s.x_next, &mids),
+            &mids.iter().map(|&j| s.steps[j] + 1).collect::<Vec<_>>(),
+            &mids.iter().map(|&j| s.prompts[j]).collect::<Vec<_>>(),
+        )
+    };
+    let mut fl_next: Vec<f64> = (0..last.len()).map(|j| beta * rewards[j % m]).collect();
+    for (&j, r) in mids.iter().zip(ahead) {
+        fl_next[j] = beta * r;
+    }
     let keep_next: Vec<f64> = last.iter().map(|&l| if l { 0.0 } else { 1.0 }).collect();
     let states_next: Vec<usize> = s.steps.iter().map(|k| k + 1).collect();
 
@@ -197,62 +209,77 @@ pub enum PolicyLoss {
     Reinforce(crate::dag_kl::ReinforceSettings),
 }
 
-/// Everything the shared loop needs, filled by each objective's own config.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DbSettings {
+/// The fields DAG-DB, DAG-KL and residual DB share; defaults are DAG's (Appendix B.2) and its
+/// code's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbShared {
+    /// Trajectories sampled per epoch (512).
     pub sample_batch: usize,
+    /// Trajectories per optimizer step, all their transitions trained (256 = 8 × 8 × 4
+    /// accumulation; 8 optimizer steps per epoch in the paper would be 64 here).
     pub train_batch: usize,
+    /// Final reward exponent β (100, for log-probs averaged over dimensions).
     pub beta: f64,
+    /// Fraction of training over which β rises linearly from 0 to `beta` (0.5).
     pub beta_anneal: f64,
+    /// Weight of mean (ε_θ − ε_sampler)² (1).
     pub reg_coef: f64,
-    pub backward: BackwardPolicy,
-    pub look_ahead: LookAheadModel,
-    pub policy_loss: PolicyLoss,
+    /// Optimizer of the policy (LoRA: lr 3e-4).
     pub optim: OptimConfig,
+    /// Optimizer of the flow network (lr 3e-4).
     pub flow_optim: OptimConfig,
 }
 
-impl DbSettings {
-    /// # Errors
-    /// Batches that are empty or an annealing fraction outside [0, 1].
-    pub fn validate(&self) -> Result<(), String> {
-        if self.sample_batch == 0 || self.train_batch == 0 {
-            return Err("sample_batch and train_batch must be positive".into());
+impl Default for DbShared {
+    fn default() -> Self {
+        Self {
+            sample_batch: 512,
+            train_batch: 64,
+            beta: 100.0,
+            beta_anneal: 0.5,
+            reg_coef: 1.0,
+            optim: OptimConfig::default(),
+            flow_optim: OptimConfig::default(),
         }
-        if !(0.0..=1.0).contains(&self.beta_anneal) {
-            return Err(format!(
-                "beta_anneal = {} must be in [0, 1]",
-                self.beta_anneal
-            ));
-        }
-        Ok(())
     }
+}
+
+/// Everything the shared loop needs: the shared fields and what tells the objectives apart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbSettings {
+    pub shared: DbShared,
+    pub backward: BackwardPolicy,
+    pub look_ahead: LookAheadModel,
+    pub policy_loss: PolicyLoss,
 }
 
 /// The training loop of the detailed-balance family: sample an epoch with the current policy,
 /// then train every transition of each minibatch of trajectories.
 pub struct DbAlgorithm<B: AutodiffBackend, E: DiffusionEnv<B>> {
     settings: DbSettings,
-    policy: E::Policy,
-    flow: E::StateNet,
-    policy_trainer: Trainer<B, E::Policy>,
-    flow_trainer: Trainer<B, E::StateNet>,
+    policy: Trained<B, E::Policy>,
+    flow: Trained<B, E::StateNet>,
 }
 
 impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> DbAlgorithm<B, E> {
     /// # Errors
-    /// Invalid settings.
+    /// Batches that are empty or an annealing fraction outside [0, 1].
     pub fn boxed(
         settings: DbSettings,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        settings.validate()?;
+        let s = &settings.shared;
+        if s.sample_batch == 0 || s.train_batch == 0 {
+            return Err("sample_batch and train_batch must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&s.beta_anneal) {
+            return Err(format!("beta_anneal = {} must be in [0, 1]", s.beta_anneal));
+        }
         Ok(Box::new(Self {
-            policy: env.init_policy(rng),
-            flow: env.init_state_net(rng),
-            policy_trainer: Trainer::new(settings.optim.clone()),
-            flow_trainer: Trainer::new(settings.flow_optim.clone()),
+            policy: Trained::new(env.init_policy(rng), s.optim.clone()),
+            flow: Trained::new(env.init_state_net(rng), s.flow_optim.clone()),
             settings,
         }))
     }
@@ -261,19 +288,20 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> DbAlgorithm<B, E> {
 impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, E> {
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
         let st = &self.settings;
-        let beta = annealed_beta(st.beta, st.beta_anneal, ctx.epoch, ctx.epochs);
+        let sh = &st.shared;
+        let beta = annealed_beta(sh.beta, sh.beta_anneal, ctx.epoch, ctx.epochs);
         let mut rng = ctx.rng("detailed_balance");
-        let old = burn::module::Module::no_grad(self.policy.clone());
-        let (traj, rewards) = ctx.sample(&self.policy, st.sample_batch, &mut rng);
+        let old = burn::module::Module::no_grad(self.policy.module.clone());
+        let (traj, rewards) = ctx.sample(&self.policy.module, sh.sample_batch, &mut rng);
 
         let mut logs: [Vec<f64>; 5] = Default::default();
-        for rows in minibatches(traj.batch_size(), st.train_batch, &mut rng) {
+        for rows in minibatches(traj.batch_size(), sh.train_batch, &mut rng) {
             let sub = traj.select_rows(&rows);
             let sub_rewards: Vec<f64> = rows.iter().map(|&r| rewards[r]).collect();
             let t = db_terms(
                 ctx,
-                &self.policy,
-                &self.flow,
+                &self.policy.module,
+                &self.flow.module,
                 &sub,
                 &sub_rewards,
                 beta,
@@ -313,18 +341,14 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                     )
                 }
             };
-            let loss = loss + reg.clone().mul_scalar(st.reg_coef);
+            let loss = loss + reg.clone().mul_scalar(sh.reg_coef);
             logs[0].push(scalar(balance.detach()));
             logs[1].push(scalar(policy_term.detach()));
             logs[2].push(scalar(reg.detach()));
 
             let mut grads = loss.backward();
-            let (policy, pn) = self.policy_trainer.step(self.policy.clone(), &mut grads);
-            let (flow, fnorm) = self.flow_trainer.step(self.flow.clone(), &mut grads);
-            self.policy = policy;
-            self.flow = flow;
-            logs[3].push(pn);
-            logs[4].push(fnorm);
+            logs[3].push(self.policy.step(&mut grads));
+            logs[4].push(self.flow.step(&mut grads));
         }
         Ok(vec![
             ("reward_mean".into(), mean(&rewards)),
@@ -339,7 +363,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
     }
 
     fn policy(&self) -> &E::Policy {
-        &self.policy
+        &self.policy.module
     }
 
     fn target(&self, env: &E) -> Option<TargetSpec> {
@@ -348,22 +372,17 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                 BackwardPolicy::Noising => TargetKind::Power,
                 BackwardPolicy::Pretrained => TargetKind::Tilted,
             },
-            beta: self.settings.beta * env.scheduler().reduction().to_sum_factor(env.dims()),
+            beta: self.settings.shared.beta * env.scheduler().reduction().to_sum_factor(env.dims()),
         })
     }
 
     fn save(&self, dir: &Path) -> Result<(), String> {
-        save_module(&self.policy, &dir.join("policy.safetensors"))?;
-        save_module(&self.flow, &dir.join("flow.safetensors"))?;
-        self.policy_trainer.save(&dir.join("policy-optim"))?;
-        self.flow_trainer.save(&dir.join("flow-optim"))
+        self.policy.save(dir, "policy")?;
+        self.flow.save(dir, "flow")
     }
 
     fn load(&mut self, dir: &Path) -> Result<(), String> {
-        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
-        load_module(&mut self.flow, &dir.join("flow.safetensors"))?;
-        self.policy_trainer
-            .load(&dir.join("policy-optim"), &self.policy)?;
-        self.flow_trainer.load(&dir.join("flow-optim"), &self.flow)
+        self.policy.load(dir, "policy")?;
+        self.flow.load(dir, "flow")
     }
 }

@@ -9,48 +9,21 @@ use serde::{Deserialize, Serialize};
 use bench_envs::DiffusionEnv;
 
 use crate::algorithm::Algorithm;
-use crate::optim::OptimConfig;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
 
-/// DRaFT-K's hyper-parameters.
+/// The objective's own parameter, besides [`BackpropSettings`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct DraftConfig {
+pub struct DraftOwn {
     /// Sampling steps the gradient flows through (1 = DRaFT-1).
     pub k: usize,
-    /// Samples per optimizer step (64).
-    pub batch: usize,
-    /// Optimizer steps per epoch (4).
-    pub updates: usize,
-    /// Maximise ReLU(r) instead of r.
-    pub relu: bool,
-    /// lr 1e-4 in ∇-GFlowNet's comparisons.
-    pub optim: OptimConfig,
 }
 
-impl DraftConfig {
-    fn settings(&self) -> BackpropSettings {
-        BackpropSettings {
-            batch: self.batch,
-            updates: self.updates,
-            relu: self.relu,
-            optim: self.optim.clone(),
-        }
-    }
-}
-
-impl Default for DraftConfig {
+impl Default for DraftOwn {
     fn default() -> Self {
-        let d = BackpropSettings::default();
-        Self {
-            k: 1,
-            batch: d.batch,
-            updates: d.updates,
-            relu: d.relu,
-            optim: d.optim,
-        }
+        Self { k: 1 }
     }
 }
 
@@ -86,7 +59,8 @@ impl Draft {
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let c: DraftConfig = bench_rewards::registry::params(params)?;
+        let (c, settings): (DraftOwn, BackpropSettings) =
+            bench_rewards::registry::split_params(params, &["k"], &[])?;
         let steps = env.scheduler().num_steps();
         if c.k == 0 || c.k > steps {
             return Err(format!(
@@ -94,6 +68,6 @@ impl Draft {
                 c.k
             ));
         }
-        BackpropAlgorithm::boxed(c.settings(), Draft { k: c.k }, env, rng)
+        BackpropAlgorithm::boxed(settings, Draft { k: c.k }, env, rng)
     }
 }

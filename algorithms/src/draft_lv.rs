@@ -10,48 +10,21 @@ use serde::{Deserialize, Serialize};
 use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
 
 use crate::algorithm::Algorithm;
-use crate::optim::OptimConfig;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
 
-/// DRaFT-LV's hyper-parameters.
+/// The objective's own parameter, besides [`BackpropSettings`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct DraftLvConfig {
+pub struct DraftLvOwn {
     /// Noise-and-denoise draws per sample (1 in ∇-GFlowNet's comparison).
     pub lv_samples: usize,
-    /// Samples per optimizer step (64).
-    pub batch: usize,
-    /// Optimizer steps per epoch (4).
-    pub updates: usize,
-    /// Maximise ReLU(r) instead of r.
-    pub relu: bool,
-    /// lr 1e-4 in ∇-GFlowNet's comparisons.
-    pub optim: OptimConfig,
 }
 
-impl DraftLvConfig {
-    fn settings(&self) -> BackpropSettings {
-        BackpropSettings {
-            batch: self.batch,
-            updates: self.updates,
-            relu: self.relu,
-            optim: self.optim.clone(),
-        }
-    }
-}
-
-impl Default for DraftLvConfig {
+impl Default for DraftLvOwn {
     fn default() -> Self {
-        let d = BackpropSettings::default();
-        Self {
-            lv_samples: 1,
-            batch: d.batch,
-            updates: d.updates,
-            relu: d.relu,
-            optim: d.optim,
-        }
+        Self { lv_samples: 1 }
     }
 }
 
@@ -101,12 +74,13 @@ impl DraftLv {
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let c: DraftLvConfig = bench_rewards::registry::params(params)?;
+        let (c, settings): (DraftLvOwn, BackpropSettings) =
+            bench_rewards::registry::split_params(params, &["lv_samples"], &[])?;
         if c.lv_samples == 0 {
             return Err("lv_samples must be at least 1".into());
         }
         BackpropAlgorithm::boxed(
-            c.settings(),
+            settings,
             DraftLv {
                 lv_samples: c.lv_samples,
             },

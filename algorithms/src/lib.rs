@@ -13,6 +13,7 @@ pub mod draft_lv;
 pub mod nabla_gfn;
 pub mod optim;
 pub mod per_prompt_stats;
+pub mod policy_gradient;
 pub mod ppo;
 pub mod refl;
 pub mod registry;

@@ -26,11 +26,10 @@ use bench_envs::{Denoiser, DiffusionEnv, LogProbReduction, Stacked, Trajectory};
 use bench_rewards::toy::TargetKind;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
-use crate::checkpoint::{load_module, save_module};
 use crate::detailed_balance::output_regulariser;
-use crate::optim::{OptimConfig, Trainer};
+use crate::optim::{OptimConfig, Trained};
 use crate::reward_gradient::{gradient_wrt_input, predicted_reward_gradient, reward_gradient};
-use crate::util::{mean, minibatches, scalar, std};
+use crate::util::{mean, minibatches, scalar, scatter_rows, select_rows, std};
 
 /// The forward-looking scale γ as a function of the state's ᾱ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,34 +190,39 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     let base = env.transition(Denoiser::Base, rows.x_t.clone(), &steps, &prompts);
     let (mean_base, std) = (base.mean.detach(), base.std.detach());
 
-    // Forward-looking terms at x_{t+1}: through x̂₀ before the last step, r itself at x₀.
-    let last: Vec<bool> = steps.iter().map(|&k| k + 1 == t_max).collect();
-    let next_steps: Vec<usize> = steps.iter().map(|&k| (k + 1).min(t_max - 1)).collect();
-    let ahead = predicted_reward_gradient(
-        ctx,
-        current,
-        rows.x_next.clone(),
-        &next_steps,
-        &prompts,
-        c.reward_smoothing,
-        c.smoothing_samples,
-        rng,
-    );
-    let at_end = reward_gradient(ctx, rows.x_next.clone(), &prompts);
-    let scale_next: Vec<f64> = next_steps
+    // Forward-looking terms at x_{t+1}: through x̂₀ before the last step, r itself at x₀;
+    // each row computes only its own.
+    let (ends, mids): (Vec<usize>, Vec<usize>) =
+        (0..steps.len()).partition(|&j| steps[j] + 1 == t_max);
+    let mid_steps: Vec<usize> = mids.iter().map(|&j| steps[j] + 1).collect();
+    let pick = |idx: &[usize]| idx.iter().map(|&j| prompts[j]).collect::<Vec<_>>();
+    let mut parts = Vec::new();
+    if !mids.is_empty() {
+        let ahead = predicted_reward_gradient(
+            ctx,
+            current,
+            select_rows(&rows.x_next, &mids),
+            &mid_steps,
+            &pick(&mids),
+            c.reward_smoothing,
+            c.smoothing_samples,
+            rng,
+        );
+        let scale: Vec<f64> = mid_steps
+            .iter()
+            .map(|&k| c.beta * c.look_ahead.gamma(schedule.alpha_bar(k)))
+            .collect();
+        parts.push((mids.clone(), ahead * column::<B>(&scale, &device)));
+    }
+    if !ends.is_empty() {
+        let at_end = reward_gradient(ctx, select_rows(&rows.x_next, &ends), &pick(&ends));
+        parts.push((ends.clone(), at_end.mul_scalar(c.beta)));
+    }
+    let look_next = scatter_rows(rows.x_next.dims(), parts);
+    let keep: Vec<f64> = steps
         .iter()
-        .zip(&last)
-        .map(|(&k, &l)| {
-            if l {
-                0.0
-            } else {
-                c.beta * c.look_ahead.gamma(schedule.alpha_bar(k))
-            }
-        })
+        .map(|&k| if k + 1 == t_max { 0.0 } else { 1.0 })
         .collect();
-    let end: Vec<f64> = last.iter().map(|&l| if l { c.beta } else { 0.0 }).collect();
-    let keep: Vec<f64> = last.iter().map(|&l| if l { 0.0 } else { 1.0 }).collect();
-    let look_next = ahead * column::<B>(&scale_next, &device) + at_end * column::<B>(&end, &device);
 
     // Reverse: scores with respect to x_t by autodiff, and the look-ahead at x_t.
     let score_x_t = |net: Denoiser<'_, E::Policy>| {
@@ -305,10 +309,8 @@ pub fn losses<B: AutodiffBackend, E: DiffusionEnv<B>>(
 
 pub struct NablaGfn<B: AutodiffBackend, E: DiffusionEnv<B>> {
     config: NablaGfnConfig,
-    policy: E::Policy,
-    field: E::FieldNet,
-    policy_trainer: Trainer<B, E::Policy>,
-    field_trainer: Trainer<B, E::FieldNet>,
+    policy: Trained<B, E::Policy>,
+    field: Trained<B, E::FieldNet>,
 }
 
 impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> NablaGfn<B, E> {
@@ -330,10 +332,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> NablaGfn<B, E> {
             ));
         }
         Ok(Box::new(Self {
-            policy: env.init_policy(rng),
-            field: env.init_field_net(rng),
-            policy_trainer: Trainer::new(config.optim.clone()),
-            field_trainer: Trainer::new(config.field_optim.clone()),
+            policy: Trained::new(env.init_policy(rng), config.optim.clone()),
+            field: Trained::new(env.init_field_net(rng), config.field_optim.clone()),
             config,
         }))
     }
@@ -357,13 +357,13 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> 
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
         let c = self.config.clone();
         let mut rng = ctx.rng("nabla_gfn");
-        let old = burn::module::Module::no_grad(self.policy.clone());
-        let (traj, rewards) = ctx.sample(&self.policy, c.sample_batch, &mut rng);
+        let old = burn::module::Module::no_grad(self.policy.module.clone());
+        let (traj, rewards) = ctx.sample(&self.policy.module, c.sample_batch, &mut rng);
         let mut logs: [Vec<f64>; 6] = Default::default();
         for rows in minibatches(traj.batch_size(), c.train_batch, &mut rng) {
             let sub = traj.select_rows(&rows);
             let stacked = sub.gather(&picks(&sub, c.strata, &mut rng));
-            let current = burn::module::Module::no_grad(self.policy.clone());
+            let current = burn::module::Module::no_grad(self.policy.module.clone());
             let batch = prepare(
                 ctx,
                 &c,
@@ -373,7 +373,14 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> 
                 sub.prompts.clone(),
                 &mut rng,
             );
-            let l = losses(ctx.env, &c, &self.policy, &self.field, &old, &batch);
+            let l = losses(
+                ctx.env,
+                &c,
+                &self.policy.module,
+                &self.field.module,
+                &old,
+                &batch,
+            );
             for (log, v) in logs
                 .iter_mut()
                 .zip([&l.forward, &l.reverse, &l.terminal, &l.reg])
@@ -381,12 +388,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> 
                 log.push(scalar(v.clone().detach()));
             }
             let mut grads = l.total(&c).backward();
-            let (policy, pn) = self.policy_trainer.step(self.policy.clone(), &mut grads);
-            let (field, fnorm) = self.field_trainer.step(self.field.clone(), &mut grads);
-            self.policy = policy;
-            self.field = field;
-            logs[4].push(pn);
-            logs[5].push(fnorm);
+            logs[4].push(self.policy.step(&mut grads));
+            logs[5].push(self.field.step(&mut grads));
         }
         Ok(vec![
             ("reward_mean".into(), mean(&rewards)),
@@ -401,7 +404,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> 
     }
 
     fn policy(&self) -> &E::Policy {
-        &self.policy
+        &self.policy.module
     }
 
     fn needs_reward_gradient(&self) -> bool {
@@ -417,18 +420,12 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> 
     }
 
     fn save(&self, dir: &Path) -> Result<(), String> {
-        save_module(&self.policy, &dir.join("policy.safetensors"))?;
-        save_module(&self.field, &dir.join("field.safetensors"))?;
-        self.policy_trainer.save(&dir.join("policy-optim"))?;
-        self.field_trainer.save(&dir.join("field-optim"))
+        self.policy.save(dir, "policy")?;
+        self.field.save(dir, "field")
     }
 
     fn load(&mut self, dir: &Path) -> Result<(), String> {
-        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
-        load_module(&mut self.field, &dir.join("field.safetensors"))?;
-        self.policy_trainer
-            .load(&dir.join("policy-optim"), &self.policy)?;
-        self.field_trainer
-            .load(&dir.join("field-optim"), &self.field)
+        self.policy.load(dir, "policy")?;
+        self.field.load(dir, "field")
     }
 }

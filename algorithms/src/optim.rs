@@ -10,6 +10,10 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use burn_store::ModuleSnapshot;
+
+use crate::checkpoint::{load_module, save_module};
+
 /// Optimizer settings shared by all objectives; defaults are DDPO's and DAG's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,5 +115,44 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
             .map_err(|e| format!("loading optimizer state {}: {e}", path.display()))?;
         self.optim = self.optim.clone().load_record(record);
         Ok(())
+    }
+}
+
+/// A trainable module with its optimizer: what every objective steps and checkpoints as a
+/// pair (`<name>.safetensors` with its record, and `<name>-optim`).
+pub struct Trained<B: AutodiffBackend, M: AutodiffModule<B>> {
+    pub module: M,
+    trainer: Trainer<B, M>,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B> + ModuleSnapshot<B>> Trained<B, M> {
+    pub fn new(module: M, config: OptimConfig) -> Self {
+        Self {
+            module,
+            trainer: Trainer::new(config),
+        }
+    }
+
+    /// Steps on the module's gradients taken out of `grads`; returns their norm before
+    /// clipping.
+    pub fn step(&mut self, grads: &mut B::Gradients) -> f64 {
+        let (module, norm) = self.trainer.step(self.module.clone(), grads);
+        self.module = module;
+        norm
+    }
+
+    /// # Errors
+    /// An I/O failure.
+    pub fn save(&self, dir: &Path, name: &str) -> Result<(), String> {
+        save_module(&self.module, &dir.join(format!("{name}.safetensors")))?;
+        self.trainer.save(&dir.join(format!("{name}-optim")))
+    }
+
+    /// # Errors
+    /// Missing or mismatched files, named in the message.
+    pub fn load(&mut self, dir: &Path, name: &str) -> Result<(), String> {
+        load_module(&mut self.module, &dir.join(format!("{name}.safetensors")))?;
+        self.trainer
+            .load(&dir.join(format!("{name}-optim")), &self.module)
     }
 }

@@ -8,48 +8,23 @@ use serde::{Deserialize, Serialize};
 use bench_envs::{Denoiser, DiffusionEnv};
 
 use crate::algorithm::Algorithm;
-use crate::optim::OptimConfig;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
 
-/// ReFL's hyper-parameters.
+/// The objective's own parameter, besides [`BackpropSettings`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ReflConfig {
+pub struct ReflOwn {
     /// The stop step's range, inclusive, in inference steps from the start (35..=49 of 50 in
     /// the official code).
     pub stop_steps: (usize, usize),
-    /// Samples per optimizer step (64).
-    pub batch: usize,
-    /// Optimizer steps per epoch (4).
-    pub updates: usize,
-    /// Maximise ReLU(r) instead of r.
-    pub relu: bool,
-    /// lr 1e-4 in ∇-GFlowNet's comparisons.
-    pub optim: OptimConfig,
 }
 
-impl ReflConfig {
-    fn settings(&self) -> BackpropSettings {
-        BackpropSettings {
-            batch: self.batch,
-            updates: self.updates,
-            relu: self.relu,
-            optim: self.optim.clone(),
-        }
-    }
-}
-
-impl Default for ReflConfig {
+impl Default for ReflOwn {
     fn default() -> Self {
-        let d = BackpropSettings::default();
         Self {
             stop_steps: (35, 49),
-            batch: d.batch,
-            updates: d.updates,
-            relu: d.relu,
-            optim: d.optim,
         }
     }
 }
@@ -101,7 +76,8 @@ impl Refl {
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let c: ReflConfig = bench_rewards::registry::params(params)?;
+        let (c, settings): (ReflOwn, BackpropSettings) =
+            bench_rewards::registry::split_params(params, &["stop_steps"], &[])?;
         let steps = env.scheduler().num_steps();
         let (lo, hi) = c.stop_steps;
         if lo > hi || hi >= steps {
@@ -110,7 +86,7 @@ impl Refl {
             ));
         }
         BackpropAlgorithm::boxed(
-            c.settings(),
+            settings,
             Refl {
                 stop_steps: c.stop_steps,
             },

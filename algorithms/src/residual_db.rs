@@ -14,42 +14,19 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use bench_envs::DiffusionEnv;
+use bench_rewards::registry::split_params;
 
 use crate::algorithm::Algorithm;
 use crate::detailed_balance::{
-    BackwardPolicy, DbAlgorithm, DbSettings, LookAheadModel, PolicyLoss,
+    BackwardPolicy, DbAlgorithm, DbSettings, DbShared, LookAheadModel, PolicyLoss,
 };
-use crate::optim::OptimConfig;
 
-/// Residual DB's hyper-parameters (∇-GFlowNet Section 4.3: lr 3e-4, output regularisation 1).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Residual DB's own parameter, besides [`DbShared`]'s.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ResidualDbConfig {
-    pub sample_batch: usize,
-    pub train_batch: usize,
-    /// Reward exponent β, in units of the sampler's log-prob reduction.
-    pub beta: f64,
-    pub beta_anneal: f64,
-    pub reg_coef: f64,
-    /// Whose x̂₀ the forward-looking term uses: `Current` (the paper's x̂_θ) or `Base`.
+pub struct ResidualDbOwn {
+    /// Whose x̂₀ the forward-looking term uses: `"Current"` (the paper's x̂_θ) or `"Base"`.
     pub look_ahead: LookAheadModel,
-    pub optim: OptimConfig,
-    pub flow_optim: OptimConfig,
-}
-
-impl Default for ResidualDbConfig {
-    fn default() -> Self {
-        Self {
-            sample_batch: 64,
-            train_batch: 32,
-            beta: 100.0,
-            beta_anneal: 0.0,
-            reg_coef: 1.0,
-            look_ahead: LookAheadModel::Current,
-            optim: OptimConfig::default(),
-            flow_optim: OptimConfig::default(),
-        }
-    }
 }
 
 /// Residual DB's registry entry.
@@ -63,19 +40,21 @@ impl ResidualDb {
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let c: ResidualDbConfig = bench_rewards::registry::params(params)?;
+        // ∇-GFlowNet Section 4.3: 64 trajectories per epoch, 32 per update, no β annealing;
+        // lr 3e-4 and output regularisation 1 are DAG's defaults too.
+        let defaults = [
+            ("sample_batch", ron::Value::from(64u64)),
+            ("train_batch", ron::Value::from(32u64)),
+            ("beta_anneal", ron::Value::from(0.0)),
+        ];
+        let (own, shared): (ResidualDbOwn, DbShared) =
+            split_params(params, &["look_ahead"], &defaults)?;
         DbAlgorithm::boxed(
             DbSettings {
-                sample_batch: c.sample_batch,
-                train_batch: c.train_batch,
-                beta: c.beta,
-                beta_anneal: c.beta_anneal,
-                reg_coef: c.reg_coef,
+                shared,
                 backward: BackwardPolicy::Pretrained,
-                look_ahead: c.look_ahead,
+                look_ahead: own.look_ahead,
                 policy_loss: PolicyLoss::Balance,
-                optim: c.optim,
-                flow_optim: c.flow_optim,
             },
             env,
             rng,

@@ -5,17 +5,18 @@ use std::path::Path;
 
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
 
 use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
-use crate::checkpoint::{load_module, save_module};
-use crate::optim::{OptimConfig, Trainer};
+use crate::optim::{OptimConfig, Trained};
 use crate::reward_gradient::differentiable_reward;
 use crate::util::{mean, scalar, to_f64, uniform_prompts};
 
 /// What ReFL and DRaFT share: batches, updates and the loss's form.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BackpropSettings {
     /// Samples per optimizer step.
     pub batch: usize,
@@ -123,8 +124,7 @@ pub fn truncated_rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
 pub struct BackpropAlgorithm<B: AutodiffBackend, E: DiffusionEnv<B>, S> {
     settings: BackpropSettings,
     sampler: S,
-    policy: E::Policy,
-    trainer: Trainer<B, E::Policy>,
+    policy: Trained<B, E::Policy>,
 }
 
 impl<B, E, S> BackpropAlgorithm<B, E, S>
@@ -145,8 +145,7 @@ where
             return Err("batch and updates must be positive".into());
         }
         Ok(Box::new(Self {
-            policy: env.init_policy(rng),
-            trainer: Trainer::new(settings.optim.clone()),
+            policy: Trained::new(env.init_policy(rng), settings.optim.clone()),
             settings,
             sampler,
         }))
@@ -163,21 +162,18 @@ where
         let mut rng = ctx.rng(self.sampler.name());
         let (mut rewards, mut losses, mut norms) = (vec![], vec![], vec![]);
         for _ in 0..self.settings.updates {
-            let frozen = burn::module::Module::no_grad(self.policy.clone());
+            let frozen = burn::module::Module::no_grad(self.policy.module.clone());
             let (loss, r) = backprop_loss(
                 ctx,
                 &self.sampler,
-                &self.policy,
+                &self.policy.module,
                 &frozen,
                 &self.settings,
                 &mut rng,
             );
             rewards.extend(r);
             losses.push(scalar(loss.clone().detach()));
-            let mut grads = loss.backward();
-            let (policy, norm) = self.trainer.step(self.policy.clone(), &mut grads);
-            self.policy = policy;
-            norms.push(norm);
+            norms.push(self.policy.step(&mut loss.backward()));
         }
         Ok(vec![
             // The reward of what the loss saw: x̂₀ predictions for ReFL, samples for DRaFT.
@@ -188,7 +184,7 @@ where
     }
 
     fn policy(&self) -> &E::Policy {
-        &self.policy
+        &self.policy.module
     }
 
     fn needs_reward_gradient(&self) -> bool {
@@ -200,12 +196,10 @@ where
     }
 
     fn save(&self, dir: &Path) -> Result<(), String> {
-        save_module(&self.policy, &dir.join("policy.safetensors"))?;
-        self.trainer.save(&dir.join("policy-optim"))
+        self.policy.save(dir, "policy")
     }
 
     fn load(&mut self, dir: &Path) -> Result<(), String> {
-        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
-        self.trainer.load(&dir.join("policy-optim"), &self.policy)
+        self.policy.load(dir, "policy")
     }
 }

@@ -24,12 +24,7 @@ pub fn gradient_wrt_input<B: AutodiffBackend>(
     x: Tensor<B, 2>,
     f: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 1>,
 ) -> Tensor<B, 2> {
-    let leaf = x.detach().require_grad();
-    let grads = f(leaf.clone()).sum().backward();
-    let g = leaf
-        .grad(&grads)
-        .expect("the function depends on its input");
-    Tensor::from_inner(g)
+    bench_rewards::input_gradient(x, f).expect("the function depends on its input")
 }
 
 /// ∇_x r(x̂₀(x)) for states `x` at inference steps `steps`, through `frozen`'s guided ε (as
@@ -48,16 +43,21 @@ pub fn predicted_reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
 ) -> Tensor<B, 2> {
     let env = ctx.env;
     let [n, d] = x.dims();
-    let draws = if smoothing > 0.0 { samples.max(1) } else { 1 };
-    let noise: Vec<Tensor<B, 2>> = (0..draws)
-        .map(|_| normal_tensor::<B>(n, d, rng, env.device()).mul_scalar(smoothing))
-        .collect();
+    // Without smoothing, one draw of x̂₀ itself (no noise drawn).
+    let noise: Vec<Option<Tensor<B, 2>>> = if smoothing > 0.0 {
+        (0..samples.max(1))
+            .map(|_| Some(normal_tensor::<B>(n, d, rng, env.device()).mul_scalar(smoothing)))
+            .collect()
+    } else {
+        vec![None]
+    };
+    let draws = noise.len();
     gradient_wrt_input(x, |x| {
         let eps = env.eps(Denoiser::Policy(frozen), x.clone(), steps, prompts);
         let x0 = env.scheduler().predict_x0(x, eps, steps);
         let total = noise
             .into_iter()
-            .map(|z| differentiable_reward(ctx, x0.clone() + z, prompts))
+            .map(|z| differentiable_reward(ctx, z.map_or(x0.clone(), |z| x0.clone() + z), prompts))
             .reduce(|a, b| a + b)
             .expect("at least one draw");
         total.div_scalar(draws as f64)

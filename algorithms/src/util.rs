@@ -1,6 +1,6 @@
 //! Small helpers shared by the objectives.
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, IndexingUpdateOp, Int, Tensor, TensorData};
 use rand::{seq::SliceRandom, Rng};
 
 /// A 1-D tensor's values as f64.
@@ -36,6 +36,35 @@ pub fn mean(values: &[f64]) -> f64 {
 pub fn std(values: &[f64]) -> f64 {
     let m = mean(values);
     (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt()
+}
+
+/// Row indices as an index tensor.
+pub fn row_index<B: Backend>(rows: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    let data: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    Tensor::from_data(TensorData::new(data, [rows.len()]), device)
+}
+
+/// The rows `rows` of `t`.
+pub fn select_rows<B: Backend>(t: &Tensor<B, 2>, rows: &[usize]) -> Tensor<B, 2> {
+    t.clone().select(0, row_index::<B>(rows, &t.device()))
+}
+
+/// A `[n, d]` tensor whose rows `idx` hold `values`, for each part; rows of no part are 0.
+pub fn scatter_rows<B: Backend>(
+    [n, d]: [usize; 2],
+    parts: Vec<(Vec<usize>, Tensor<B, 2>)>,
+) -> Tensor<B, 2> {
+    let device = parts[0].1.device();
+    parts
+        .into_iter()
+        .fold(Tensor::zeros([n, d], &device), |acc, (idx, values)| {
+            acc.select_assign(
+                0,
+                row_index::<B>(&idx, &device),
+                values,
+                IndexingUpdateOp::Add,
+            )
+        })
 }
 
 /// One scalar of a single-element tensor.

@@ -43,12 +43,7 @@ fn residual_db_telescopes_to_relative_trajectory_balance() {
     let env = LinearGaussian::new(8);
     let reward = LinearReward([0.7, -0.4]);
     let ctx = context(&env, &reward);
-    let policy = env.policy(
-        pseudo_random(env.steps() * D, 1)
-            .iter()
-            .map(|v| 0.3 * v)
-            .collect(),
-    );
+    let policy = env.random_policy(1, 0.3);
     let flow = flow(&env);
     let m = 5;
     let traj = sample(&env, &policy, m, 0);
@@ -111,12 +106,7 @@ fn dag_kl_gradient_is_the_kl_gradient_and_half_of_dag_db_on_policy() {
     let env = LinearGaussian::new(6);
     let reward = LinearReward([0.7, -0.4]);
     let ctx = context(&env, &reward);
-    let policy = env.policy(
-        pseudo_random(env.steps() * D, 3)
-            .iter()
-            .map(|v| 2.0 * v)
-            .collect(),
-    );
+    let policy = env.random_policy(3, 2.0);
     let frozen = burn::module::Module::no_grad(policy.clone());
     let flow = flow(&env);
     // Projected on the first two steps' offsets: later steps have σ_t → 0, and the variance

@@ -12,7 +12,6 @@ use bench_algorithms::refl::Refl;
 use bench_algorithms::reward_backprop::{backprop_loss, BackpropSettings, DifferentiableSampler};
 use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::uniform_prompts;
-use bench_algorithms::Context;
 use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
 use bench_rewards::{builtin_rewards, Reward};
 use common::*;
@@ -32,23 +31,13 @@ fn mixture() -> Box<dyn Reward<AB>> {
         .unwrap()
 }
 
-fn ctx<'a>(env: &'a LinearGaussian, reward: &'a dyn Reward<AB>) -> Context<'a, AB, LinearGaussian> {
-    Context {
-        env,
-        reward,
-        epoch: 0,
-        epochs: 1,
-        seed: 0,
-    }
-}
-
 /// Autodiff's directional derivative of `sampler`'s loss against central differences.
 fn check_finite_differences(sampler: &dyn DifferentiableSampler<AB, LinearGaussian>, relu: bool) {
     let env = LinearGaussian::new(6);
     let reward = mixture();
-    let ctx = ctx(&env, reward.as_ref());
+    let ctx = context(&env, reward.as_ref());
     let rows = env.steps();
-    let policy = env.policy(pseudo_random(rows * D, 7).iter().map(|v| 0.5 * v).collect());
+    let policy = env.random_policy(7, 0.5);
     let s = settings(relu);
     // The undifferentiated parts of sampling stay with the unperturbed policy.
     let loss = |p: &Table<AB>| {
@@ -101,7 +90,7 @@ fn relu_of_reward_cuts_the_gradient_of_negative_rewards() {
     // Mixture log-densities are negative away from its peaks: ReLU(r) = 0 gives no gradient.
     let env = LinearGaussian::new(6);
     let reward = mixture();
-    let ctx = ctx(&env, reward.as_ref());
+    let ctx = context(&env, reward.as_ref());
     let policy = env.policy(vec![3.0; env.steps() * D]);
     let (loss, rewards) = backprop_loss(
         &ctx,
@@ -119,7 +108,7 @@ fn relu_of_reward_cuts_the_gradient_of_negative_rewards() {
 fn draft_with_every_step_is_full_backpropagation() {
     let env = LinearGaussian::new(6);
     let reward = mixture();
-    let ctx = ctx(&env, reward.as_ref());
+    let ctx = context(&env, reward.as_ref());
     let steps = env.steps();
     let policy = env.policy(
         pseudo_random(steps * D, 9)

@@ -8,4 +8,4 @@ pub mod reward;
 pub mod toy;
 
 pub use registry::{builtin_rewards, Registry, RewardFactory, RewardRegistry};
-pub use reward::{image_gradient, Reward, ToyReward};
+pub use reward::{image_gradient, input_gradient, Reward, ToyReward};

@@ -57,9 +57,17 @@ pub fn image_gradient<B: AutodiffBackend>(
             reward.name()
         ));
     }
-    let leaf = images.detach().require_grad();
-    let grads = reward.score(leaf.clone(), prompts).sum().backward();
-    leaf.grad(&grads)
-        .map(Tensor::from_inner)
+    input_gradient(images, |x| reward.score(x, prompts))
         .ok_or_else(|| format!("reward `{}` does not depend on its images", reward.name()))
+}
+
+/// ∇_x of Σ f(x) as a constant, `f` building its graph from a fresh leaf; `None` when `f`
+/// does not depend on `x`.
+pub fn input_gradient<B: AutodiffBackend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl FnOnce(Tensor<B, D>) -> Tensor<B, 1>,
+) -> Option<Tensor<B, D>> {
+    let leaf = x.detach().require_grad();
+    let grads = f(leaf.clone()).sum().backward();
+    leaf.grad(&grads).map(Tensor::from_inner)
 }

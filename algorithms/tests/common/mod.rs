@@ -110,6 +110,12 @@ impl LinearGaussian {
         Table::new(offsets, self.steps(), &self.device)
     }
 
+    /// A policy whose ε offsets are pseudo-random in [−scale, scale].
+    pub fn random_policy(&self, seed: u64, scale: f32) -> Table<AB> {
+        let offsets = pseudo_random(self.steps() * D, seed);
+        self.policy(offsets.iter().map(|v| scale * v).collect())
+    }
+
     pub fn field(&self, values: Vec<f32>) -> Table<AB> {
         Table::new(values, self.steps() + 1, &self.device)
     }
@@ -227,7 +233,7 @@ impl Reward<AB> for LinearReward {
 
 pub fn context<'a>(
     env: &'a LinearGaussian,
-    reward: &'a LinearReward,
+    reward: &'a dyn Reward<AB>,
 ) -> Context<'a, AB, LinearGaussian> {
     Context {
         env,

@@ -10,8 +10,7 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_algorithms::checkpoint::{load_module, save_module};
-use bench_algorithms::optim::{OptimConfig, Trainer};
+use bench_algorithms::optim::{OptimConfig, Trained};
 use bench_algorithms::util::{mean, scalar, vector};
 use bench_algorithms::{Algorithm, AlgorithmFactory, Context, Scalars, TargetSpec};
 use bench_envs::{Denoiser, DiffusionEnv};
@@ -34,8 +33,7 @@ impl Default for ReinforceConfig {
 
 pub struct Reinforce<B: AutodiffBackend, E: DiffusionEnv<B>> {
     config: ReinforceConfig,
-    policy: E::Policy,
-    trainer: Trainer<B, E::Policy>,
+    policy: Trained<B, E::Policy>,
 }
 
 impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> Reinforce<B, E> {
@@ -51,8 +49,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> Reinforce<B, E> {
             return Err("sample_batch must be at least 2 (the baseline is the batch mean)".into());
         }
         Ok(Box::new(Self {
-            policy: env.init_policy(rng),
-            trainer: Trainer::new(config.optim.clone()),
+            policy: Trained::new(env.init_policy(rng), config.optim.clone()),
             config,
         }))
     }
@@ -62,7 +59,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Reinforce<B, E>
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
         let env = ctx.env;
         let mut rng = ctx.rng("reinforce");
-        let (traj, rewards) = ctx.sample(&self.policy, self.config.sample_batch, &mut rng);
+        let (traj, rewards) = ctx.sample(&self.policy.module, self.config.sample_batch, &mut rng);
         let baseline = mean(&rewards);
         let steps: Vec<usize> = (0..traj.num_steps()).collect();
         let s = traj.stack(&steps);
@@ -71,15 +68,18 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Reinforce<B, E>
             .flat_map(|_| rewards.iter().map(|r| r - baseline))
             .collect();
         let log_prob = env
-            .transition(Denoiser::Policy(&self.policy), s.x_t, &s.steps, &s.prompts)
+            .transition(
+                Denoiser::Policy(&self.policy.module),
+                s.x_t,
+                &s.steps,
+                &s.prompts,
+            )
             .log_prob(s.x_next, env.scheduler().reduction());
         let loss = (log_prob * vector::<B>(&advantages, env.device()))
             .mean()
             .neg();
         let value = scalar(loss.clone().detach());
-        let mut grads = loss.backward();
-        let (policy, norm) = self.trainer.step(self.policy.clone(), &mut grads);
-        self.policy = policy;
+        let norm = self.policy.step(&mut loss.backward());
         Ok(vec![
             ("reward_mean".into(), baseline),
             ("loss".into(), value),
@@ -88,7 +88,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Reinforce<B, E>
     }
 
     fn policy(&self) -> &E::Policy {
-        &self.policy
+        &self.policy.module
     }
 
     fn target(&self, _env: &E) -> Option<TargetSpec> {
@@ -96,13 +96,11 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for Reinforce<B, E>
     }
 
     fn save(&self, dir: &Path) -> Result<(), String> {
-        save_module(&self.policy, &dir.join("policy.safetensors"))?;
-        self.trainer.save(&dir.join("policy-optim"))
+        self.policy.save(dir, "policy")
     }
 
     fn load(&mut self, dir: &Path) -> Result<(), String> {
-        load_module(&mut self.policy, &dir.join("policy.safetensors"))?;
-        self.trainer.load(&dir.join("policy-optim"), &self.policy)
+        self.policy.load(dir, "policy")
     }
 }
 
