@@ -4,6 +4,7 @@
 pub mod clip;
 pub mod mixture;
 pub mod mlp;
+pub mod sd;
 pub mod time_embedding;
 pub mod weights;
 

@@ -123,9 +123,16 @@ pub fn expected_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Ve
 
 /// Loads `file` into `module`, checking every tensor first. Keys in the file that the module
 /// does not use (e.g. transformers' old `position_ids` buffer) are ignored.
-pub fn load_safetensors<B: Backend, M: Module<B>>(
+pub fn load_safetensors<B: Backend, M: Module<B>>(module: M, file: &Path) -> Result<M, LoadError> {
+    load_safetensors_remapped(module, file, &[])
+}
+
+/// [`load_safetensors`] with the file's keys first rewritten by `(regex, replacement)` pairs,
+/// for checkpoints saved under older names; errors name the rewritten keys.
+pub fn load_safetensors_remapped<B: Backend, M: Module<B>>(
     mut module: M,
     file: &Path,
+    remap: &[(&str, &str)],
 ) -> Result<M, LoadError> {
     if !file.is_file() {
         return Err(LoadError::MissingFile {
@@ -141,6 +148,9 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
         .with_from_adapter(PyTorchToBurnAdapter.chain(WidenToF32))
         .allow_partial(true)
         .validate(false);
+    for (from, to) in remap {
+        store = store.with_key_remapping(from, *to);
+    }
     let found = store.get_all_snapshots().map_err(|e| read_err(&e))?;
     let problems: Vec<_> = expected_tensors(&module)
         .into_iter()
