@@ -9,13 +9,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{
     BurnToPyTorchAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
-    SafetensorsStore, TensorSnapshot,
+    SafetensorsStore, TensorSnapshot, TensorSnapshotError,
 };
 use burn::tensor::backend::Backend;
-use burn::tensor::DType;
+use burn::tensor::{DType, Tensor};
 use serde::de::DeserializeOwned;
 use std::rc::Rc;
 
@@ -111,14 +111,52 @@ pub fn component_weights(folder: &Path) -> Result<PathBuf, LoadError> {
 }
 
 /// The (key, shape) pairs a module expects from a PyTorch-layout checkpoint, sorted by key.
+///
+/// Reads shapes without materialising parameters, so a freshly built model's lazy weights are
+/// never allocated (loading the 860M-parameter UNet then costs its checkpoint's memory only).
 pub fn expected_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
-    let mut out: Vec<_> = module
-        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
-        .into_iter()
+    let mut visitor = ShapeVisitor::default();
+    module.visit(&mut visitor);
+    let mut out: Vec<_> = visitor
+        .snapshots
+        .iter()
+        .map(|s| BurnToPyTorchAdapter.adapt(s))
         .map(|s| (s.full_path(), s.shape.to_vec()))
         .collect();
     out.sort();
     out
+}
+
+/// Collects (path, container types, lazy shape) of every float parameter as data-less
+/// snapshots, which burn's PyTorch adapter then maps to PyTorch names and layouts.
+#[derive(Default)]
+struct ShapeVisitor {
+    path: Vec<String>,
+    containers: Vec<String>,
+    snapshots: Vec<TensorSnapshot>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.snapshots.push(TensorSnapshot::from_closure(
+            Rc::new(|| Err(TensorSnapshotError::DataError("shape only".into()))),
+            DType::F32,
+            param.lazy_shape(),
+            self.path.clone(),
+            self.containers.clone(),
+            param.id,
+        ));
+    }
 }
 
 /// Loads `file` into `module`, checking every tensor first. Keys in the file that the module
