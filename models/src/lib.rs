@@ -1,6 +1,7 @@
 //! Networks and exact models: everything with weights or a closed-form density lives here,
 //! below the environments, rewards and metrics that use it.
 
+pub mod attention;
 pub mod clip;
 pub mod mixture;
 pub mod mlp;

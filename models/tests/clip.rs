@@ -9,7 +9,7 @@ use bench_models::weights::expected_tensors;
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{fixture, max_abs_diff, tensor};
+use common::{assert_matches_real_sd15, compare, fixture, tensor};
 use serde_json::Value;
 
 type B = Flex;
@@ -92,19 +92,11 @@ fn text_encoder_matches_transformers() {
     let (ids, shape) = tensor("sd_tiny/text_encoder.safetensors", "input_ids");
     let ids: Vec<i64> = ids.iter().map(|&v| v as i64).collect();
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [shape[0], shape[1]]), &device);
-    let hidden = model.forward(ids);
-    let (expected, expected_shape) =
-        tensor("sd_tiny/text_encoder.safetensors", "last_hidden_state");
-    assert_eq!(hidden.dims().to_vec(), expected_shape);
-    let got: Vec<f64> = hidden
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = max_abs_diff(&got, &expected);
+    let (err, scale) = compare(
+        model.forward(ids),
+        "sd_tiny/text_encoder.safetensors",
+        "last_hidden_state",
+    );
     assert!(
         scale > 1.0,
         "the fixture should have activations of order 1"
@@ -116,17 +108,7 @@ fn text_encoder_matches_transformers() {
 /// parameter count.
 #[test]
 fn text_encoder_keys_match_the_real_sd15_checkpoint() {
-    let text = std::fs::read_to_string(fixture("sd15_real_keys.json")).unwrap();
-    let json: Value = serde_json::from_str(&text).unwrap();
-    let real = &json["text_encoder"];
-    let mut expected: Vec<(String, Vec<usize>)> =
-        serde_json::from_value(real["tensors"].clone()).unwrap();
-    expected.sort();
     let model = ClipTextConfig::sd15().init::<B>(&Default::default());
-    assert_eq!(expected_tensors(&model), expected);
-    assert_eq!(
-        model.num_params() as u64,
-        real["num_parameters"].as_u64().unwrap()
-    );
+    assert_matches_real_sd15("text_encoder", &expected_tensors(&model));
     assert_eq!(model.num_params(), 123_060_480);
 }

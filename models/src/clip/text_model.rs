@@ -12,10 +12,11 @@ use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::Deserialize;
 
+use crate::attention::multi_head_attention;
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
 /// The fields of transformers' `CLIPTextConfig` (`text_encoder/config.json`) that the forward
@@ -201,20 +202,10 @@ impl<B: Backend> ClipTextModel<B> {
 impl<B: Backend> ClipAttention<B> {
     /// Multi-head self-attention; `mask` `[N, L, L]` is true where attention is forbidden.
     fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
-        let [n, l, h] = x.dims();
-        let d = h / self.num_heads;
-        let heads = |t: Tensor<B, 3>| t.reshape([n, l, self.num_heads, d]).swap_dims(1, 2);
-        let q = heads(self.q_proj.forward(x.clone())) * (d as f64).powf(-0.5);
-        let k = heads(self.k_proj.forward(x.clone()));
-        let v = heads(self.v_proj.forward(x));
-        // The diagonal is never masked, so no row is all -inf.
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mask_fill(mask.unsqueeze_dim(1), f32::NEG_INFINITY);
-        let out = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([n, l, h]);
+        let q = self.q_proj.forward(x.clone());
+        let k = self.k_proj.forward(x.clone());
+        let v = self.v_proj.forward(x);
+        let out = multi_head_attention(q, k, v, self.num_heads, Some(mask));
         self.out_proj.forward(out)
     }
 }

@@ -7,9 +7,11 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{backend::Backend, Tensor};
+
+use crate::attention::multi_head_attention;
 
 pub(crate) fn conv<B: Backend>(
     c_in: usize,
@@ -179,10 +181,10 @@ impl<B: Backend> SpatialAttention<B> {
             .forward(x.clone())
             .reshape([n, c, h * w])
             .swap_dims(1, 2);
-        let q = self.to_q.forward(tokens.clone()) * (c as f64).powf(-0.5);
+        let q = self.to_q.forward(tokens.clone());
         let k = self.to_k.forward(tokens.clone());
         let v = self.to_v.forward(tokens);
-        let attn = softmax(q.matmul(k.swap_dims(1, 2)), 2).matmul(v);
+        let attn = multi_head_attention(q, k, v, 1, None);
         let out = self.to_out[0]
             .forward(attn)
             .swap_dims(1, 2)

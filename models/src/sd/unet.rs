@@ -10,11 +10,12 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::activation::{gelu, silu};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::blocks::{conv, group_norm, linear, Downsample2D, ResnetBlock2D, Upsample2D};
+use crate::attention::multi_head_attention;
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
 /// An int or one int per block, as diffusers' configs allow.
@@ -393,20 +394,10 @@ impl<B: Backend> Attention<B> {
     /// Self-attention when `context` is `None`, else attention from `x` to `context`.
     fn forward(&self, x: Tensor<B, 3>, context: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
         let context = context.unwrap_or_else(|| x.clone());
-        let [n, l, c] = x.dims();
-        let d = c / self.heads;
-        let heads = |t: Tensor<B, 3>| {
-            let len = t.dims()[1];
-            t.reshape([n, len, self.heads, d]).swap_dims(1, 2)
-        };
-        let q = heads(self.to_q.forward(x)) * (d as f64).powf(-0.5);
-        let k = heads(self.to_k.forward(context.clone()));
-        let v = heads(self.to_v.forward(context));
-        let out = softmax(q.matmul(k.swap_dims(2, 3)), 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([n, l, c]);
-        self.to_out[0].forward(out)
+        let q = self.to_q.forward(x);
+        let k = self.to_k.forward(context.clone());
+        let v = self.to_v.forward(context);
+        self.to_out[0].forward(multi_head_attention(q, k, v, self.heads, None))
     }
 }
 
