@@ -32,6 +32,7 @@ pub const CONTEXT_LENGTH: usize = 77;
 /// whitespace separates words and is dropped.
 const WORDS: &str = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
+#[derive(Debug)]
 pub struct ClipTokenizer {
     inner: Tokenizer,
     bos: u32,
