@@ -34,14 +34,7 @@ fn ddim_cfg_rollout_matches_diffusers_pipeline() {
         ..SamplerConfig::default()
     })
     .unwrap();
-    let (timesteps, _) = tensor(FILE, "timesteps");
-    let ours: Vec<f64> = scheduler
-        .schedule()
-        .timesteps()
-        .iter()
-        .map(|&t| t as f64)
-        .collect();
-    assert_eq!(ours, timesteps);
+    // The pipeline's timesteps (751, 501, 251, 1) are checked in diffusers_schedulers.rs.
 
     // Text: the unconditional (empty prompt) rows first, as diffusers concatenates them.
     let n = PROMPTS.len();
