@@ -1,7 +1,8 @@
 //! SD's VAE against diffusers' AutoencoderKL (fixtures from tools/fixtures/; weights in fp16).
 //!
 //! Measured max abs errors (Flex, f32): encode mean 2.5e-6 and logvar 3.8e-6 (values up to 2.1
-//! and 2.7), decode 1.7e-6 (up to 2.8), decoded image 8.3e-7.
+//! and 2.7), decode 1.7e-6 (up to 2.8), decoded image 8.3e-7; SD's full layout: encode 1.7e-6,
+//! decode 4.2e-6 (up to 2.9).
 
 mod common;
 
@@ -56,4 +57,23 @@ fn vae_decode_matches_diffusers() {
 fn vae_keys_match_the_real_sd15_checkpoint() {
     let model = VaeConfig::sd15().init::<B>(&Default::default());
     assert_matches_real_sd15("vae", &expected_tensors(&model));
+}
+
+/// SD v1.5's exact VAE layout (4 blocks, 2 resnets each, 3 resamplers) at widths 8–16.
+#[test]
+fn vae_with_sd15_layout_matches_diffusers() {
+    const IO: &str = "sd_tiny_full_layout/io.safetensors";
+    let vae =
+        AutoencoderKl::<B>::from_folder(&fixture("sd_tiny_full_layout/vae"), &Default::default())
+            .unwrap();
+    let dist = vae.encode(input(IO, "encode_input"));
+    for (got, name) in [
+        (dist.mean, "encode_mean"),
+        (dist.logvar, "encode_logvar"),
+        (vae.decode(input(IO, "decode_input")), "decode_output"),
+    ] {
+        let (err, scale) = compare(got, IO, name);
+        assert!(scale > 0.5, "{name}: activations should be of order 1");
+        assert!(err <= 1e-4, "{name}: max abs error {err:.2e}");
+    }
 }
