@@ -5,10 +5,11 @@ mod common;
 use std::path::Path;
 
 use bench_models::clip::ClipTextModel;
+use bench_models::sd::AutoencoderKl;
 use bench_models::weights::{LoadError, TensorProblem};
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{fixture, max_abs_diff};
+use common::{compare, fixture, input, max_abs_diff};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -16,25 +17,39 @@ type B = Flex;
 /// A tensor as stored: dtype, shape, little-endian bytes.
 type Raw = (Dtype, Vec<usize>, Vec<u8>);
 
-/// Copies the tiny text encoder into `dir`, passing each tensor through `edit`
-/// (name, dtype, shape, bytes) → None to drop it.
-fn edited_text_encoder(dir: &Path, edit: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Option<Raw>) {
-    let src = fixture("sd_tiny/text_encoder");
+/// Copies the fixture component folder `component` (config.json and `weights`) into `dir`,
+/// passing each tensor through `edit` (name, dtype, shape, bytes) → None to drop it, or a new
+/// name and tensor.
+fn edited_copy(
+    component: &str,
+    weights: &str,
+    dir: &Path,
+    edit: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Option<(String, Raw)>,
+) {
+    let src = fixture(component);
     std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
-    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let bytes = std::fs::read(src.join(weights)).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let tensors: Vec<(String, Raw)> = st
         .tensors()
         .into_iter()
-        .filter_map(|(name, v)| {
-            edit(&name, v.dtype(), v.shape().to_vec(), v.data().to_vec()).map(|t| (name, t))
-        })
+        .filter_map(|(name, v)| edit(&name, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
         .collect();
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(n, (d, s, b))| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
         .collect();
-    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    safetensors::serialize_to_file(views, None, &dir.join(weights)).unwrap();
+}
+
+/// [`edited_copy`] of the tiny text encoder, names kept.
+fn edited_text_encoder(dir: &Path, edit: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Option<Raw>) {
+    edited_copy(
+        "sd_tiny/text_encoder",
+        "model.safetensors",
+        dir,
+        |name, d, s, b| edit(name, d, s, b).map(|t| (name.to_string(), t)),
+    );
 }
 
 fn load(dir: &Path) -> Result<ClipTextModel<B>, LoadError> {
@@ -147,4 +162,42 @@ fn fp16_checkpoints_load_as_f32() {
         err > 0.0 && err < 0.05,
         "fp16 vs fp32 max abs difference {err:.2e}"
     );
+}
+
+/// SD v1.5's own VAE file names the attention projections `query`/`key`/`value`/`proj_attn`
+/// (diffusers renames them on load); such a file loads and decodes as the new names do.
+#[test]
+fn vae_with_old_attention_key_names_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = std::cell::Cell::new(0);
+    edited_copy(
+        "sd_tiny/vae",
+        "diffusion_pytorch_model.safetensors",
+        dir.path(),
+        |name, d, s, b| {
+            let old = [
+                (".to_q.", ".query."),
+                (".to_k.", ".key."),
+                (".to_v.", ".value."),
+                (".to_out.0.", ".proj_attn."),
+            ]
+            .iter()
+            .fold(name.to_string(), |n, (new, old)| n.replace(new, old));
+            renamed.set(renamed.get() + usize::from(old != name));
+            Some((old, (d, s, b)))
+        },
+    );
+    assert_eq!(
+        renamed.get(),
+        16,
+        "2 attentions × 4 projections × (weight, bias)"
+    );
+    let vae = AutoencoderKl::<B>::from_folder(dir.path(), &Default::default()).unwrap();
+    let file = "sd_tiny/vae.safetensors";
+    let (err, _) = compare(
+        vae.decode(input(file, "decode_input")),
+        file,
+        "decode_output",
+    );
+    assert!(err <= 1e-4, "max abs error {err:.2e}");
 }
