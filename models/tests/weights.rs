@@ -164,8 +164,8 @@ fn fp16_checkpoints_load_as_f32() {
     );
 }
 
-/// SD v1.5's own VAE file names the attention projections `query`/`key`/`value`/`proj_attn`
-/// (diffusers renames them on load); such a file loads and decodes as the new names do.
+/// Older VAE files name the attention projections `query`/`key`/`value`/`proj_attn` (diffusers
+/// renames them on load); such a file loads and decodes as the new names do.
 #[test]
 fn vae_with_old_attention_key_names_loads() {
     let dir = tempfile::tempdir().unwrap();

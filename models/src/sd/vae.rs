@@ -228,8 +228,9 @@ pub struct DiagonalGaussian<B: Backend> {
     pub logvar: Tensor<B, 4>,
 }
 
-/// Old diffusers checkpoints (SD v1.5's among them) name the attention projections
-/// `query`/`key`/`value`/`proj_attn`.
+/// VAE files saved before diffusers' attention refactor (as some SD v1.x folders on the Hub
+/// are) name the attention projections `query`/`key`/`value`/`proj_attn`; diffusers renames
+/// them on load, and so do we.
 const OLD_ATTENTION_KEYS: [(&str, &str); 4] = [
     (r"(attentions\.\d+)\.query\.", "$1.to_q."),
     (r"(attentions\.\d+)\.key\.", "$1.to_k."),
