@@ -1,10 +1,15 @@
 //! Networks and exact models: everything with weights or a closed-form density lives here,
 //! below the environments, rewards and metrics that use it.
 
+pub mod attention;
+pub mod clip;
 pub mod mixture;
 pub mod mlp;
+pub mod sd;
 pub mod time_embedding;
+pub mod weights;
 
 pub use mixture::{Component, GaussianMixture, Point};
 pub use mlp::Mlp;
 pub use time_embedding::sinusoidal_embedding;
+pub use weights::{load_safetensors, LoadError};

@@ -1,0 +1,33 @@
+//! Multi-head scaled dot-product attention, shared by CLIP's text encoder, the UNet's
+//! transformers and the VAE's single-head spatial attention.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{backend::Backend, Bool, Tensor};
+
+/// `softmax(q·kᵀ/√d)·v` per head, for projected queries `[N, Lq, C]` and keys/values
+/// `[N, Lk, C]` whose channels split into `heads` heads of width `d = C / heads`. `mask`
+/// `[N, Lq, Lk]` is true where attention is forbidden; no row may be fully masked.
+/// Returns `[N, Lq, C]`, heads concatenated in order.
+pub fn multi_head_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    mask: Option<Tensor<B, 3, Bool>>,
+) -> Tensor<B, 3> {
+    let [n, lq, c] = q.dims();
+    let d = c / heads;
+    let split = |t: Tensor<B, 3>| {
+        let len = t.dims()[1];
+        t.reshape([n, len, heads, d]).swap_dims(1, 2)
+    };
+    let q = split(q) * (d as f64).powf(-0.5);
+    let mut scores = q.matmul(split(k).swap_dims(2, 3));
+    if let Some(mask) = mask {
+        scores = scores.mask_fill(mask.unsqueeze_dim(1), f32::NEG_INFINITY);
+    }
+    softmax(scores, 3)
+        .matmul(split(v))
+        .swap_dims(1, 2)
+        .reshape([n, lq, c])
+}

@@ -1,0 +1,7 @@
+//! CLIP: the BPE tokenizer and the text transformer that SD v1 conditions on.
+
+pub mod text_model;
+pub mod tokenizer;
+
+pub use text_model::{ClipActivation, ClipTextConfig, ClipTextModel};
+pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};

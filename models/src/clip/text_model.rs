@@ -1,0 +1,222 @@
+//! The CLIP text transformer that conditions SD v1 (transformers' `CLIPTextModel`).
+//!
+//! SD v1 uses the full last hidden state `[N, 77, hidden]` after the final layer norm (not the
+//! pooled output) as the UNet's cross-attention context. Fields are named after transformers'
+//! keys (`text_model.encoder.layers.{i}.self_attn.q_proj`, …) so that a checkpoint loads
+//! without remapping.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::attention::generate_autoregressive_mask;
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+use serde::Deserialize;
+
+use crate::attention::multi_head_attention;
+use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
+
+/// The fields of transformers' `CLIPTextConfig` (`text_encoder/config.json`) that the forward
+/// pass depends on; other fields are ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClipTextConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub max_position_embeddings: usize,
+    pub hidden_act: ClipActivation,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+
+/// The MLP activations CLIP text encoders use: OpenAI's CLIP (SD v1) uses QuickGELU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClipActivation {
+    /// `x · σ(1.702 x)`
+    #[serde(rename = "quick_gelu")]
+    QuickGelu,
+    /// The exact (erf) GELU.
+    #[serde(rename = "gelu")]
+    Gelu,
+}
+
+impl ClipTextConfig {
+    /// SD v1.5's text encoder (CLIP ViT-L/14).
+    pub fn sd15() -> Self {
+        Self {
+            vocab_size: 49408,
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            max_position_embeddings: 77,
+            hidden_act: ClipActivation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// A model with this architecture and zero weights, to be overwritten by a checkpoint
+    /// (zeros are cheaper than a random init of 123M parameters).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ClipTextModel<B> {
+        let h = self.hidden_size;
+        assert!(
+            h.is_multiple_of(self.num_attention_heads),
+            "hidden_size {h} is not a multiple of num_attention_heads {}",
+            self.num_attention_heads
+        );
+        let linear = |i, o| {
+            LinearConfig::new(i, o)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
+        let norm = || {
+            LayerNormConfig::new(h)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        let embedding = |n| {
+            EmbeddingConfig::new(n, h)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| ClipEncoderLayer {
+                self_attn: ClipAttention {
+                    q_proj: linear(h, h),
+                    k_proj: linear(h, h),
+                    v_proj: linear(h, h),
+                    out_proj: linear(h, h),
+                    num_heads: self.num_attention_heads,
+                },
+                layer_norm1: norm(),
+                mlp: ClipMlp {
+                    fc1: linear(h, self.intermediate_size),
+                    fc2: linear(self.intermediate_size, h),
+                    activation: self.hidden_act,
+                },
+                layer_norm2: norm(),
+            })
+            .collect();
+        ClipTextModel {
+            text_model: ClipTextTransformer {
+                embeddings: ClipTextEmbeddings {
+                    token_embedding: embedding(self.vocab_size),
+                    position_embedding: embedding(self.max_position_embeddings),
+                },
+                encoder: ClipEncoder { layers },
+                final_layer_norm: norm(),
+            },
+        }
+    }
+}
+
+/// transformers' `CLIPTextModel`; the outer `text_model` level exists for the key names.
+#[derive(Module, Debug)]
+pub struct ClipTextModel<B: Backend> {
+    pub text_model: ClipTextTransformer<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipTextTransformer<B: Backend> {
+    pub embeddings: ClipTextEmbeddings<B>,
+    pub encoder: ClipEncoder<B>,
+    pub final_layer_norm: LayerNorm<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipTextEmbeddings<B: Backend> {
+    pub token_embedding: Embedding<B>,
+    pub position_embedding: Embedding<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipEncoder<B: Backend> {
+    pub layers: Vec<ClipEncoderLayer<B>>,
+}
+
+/// A pre-LN transformer block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
+#[derive(Module, Debug)]
+pub struct ClipEncoderLayer<B: Backend> {
+    pub self_attn: ClipAttention<B>,
+    pub layer_norm1: LayerNorm<B>,
+    pub mlp: ClipMlp<B>,
+    pub layer_norm2: LayerNorm<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipAttention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub out_proj: Linear<B>,
+    pub num_heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipMlp<B: Backend> {
+    pub fc1: Linear<B>,
+    pub fc2: Linear<B>,
+    #[module(skip)]
+    pub activation: ClipActivation,
+}
+
+impl<B: Backend> ClipTextModel<B> {
+    /// Builds the model from a transformers/diffusers folder (`text_encoder/` with
+    /// `config.json` and `model.safetensors`, fp32 or fp16).
+    pub fn from_folder(folder: &Path, device: &B::Device) -> Result<Self, LoadError> {
+        let config: ClipTextConfig = read_json(&folder.join("config.json"))?;
+        load_safetensors(config.init(device), &component_weights(folder)?)
+    }
+
+    /// The last hidden state `[N, L, hidden]` (after the final layer norm) for token ids
+    /// `[N, L]`, L ≤ max_position_embeddings. Causal attention over all L tokens, padding
+    /// included, as SD v1 does (it passes no attention mask).
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let m = &self.text_model;
+        let [n, l] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..l as i64, &device).reshape([1, l]);
+        let mut x = m.embeddings.token_embedding.forward(input_ids)
+            + m.embeddings.position_embedding.forward(positions);
+        let mask = generate_autoregressive_mask::<B>(n, l, &device);
+        for layer in &m.encoder.layers {
+            x = x.clone()
+                + layer
+                    .self_attn
+                    .forward(layer.layer_norm1.forward(x), mask.clone());
+            x = x.clone() + layer.mlp.forward(layer.layer_norm2.forward(x));
+        }
+        m.final_layer_norm.forward(x)
+    }
+}
+
+impl<B: Backend> ClipAttention<B> {
+    /// Multi-head self-attention; `mask` `[N, L, L]` is true where attention is forbidden.
+    fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
+        let q = self.q_proj.forward(x.clone());
+        let k = self.k_proj.forward(x.clone());
+        let v = self.v_proj.forward(x);
+        let out = multi_head_attention(q, k, v, self.num_heads, Some(mask));
+        self.out_proj.forward(out)
+    }
+}
+
+impl<B: Backend> ClipMlp<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = self.fc1.forward(x);
+        let x = match self.activation {
+            ClipActivation::QuickGelu => x.clone() * sigmoid(x * 1.702),
+            ClipActivation::Gelu => gelu(x),
+        };
+        self.fc2.forward(x)
+    }
+}

@@ -1,0 +1,194 @@
+//! Building blocks shared by SD's VAE and UNet, named after diffusers' modules and keys:
+//! `ResnetBlock2D`, `Downsample2D`, `Upsample2D` and the VAE's single-head spatial attention.
+//!
+//! Constructors make zero weights (cheap for the 860M-parameter UNet); a checkpoint overwrites
+//! them.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::silu;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{backend::Backend, Tensor};
+
+use crate::attention::multi_head_attention;
+
+pub(crate) fn conv<B: Backend>(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    device: &B::Device,
+) -> Conv2d<B> {
+    Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+pub(crate) fn group_norm<B: Backend>(
+    groups: usize,
+    channels: usize,
+    eps: f64,
+    device: &B::Device,
+) -> GroupNorm<B> {
+    GroupNormConfig::new(groups, channels)
+        .with_epsilon(eps)
+        .init(device)
+}
+
+pub(crate) fn linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+    device: &B::Device,
+) -> Linear<B> {
+    LinearConfig::new(d_in, d_out)
+        .with_bias(bias)
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+/// `norm1 → SiLU → conv1 (+ time embedding) → norm2 → SiLU → conv2`, plus the input (through a
+/// 1×1 `conv_shortcut` when the channel count changes).
+#[derive(Module, Debug)]
+pub struct ResnetBlock2D<B: Backend> {
+    pub norm1: GroupNorm<B>,
+    pub conv1: Conv2d<B>,
+    pub time_emb_proj: Option<Linear<B>>,
+    pub norm2: GroupNorm<B>,
+    pub conv2: Conv2d<B>,
+    pub conv_shortcut: Option<Conv2d<B>>,
+}
+
+impl<B: Backend> ResnetBlock2D<B> {
+    /// `temb_channels`: the UNet's time-embedding width, `None` in the VAE.
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        temb_channels: Option<usize>,
+        groups: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            norm1: group_norm(groups, c_in, eps, device),
+            conv1: conv(c_in, c_out, 3, 1, 1, device),
+            time_emb_proj: temb_channels.map(|t| linear(t, c_out, true, device)),
+            norm2: group_norm(groups, c_out, eps, device),
+            conv2: conv(c_out, c_out, 3, 1, 1, device),
+            conv_shortcut: (c_in != c_out).then(|| conv(c_in, c_out, 1, 1, 0, device)),
+        }
+    }
+
+    /// `temb` `[N, temb_channels]` is the (un-activated) time embedding; SiLU is applied here.
+    pub fn forward(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
+        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
+            let t = proj.forward(silu(temb));
+            let [n, c] = t.dims();
+            h = h + t.reshape([n, c, 1, 1]);
+        }
+        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let shortcut = match &self.conv_shortcut {
+            Some(c) => c.forward(x),
+            None => x,
+        };
+        shortcut + h
+    }
+}
+
+/// A stride-2 3×3 convolution. The VAE's pads only right and bottom (padding 0 plus a (0, 1, 0, 1)
+/// pad, as the original LDM code did); the UNet's pads 1 on every side.
+#[derive(Module, Debug)]
+pub struct Downsample2D<B: Backend> {
+    pub conv: Conv2d<B>,
+    #[module(skip)]
+    pub asymmetric: bool,
+}
+
+impl<B: Backend> Downsample2D<B> {
+    pub fn new(channels: usize, asymmetric: bool, device: &B::Device) -> Self {
+        let padding = if asymmetric { 0 } else { 1 };
+        Self {
+            conv: conv(channels, channels, 3, 2, padding, device),
+            asymmetric,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = if self.asymmetric {
+            x.pad((0, 1, 0, 1), PadMode::Constant(0.0))
+        } else {
+            x
+        };
+        self.conv.forward(x)
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling followed by a 3×3 convolution.
+#[derive(Module, Debug)]
+pub struct Upsample2D<B: Backend> {
+    pub conv: Conv2d<B>,
+}
+
+impl<B: Backend> Upsample2D<B> {
+    pub fn new(channels: usize, device: &B::Device) -> Self {
+        Self {
+            conv: conv(channels, channels, 3, 1, 1, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let x = x
+            .reshape([n, c, h, 1, w, 1])
+            .expand([n, c, h, 2, w, 2])
+            .reshape([n, c, 2 * h, 2 * w]);
+        self.conv.forward(x)
+    }
+}
+
+/// The VAE's mid-block attention: group norm, one head over all H·W positions, residual.
+#[derive(Module, Debug)]
+pub struct SpatialAttention<B: Backend> {
+    pub group_norm: GroupNorm<B>,
+    pub to_q: Linear<B>,
+    pub to_k: Linear<B>,
+    pub to_v: Linear<B>,
+    pub to_out: Vec<Linear<B>>,
+}
+
+impl<B: Backend> SpatialAttention<B> {
+    pub fn new(channels: usize, groups: usize, eps: f64, device: &B::Device) -> Self {
+        Self {
+            group_norm: group_norm(groups, channels, eps, device),
+            to_q: linear(channels, channels, true, device),
+            to_k: linear(channels, channels, true, device),
+            to_v: linear(channels, channels, true, device),
+            to_out: vec![linear(channels, channels, true, device)],
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let tokens = self
+            .group_norm
+            .forward(x.clone())
+            .reshape([n, c, h * w])
+            .swap_dims(1, 2);
+        let q = self.to_q.forward(tokens.clone());
+        let k = self.to_k.forward(tokens.clone());
+        let v = self.to_v.forward(tokens);
+        let attn = multi_head_attention(q, k, v, 1, None);
+        let out = self.to_out[0]
+            .forward(attn)
+            .swap_dims(1, 2)
+            .reshape([n, c, h, w]);
+        out + x
+    }
+}

@@ -1,0 +1,10 @@
+//! Stable Diffusion v1's networks other than the text encoder (see [`crate::clip`]).
+
+pub mod blocks;
+pub mod components;
+pub mod unet;
+pub mod vae;
+
+pub use components::SdComponents;
+pub use unet::{UNet2DConditionModel, UNetConfig};
+pub use vae::{AutoencoderKl, DiagonalGaussian, VaeConfig};

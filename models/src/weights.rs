@@ -1,0 +1,242 @@
+//! Loading the weights of diffusers/transformers checkpoints (safetensors) into burn modules.
+//!
+//! Every SD component (text encoder, UNet, VAE) loads through [`load_safetensors`], so that a
+//! user with a wrong or incomplete folder gets the same kind of message whichever part is off:
+//! the key, the shape our module expects, the shape found and the file. Module fields are named
+//! after the reference models' keys, so no remapping is needed; burn's PyTorch adapter transposes
+//! linear weights and renames norm parameters, and fp16/bf16 files are widened to f32 on load.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::store::{
+    BurnToPyTorchAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    SafetensorsStore, TensorSnapshot, TensorSnapshotError,
+};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
+use serde::de::DeserializeOwned;
+use std::rc::Rc;
+
+/// Where users get the weights this loader reads.
+pub const SD15_SOURCE: &str =
+    "the diffusers folder of `stable-diffusion-v1-5/stable-diffusion-v1-5` \
+on Hugging Face (https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5), e.g. \
+`huggingface-cli download stable-diffusion-v1-5/stable-diffusion-v1-5 model_index.json \
+scheduler/scheduler_config.json tokenizer/vocab.json tokenizer/merges.txt text_encoder/config.json \
+text_encoder/model.safetensors unet/config.json unet/diffusion_pytorch_model.safetensors \
+vae/config.json vae/diffusion_pytorch_model.safetensors --local-dir sd-v1-5`";
+
+/// One tensor that does not fit the module (names and shapes in the file's PyTorch layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TensorProblem {
+    Missing {
+        key: String,
+        expected: Vec<usize>,
+    },
+    Shape {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+}
+
+impl fmt::Display for TensorProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { key, expected } => {
+                write!(f, "`{key}`: missing (expected shape {expected:?})")
+            }
+            Self::Shape {
+                key,
+                expected,
+                found,
+            } => write!(f, "`{key}`: expected shape {expected:?}, found {found:?}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{what} not found: expected {}. Get SD v1.5 from {SD15_SOURCE}",
+        paths.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(" or "))]
+    MissingFile { what: String, paths: Vec<PathBuf> },
+    #[error("cannot read `{}`: {message}", path.display())]
+    Read { path: PathBuf, message: String },
+    #[error("`{}` does not fit the model ({} tensor(s)):\n  {}", file.display(), problems.len(),
+        problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Tensors {
+        file: PathBuf,
+        problems: Vec<TensorProblem>,
+    },
+}
+
+/// Reads a component's `config.json` (or any JSON file) into `T`.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::MissingFile {
+            what: "config file".into(),
+            paths: vec![path.to_path_buf()],
+        },
+        _ => LoadError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    })?;
+    serde_json::from_str(&text).map_err(|e| LoadError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The weights file of a diffusers component folder (`unet/`, `vae/`, `text_encoder/`): diffusers
+/// names it `diffusion_pytorch_model.safetensors`, transformers `model.safetensors`; the `.fp16`
+/// variants are taken when they are all there is.
+pub fn component_weights(folder: &Path) -> Result<PathBuf, LoadError> {
+    let names = [
+        "model.safetensors",
+        "diffusion_pytorch_model.safetensors",
+        "model.fp16.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors",
+    ];
+    names
+        .iter()
+        .map(|n| folder.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| LoadError::MissingFile {
+            what: "weights file".into(),
+            paths: names[..2].iter().map(|n| folder.join(n)).collect(),
+        })
+}
+
+/// The (key, shape) pairs a module expects from a PyTorch-layout checkpoint, sorted by key.
+///
+/// Reads shapes without materialising parameters, so a freshly built model's lazy weights are
+/// never allocated (loading the 860M-parameter UNet then costs its checkpoint's memory only).
+pub fn expected_tensors<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+    let mut visitor = ShapeVisitor::default();
+    module.visit(&mut visitor);
+    let mut out: Vec<_> = visitor
+        .snapshots
+        .iter()
+        .map(|s| BurnToPyTorchAdapter.adapt(s))
+        .map(|s| (s.full_path(), s.shape.to_vec()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Collects (path, container types, lazy shape) of every float parameter as data-less
+/// snapshots, which burn's PyTorch adapter then maps to PyTorch names and layouts.
+#[derive(Default)]
+struct ShapeVisitor {
+    path: Vec<String>,
+    containers: Vec<String>,
+    snapshots: Vec<TensorSnapshot>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.snapshots.push(TensorSnapshot::from_closure(
+            Rc::new(|| Err(TensorSnapshotError::DataError("shape only".into()))),
+            DType::F32,
+            param.lazy_shape(),
+            self.path.clone(),
+            self.containers.clone(),
+            param.id,
+        ));
+    }
+}
+
+/// Loads `file` into `module`, checking every tensor first. Keys in the file that the module
+/// does not use (e.g. transformers' old `position_ids` buffer) are ignored.
+pub fn load_safetensors<B: Backend, M: Module<B>>(module: M, file: &Path) -> Result<M, LoadError> {
+    load_safetensors_remapped(module, file, &[])
+}
+
+/// [`load_safetensors`] with the file's keys first rewritten by `(regex, replacement)` pairs,
+/// for checkpoints saved under older names; errors name the rewritten keys.
+pub fn load_safetensors_remapped<B: Backend, M: Module<B>>(
+    mut module: M,
+    file: &Path,
+    remap: &[(&str, &str)],
+) -> Result<M, LoadError> {
+    if !file.is_file() {
+        return Err(LoadError::MissingFile {
+            what: "weights file".into(),
+            paths: vec![file.to_path_buf()],
+        });
+    }
+    let read_err = |e: &dyn fmt::Display| LoadError::Read {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut store = SafetensorsStore::from_file(file)
+        .with_from_adapter(PyTorchToBurnAdapter.chain(WidenToF32))
+        .allow_partial(true)
+        .validate(false);
+    for (from, to) in remap {
+        store = store.with_key_remapping(from, *to);
+    }
+    let found = store.get_all_snapshots().map_err(|e| read_err(&e))?;
+    let problems: Vec<_> = expected_tensors(&module)
+        .into_iter()
+        .filter_map(|(key, expected)| match found.get(&key) {
+            None => Some(TensorProblem::Missing { key, expected }),
+            Some(s) if s.shape.to_vec() != expected => Some(TensorProblem::Shape {
+                key,
+                expected,
+                found: s.shape.to_vec(),
+            }),
+            Some(_) => None,
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(LoadError::Tensors {
+            file: file.to_path_buf(),
+            problems,
+        });
+    }
+    let result = module.load_from(&mut store).map_err(|e| read_err(&e))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(read_err(&result));
+    }
+    Ok(module)
+}
+
+/// Widens fp16/bf16/f64 tensors to f32, the dtype of every module here, whatever the module type
+/// (burn's `HalfPrecisionAdapter` only converts a fixed list of layer types).
+#[derive(Clone)]
+struct WidenToF32;
+
+impl ModuleAdapter for WidenToF32 {
+    fn adapt(&self, snapshot: &TensorSnapshot) -> TensorSnapshot {
+        if !matches!(snapshot.dtype, DType::F16 | DType::BF16 | DType::F64) {
+            return snapshot.clone();
+        }
+        let data = snapshot.clone_data_fn();
+        TensorSnapshot::from_closure(
+            Rc::new(move || Ok(data()?.convert_dtype(DType::F32))),
+            DType::F32,
+            snapshot.shape.clone(),
+            snapshot.path_stack.clone().unwrap_or_default(),
+            snapshot.container_stack.clone().unwrap_or_default(),
+            snapshot.tensor_id.unwrap_or_default(),
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
