@@ -2,9 +2,11 @@
 
 pub mod blocks;
 pub mod components;
+pub mod lora;
 pub mod unet;
 pub mod vae;
 
 pub use components::SdComponents;
+pub use lora::{LoraConfig, UNetLora, LORA_FILE};
 pub use unet::{UNet2DConditionModel, UNetConfig};
 pub use vae::{AutoencoderKl, DiagonalGaussian, VaeConfig};

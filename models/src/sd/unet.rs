@@ -15,6 +15,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::blocks::{conv, group_norm, linear, Downsample2D, ResnetBlock2D, Upsample2D};
+use super::lora::{LoraAttention, LoraBlock, LoraTransformer, UNetLora};
 use crate::attention::multi_head_attention;
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
@@ -370,19 +371,30 @@ impl<B: Backend> Transformer2DModel<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 4>, context: Tensor<B, 3>) -> Tensor<B, 4> {
+    fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        context: Tensor<B, 3>,
+        lora: Option<(&LoraTransformer<B>, f64)>,
+    ) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let mut t = self
             .proj_in
             .forward(self.norm.forward(x.clone()))
             .reshape([n, c, h * w])
             .swap_dims(1, 2);
-        for block in &self.transformer_blocks {
-            t = block.attn1.forward(block.norm1.forward(t.clone()), None) + t;
-            t = block
-                .attn2
-                .forward(block.norm2.forward(t.clone()), Some(context.clone()))
-                + t;
+        for (i, block) in self.transformer_blocks.iter().enumerate() {
+            let adapter = lora.map(|(l, s)| (&l.transformer_blocks[i], s));
+            t = block.attn1.forward(
+                block.norm1.forward(t.clone()),
+                None,
+                adapter.map(|(a, s)| (&a.attn1, s)),
+            ) + t;
+            t = block.attn2.forward(
+                block.norm2.forward(t.clone()),
+                Some(context.clone()),
+                adapter.map(|(a, s)| (&a.attn2, s)),
+            ) + t;
             t = block.ff.forward(block.norm3.forward(t.clone())) + t;
         }
         let t = t.swap_dims(1, 2).reshape([n, c, h, w]);
@@ -391,13 +403,28 @@ impl<B: Backend> Transformer2DModel<B> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// Self-attention when `context` is `None`, else attention from `x` to `context`.
-    fn forward(&self, x: Tensor<B, 3>, context: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
+    /// Self-attention when `context` is `None`, else attention from `x` to `context`; a LoRA
+    /// (with its scale) adds its update to each projection.
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        context: Option<Tensor<B, 3>>,
+        lora: Option<(&LoraAttention<B>, f64)>,
+    ) -> Tensor<B, 3> {
         let context = context.unwrap_or_else(|| x.clone());
-        let q = self.to_q.forward(x);
-        let k = self.to_k.forward(context.clone());
-        let v = self.to_v.forward(context);
-        self.to_out[0].forward(multi_head_attention(q, k, v, self.heads, None))
+        let mut q = self.to_q.forward(x.clone());
+        let mut k = self.to_k.forward(context.clone());
+        let mut v = self.to_v.forward(context.clone());
+        if let Some((l, s)) = lora {
+            q = q + l.to_q.delta(x, s);
+            k = k + l.to_k.delta(context.clone(), s);
+            v = v + l.to_v.delta(context, s);
+        }
+        let heads = multi_head_attention(q, k, v, self.heads, None);
+        match lora {
+            Some((l, s)) => self.to_out[0].forward(heads.clone()) + l.to_out[0].delta(heads, s),
+            None => self.to_out[0].forward(heads),
+        }
     }
 }
 
@@ -445,6 +472,25 @@ impl<B: Backend> UNet2DConditionModel<B> {
         timesteps: Tensor<B, 1>,
         encoder_hidden_states: Tensor<B, 3>,
     ) -> Tensor<B, 4> {
+        self.forward_with_lora(sample, timesteps, encoder_hidden_states, None)
+    }
+
+    /// [`Self::forward`] with a LoRA on the attention projections (`None`: the base model).
+    pub fn forward_with_lora(
+        &self,
+        sample: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        encoder_hidden_states: Tensor<B, 3>,
+        lora: Option<&UNetLora<B>>,
+    ) -> Tensor<B, 4> {
+        let scale = lora.map_or(1.0, UNetLora::scale);
+        fn adapter<B: Backend>(
+            blocks: Option<&LoraBlock<B>>,
+            i: usize,
+            scale: f64,
+        ) -> Option<(&LoraTransformer<B>, f64)> {
+            blocks.map(|b| (&b.attentions[i], scale))
+        }
         let ctx = encoder_hidden_states;
         let t = self.timestep_features(timesteps, self.time_proj_dim);
         let emb = self
@@ -454,11 +500,12 @@ impl<B: Backend> UNet2DConditionModel<B> {
 
         let mut x = self.conv_in.forward(sample);
         let mut skips = vec![x.clone()];
-        for block in &self.down_blocks {
+        for (b, block) in self.down_blocks.iter().enumerate() {
+            let lb = lora.map(|l| &l.down_blocks[b]);
             for (i, resnet) in block.resnets.iter().enumerate() {
                 x = resnet.forward(x, Some(emb.clone()));
                 if let Some(attn) = block.attentions.get(i) {
-                    x = attn.forward(x, ctx.clone());
+                    x = attn.forward(x, ctx.clone(), adapter(lb, i, scale));
                 }
                 skips.push(x.clone());
             }
@@ -470,15 +517,16 @@ impl<B: Backend> UNet2DConditionModel<B> {
 
         let mid = &self.mid_block;
         x = mid.resnets[0].forward(x, Some(emb.clone()));
-        x = mid.attentions[0].forward(x, ctx.clone());
+        x = mid.attentions[0].forward(x, ctx.clone(), adapter(lora.map(|l| &l.mid_block), 0, scale));
         x = mid.resnets[1].forward(x, Some(emb.clone()));
 
-        for block in &self.up_blocks {
+        for (b, block) in self.up_blocks.iter().enumerate() {
+            let lb = lora.map(|l| &l.up_blocks[b]);
             for (i, resnet) in block.resnets.iter().enumerate() {
                 let skip = skips.pop().expect("one skip per up-block resnet");
                 x = resnet.forward(Tensor::cat(vec![x, skip], 1), Some(emb.clone()));
                 if let Some(attn) = block.attentions.get(i) {
-                    x = attn.forward(x, ctx.clone());
+                    x = attn.forward(x, ctx.clone(), adapter(lb, i, scale));
                 }
             }
             for up in &block.upsamplers {
