@@ -4,13 +4,16 @@
 //! the frozen base model; the [`Scheduler`] turns ε-predictions into Gaussian transitions with
 //! exact log-probabilities; [`rollout`] samples trajectories through any environment.
 
+pub mod dpm_solver;
 pub mod env;
 pub mod gaussian;
 pub mod rollout;
 pub mod sampler;
 pub mod schedule;
+pub mod sd;
 pub mod toy2d;
 
+pub use dpm_solver::{DpmSolver, DpmSolverKind};
 pub use env::{Denoiser, DiffusionEnv};
 pub use gaussian::{DiagGaussian, LogProbReduction};
 pub use rollout::{normal_tensor, rollout, Stacked, Trajectory};
