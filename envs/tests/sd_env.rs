@@ -29,7 +29,10 @@ fn small_net() -> AuxNetConfig {
 fn env() -> SdEnv<B> {
     let config = SdConfig {
         model: fixture("sd_tiny"),
-        prompts: vec!["a photo of a cat".into(), "an astronaut riding a horse".into()],
+        prompts: vec![
+            "a photo of a cat".into(),
+            "an astronaut riding a horse".into(),
+        ],
         resolution: 16,
         flow_net: small_net(),
         field_net: small_net(),
@@ -109,7 +112,10 @@ fn fresh_networks_start_at_the_base_model_and_learn() {
         .powi_scalar(2)
         .sum();
     let grads = loss.backward();
-    let up = &policy.down_blocks[0].attentions[0].transformer_blocks[0].attn2.to_v.up;
+    let up = &policy.down_blocks[0].attentions[0].transformer_blocks[0]
+        .attn2
+        .to_v
+        .up;
     let g_up = up.weight.grad(&grads).expect("LoRA up gets a gradient");
     assert!(f64::from(g_up.abs().max().into_scalar()) > 0.0);
     assert!(env.unet().conv_in.weight.grad(&grads).is_none());

@@ -8,6 +8,7 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 
 use bench_algorithms::{Scalars, TargetSpec};
+use bench_envs::sd::SdEnv;
 use bench_envs::toy2d::Toy2d;
 use bench_envs::{rollout, Denoiser, DiffusionEnv};
 use bench_metrics::{
@@ -30,13 +31,24 @@ pub trait Evaluate<B: AutodiffBackend>: DiffusionEnv<B> {
         rng: &mut StdRng,
         samples: &mut SampleLog,
     ) -> Scalars;
+
+    /// Writes the finished policy below `dir` in a format other tools read (SD: the LoRA as
+    /// diffusers' `pytorch_lora_weights.safetensors`); nothing by default.
+    ///
+    /// # Errors
+    /// The files cannot be written.
+    fn export_policy(&self, _policy: &Self::Policy, _dir: &std::path::Path) -> Result<(), String> {
+        Ok(())
+    }
 }
 
-/// Evaluation samples as CSV: a header, then one row per sample.
+/// Evaluation samples as CSV (a header, then one row per sample), and images to keep beside it.
 #[derive(Clone, Debug, Default)]
 pub struct SampleLog {
     pub header: String,
     pub rows: Vec<String>,
+    /// PNG files: (name suffix, bytes).
+    pub pngs: Vec<(String, Vec<u8>)>,
 }
 
 impl SampleLog {
@@ -160,5 +172,60 @@ impl<B: AutodiffBackend> Evaluate<B> for Toy2d<B> {
         }
         out.push(("diversity".into(), mean(&divs)));
         out
+    }
+}
+
+/// Rows sampled per batch when evaluating SD (bounds memory on the real model).
+const SD_EVAL_BATCH: usize = 8;
+
+impl<B: AutodiffBackend> Evaluate<B> for SdEnv<B> {
+    /// Mean and standard deviation of the reward over `samples_per_prompt` images per prompt;
+    /// every image is kept in one grid PNG (a row per prompt).
+    fn evaluate(
+        &self,
+        policy: &Self::Policy,
+        reward: &dyn Reward<B>,
+        _target: Option<TargetSpec>,
+        samples_per_prompt: usize,
+        rng: &mut StdRng,
+        log: &mut SampleLog,
+    ) -> Scalars {
+        let frozen = policy.clone().no_grad();
+        log.header = "prompt,sample,reward".into();
+        let mut rewards = vec![];
+        let mut pictures = vec![];
+        for (p, prompt) in self.prompts().iter().enumerate() {
+            let mut done = 0;
+            while done < samples_per_prompt {
+                let n = SD_EVAL_BATCH.min(samples_per_prompt - done);
+                let x0 = rollout(self, Denoiser::Policy(&frozen), vec![p; n], rng).final_states();
+                let images = self.decode(x0);
+                let r = bench_algorithms::util::to_f64(
+                    reward.score(images.clone(), &vec![prompt.clone(); n]),
+                );
+                for (i, v) in r.iter().enumerate() {
+                    log.rows.push(format!("{:?},{},{v}", prompt, done + i));
+                }
+                rewards.extend(r);
+                pictures.extend(crate::images::to_rgb8(images));
+                done += n;
+            }
+        }
+        let grid = crate::images::grid(&pictures, samples_per_prompt);
+        log.pngs
+            .push(("grid".into(), crate::images::png_bytes(&grid)));
+        let mean = bench_algorithms::util::mean(&rewards);
+        let var = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>()
+            / (rewards.len().max(2) - 1) as f64;
+        vec![
+            ("reward".to_string(), mean),
+            ("reward_std".to_string(), var.sqrt()),
+        ]
+    }
+
+    fn export_policy(&self, policy: &Self::Policy, dir: &std::path::Path) -> Result<(), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        policy.save(&dir.join(bench_models::sd::LORA_FILE))
     }
 }

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod cli;
 pub mod eval;
+pub mod images;
 pub mod progress;
 pub mod run_id;
 pub mod runner;

@@ -8,7 +8,11 @@ use std::time::Instant;
 
 use rand::{rngs::StdRng, SeedableRng};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bench_algorithms::{builtin_algorithms, Algorithm, AlgorithmRegistry, Context, TargetSpec};
+use bench_envs::sd::SdEnv;
 use bench_envs::toy2d::Toy2d;
 use bench_rewards::{builtin_rewards, Reward, RewardRegistry};
 
@@ -20,9 +24,11 @@ use crate::store::{write_atomic, CsvLog, RunDir};
 use crate::sweep::{self, EnvConfig, RunConfig};
 
 /// The registries a `bench` binary knows. A plugin crate builds its own binary with
-/// `bench::main_with(plugins)` after registering its algorithms and rewards.
+/// `bench::main_with(plugins)` after registering its algorithms and rewards; an algorithm is
+/// registered once per environment it runs on (the built-in ones are generic).
 pub struct Plugins {
     pub toy_algorithms: AlgorithmRegistry<Backend, Toy2d<Backend>>,
+    pub sd_algorithms: AlgorithmRegistry<Backend, SdEnv<Backend>>,
     pub rewards: RewardRegistry<Backend>,
 }
 
@@ -31,6 +37,7 @@ impl Default for Plugins {
     fn default() -> Self {
         Self {
             toy_algorithms: builtin_algorithms(),
+            sd_algorithms: builtin_algorithms(),
             rewards: builtin_rewards(),
         }
     }
@@ -47,34 +54,108 @@ pub enum RunStatus {
     Locked,
 }
 
-/// Builds the environment of a run.
-///
-/// # Errors
-/// Invalid environment or sampler settings.
-pub fn build_toy(run: &RunConfig) -> Result<Toy2d<Backend>, String> {
-    match &run.env {
-        EnvConfig::Toy2d(c) => Toy2d::new(c.clone(), run.sampler.clone(), Default::default()),
+/// Environments built once per distinct (env, sampler) configuration and shared by the runs
+/// that use it: SD's weights are loaded once per sweep, not once per run.
+#[derive(Default)]
+pub struct Envs {
+    toy: Mutex<HashMap<String, Arc<Toy2d<Backend>>>>,
+    sd: Mutex<HashMap<String, Arc<SdEnv<Backend>>>>,
+}
+
+fn cached<E>(
+    cache: &Mutex<HashMap<String, Arc<E>>>,
+    run: &RunConfig,
+    build: impl FnOnce() -> Result<E, String>,
+) -> Result<Arc<E>, String> {
+    let key = ron::to_string(&(&run.env, &run.sampler)).expect("configs serialise");
+    let mut map = cache.lock().expect("no poisoning");
+    if let Some(env) = map.get(&key) {
+        return Ok(env.clone());
+    }
+    let env = Arc::new(build()?);
+    map.insert(key, env.clone());
+    Ok(env)
+}
+
+impl Envs {
+    /// The toy of a toy run.
+    ///
+    /// # Errors
+    /// Invalid environment or sampler settings, or a run on another environment.
+    pub fn toy(&self, run: &RunConfig) -> Result<Arc<Toy2d<Backend>>, String> {
+        match &run.env {
+            EnvConfig::Toy2d(c) => cached(&self.toy, run, || {
+                Toy2d::new(c.clone(), run.sampler.clone(), Default::default())
+            }),
+            EnvConfig::Sd(_) => Err("not a toy2d run".into()),
+        }
+    }
+
+    /// The SD environment of an SD run (its weights loaded and prompts encoded).
+    ///
+    /// # Errors
+    /// Missing weights (naming files and where to get them), bad settings, or another env.
+    pub fn sd(&self, run: &RunConfig) -> Result<Arc<SdEnv<Backend>>, String> {
+        match &run.env {
+            EnvConfig::Sd(c) => cached(&self.sd, run, || {
+                SdEnv::new(c.clone(), run.sampler.clone(), Default::default())
+            }),
+            EnvConfig::Toy2d(_) => Err("not an sd run".into()),
+        }
     }
 }
 
-struct Built {
-    env: Toy2d<Backend>,
-    reward: Box<dyn Reward<Backend>>,
-    algorithm: Box<dyn Algorithm<Backend, Toy2d<Backend>>>,
+/// Builds the toy environment of a run (uncached).
+///
+/// # Errors
+/// Invalid environment or sampler settings, or a run on another environment.
+pub fn build_toy(run: &RunConfig) -> Result<Toy2d<Backend>, String> {
+    match &run.env {
+        EnvConfig::Toy2d(c) => Toy2d::new(c.clone(), run.sampler.clone(), Default::default()),
+        EnvConfig::Sd(_) => Err("not a toy2d run".into()),
+    }
 }
 
-fn build(run: &RunConfig, plugins: &Plugins, file: &Path) -> Result<Built, String> {
-    let env = build_toy(run).map_err(|e| format!("{}: env: {e}", file.display()))?;
+/// Calls `$body` with `$env` bound to the run's environment and `$registry` to the algorithm
+/// registry for its type, so that generic code serves every environment.
+macro_rules! with_env {
+    ($run:expr, $envs:expr, $plugins:expr, $file:expr, |$env:ident, $registry:ident| $body:expr) => {
+        match &$run.env {
+            EnvConfig::Toy2d(_) => {
+                let $env = $envs
+                    .toy($run)
+                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
+                let $registry = &$plugins.toy_algorithms;
+                $body
+            }
+            EnvConfig::Sd(_) => {
+                let $env = $envs
+                    .sd($run)
+                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
+                let $registry = &$plugins.sd_algorithms;
+                $body
+            }
+        }
+    };
+}
+
+fn build<E: Evaluate<Backend> + 'static>(
+    run: &RunConfig,
+    env: &E,
+    algorithms: &AlgorithmRegistry<Backend, E>,
+    plugins: &Plugins,
+    file: &Path,
+) -> Result<(Box<dyn Reward<Backend>>, Box<dyn Algorithm<Backend, E>>), String> {
     let reward = plugins
         .rewards
         .build(&run.reward.name, &run.reward.params)
         .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.reward.name)))?;
     let mut rng = StdRng::seed_from_u64(run.seed);
     let algorithm = bench_algorithms::build(
-        &plugins.toy_algorithms,
+        algorithms,
         &run.algorithm.name,
         &run.algorithm.params,
-        &env,
+        env,
         &mut rng,
     )
     .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.algorithm.name)))?;
@@ -85,18 +166,16 @@ fn build(run: &RunConfig, plugins: &Plugins, file: &Path) -> Result<Built, Strin
         )
         .map_err(|e| format!("{}: {e}", sweep::locate(file, &run.reward.name)))?;
     }
-    Ok(Built {
-        env,
-        reward,
-        algorithm,
-    })
+    Ok((reward, algorithm))
 }
 
-/// A sweep's runs with their directories.
+/// A sweep's runs with their directories, and the environments they use (built while
+/// validating, kept for the runs).
 pub struct Plan {
     pub name: String,
     pub dir: PathBuf,
     pub runs: Vec<(String, RunConfig)>,
+    pub envs: Envs,
 }
 
 /// Parses and validates a sweep file; nothing is written.
@@ -110,13 +189,17 @@ pub fn plan(file: &Path, results: &Path, plugins: &Plugins) -> Result<Plan, Stri
         .into_iter()
         .map(|r| (run_id(&r), r))
         .collect();
+    let envs = Envs::default();
     for (_, run) in &runs {
-        build(run, plugins, file)?;
+        with_env!(run, envs, plugins, file, |env, registry| {
+            build(run, env.as_ref(), registry, plugins, file)?;
+        });
     }
     Ok(Plan {
         dir: results.join(&sweep.name),
         name: sweep.name,
         runs,
+        envs,
     })
 }
 
@@ -145,7 +228,7 @@ pub fn execute(
                 }
                 let (id, run) = &plan.runs[i];
                 let dir = RunDir::new(plan.dir.join(id));
-                match run_one(run, &dir, plugins, file, progress, id) {
+                match run_one(run, &dir, plugins, &plan.envs, file, progress, id) {
                     Ok(status) => {
                         progress.println(&format!("{id}: {}", describe(&status)), false);
                         statuses.lock().expect("no poisoning")[i] = Some(status);
@@ -185,10 +268,10 @@ fn describe(status: &RunStatus) -> String {
     }
 }
 
-fn target_of(
+fn target_of<E: Evaluate<Backend>>(
     run: &RunConfig,
-    algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>,
-    env: &Toy2d<Backend>,
+    algorithm: &dyn Algorithm<Backend, E>,
+    env: &E,
 ) -> Option<TargetSpec> {
     algorithm.target(env).or_else(|| {
         run.eval.target.as_ref().map(|t| TargetSpec {
@@ -206,6 +289,7 @@ pub fn run_one(
     run: &RunConfig,
     dir: &RunDir,
     plugins: &Plugins,
+    envs: &Envs,
     file: &Path,
     progress: &Progress,
     name: &str,
@@ -220,12 +304,33 @@ pub fn run_one(
         return Ok(RunStatus::AlreadyDone);
     }
     write_atomic(&dir.config(), canonical(run).as_bytes())?;
-    let Built {
-        env,
-        reward,
-        mut algorithm,
-    } = build(run, plugins, file)?;
+    with_env!(run, envs, plugins, file, |env, registry| {
+        train(
+            run,
+            env.as_ref(),
+            registry,
+            dir,
+            plugins,
+            file,
+            progress,
+            name,
+        )
+    })
+}
 
+/// [`run_one`] once the run is locked, in its environment.
+#[allow(clippy::too_many_arguments)]
+fn train<E: Evaluate<Backend> + 'static>(
+    run: &RunConfig,
+    env: &E,
+    algorithms: &AlgorithmRegistry<Backend, E>,
+    dir: &RunDir,
+    plugins: &Plugins,
+    file: &Path,
+    progress: &Progress,
+    name: &str,
+) -> Result<RunStatus, String> {
+    let (reward, mut algorithm) = build(run, env, algorithms, plugins, file)?;
     let start = match dir.latest_checkpoint() {
         Some((epoch, path)) => {
             algorithm.load(&path)?;
@@ -237,42 +342,46 @@ pub fn run_one(
     // Evaluations are indexed by epochs done; epoch 0 is the untrained policy.
     let mut eval = CsvLog::read_before(&dir.eval(), start + 1);
     eval.header = vec!["epoch".into(), "metric".into(), "value".into()];
-    let target = target_of(run, algorithm.as_ref(), &env);
+    let target = target_of(run, algorithm.as_ref(), env);
 
     let bar = progress.run(name, run.epochs);
     bar.set_position(start as u64);
     let mut last_eval = Vec::new();
-    let evaluate =
-        |algorithm: &dyn Algorithm<Backend, Toy2d<Backend>>, done: usize, eval: &mut CsvLog| {
-            let mut rng = Context {
-                env: &env,
-                reward: reward.as_ref(),
-                epoch: done,
-                epochs: run.epochs,
-                seed: run.seed,
-            }
-            .rng("eval");
-            let mut samples = SampleLog::default();
-            let scalars = env.evaluate(
-                algorithm.policy(),
-                reward.as_ref(),
-                target,
-                run.eval.samples_per_prompt,
-                &mut rng,
-                &mut samples,
-            );
+    let evaluate = |algorithm: &dyn Algorithm<Backend, E>, done: usize, eval: &mut CsvLog| {
+        let mut rng = Context {
+            env,
+            reward: reward.as_ref(),
+            epoch: done,
+            epochs: run.epochs,
+            seed: run.seed,
+        }
+        .rng("eval");
+        let mut samples = SampleLog::default();
+        let scalars = env.evaluate(
+            algorithm.policy(),
+            reward.as_ref(),
+            target,
+            run.eval.samples_per_prompt,
+            &mut rng,
+            &mut samples,
+        );
+        let samples_dir = dir.path.join("samples");
+        write_atomic(
+            &samples_dir.join(format!("epoch-{done:06}.csv")),
+            samples.to_csv().as_bytes(),
+        )?;
+        for (what, png) in &samples.pngs {
             write_atomic(
-                &dir.path
-                    .join("samples")
-                    .join(format!("epoch-{done:06}.csv")),
-                samples.to_csv().as_bytes(),
+                &samples_dir.join(format!("epoch-{done:06}-{what}.png")),
+                png,
             )?;
-            for (k, v) in &scalars {
-                eval.rows
-                    .push(vec![done.to_string(), k.clone(), format!("{v}")]);
-            }
-            eval.write(&dir.eval()).map(|()| scalars)
-        };
+        }
+        for (k, v) in &scalars {
+            eval.rows
+                .push(vec![done.to_string(), k.clone(), format!("{v}")]);
+        }
+        eval.write(&dir.eval()).map(|()| scalars)
+    };
     if start == 0 {
         // Epoch 0 is the base model: every table can show where training started.
         evaluate(algorithm.as_ref(), 0, &mut eval)?;
@@ -280,7 +389,7 @@ pub fn run_one(
     for epoch in start..run.epochs {
         let t0 = Instant::now();
         let ctx = Context {
-            env: &env,
+            env,
             reward: reward.as_ref(),
             epoch,
             epochs: run.epochs,
@@ -314,6 +423,7 @@ pub fn run_one(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    env.export_policy(algorithm.policy(), &dir.path.join("policy"))?;
     // A run killed after its last checkpoint but before this marker has evaluated already.
     if last_eval.is_empty() {
         let last = eval.rows.last().map(|r| r[0].clone()).unwrap_or_default();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use bench_envs::sd::SdConfig;
 use bench_envs::toy2d::Toy2dConfig;
 use bench_envs::SamplerConfig;
 use bench_rewards::toy::TargetKind;
@@ -14,6 +15,8 @@ use bench_rewards::toy::TargetKind;
 pub enum EnvConfig {
     /// The exact 2-D mixture toy.
     Toy2d(Toy2dConfig),
+    /// Stable Diffusion v1.x from a diffusers folder, with a LoRA policy.
+    Sd(SdConfig),
 }
 
 /// A named plugin (algorithm or reward) with its parameters.

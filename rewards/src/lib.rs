@@ -3,6 +3,7 @@
 //! The toy rewards ([`toy`]) also know their exact targets: `exp(β·r)` alone and the tilted
 //! `p_base·exp(β·r)`, closed form where possible and on a fine grid otherwise.
 
+pub mod image;
 pub mod registry;
 pub mod reward;
 pub mod toy;

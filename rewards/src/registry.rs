@@ -60,6 +60,7 @@ pub type RewardRegistry<B> = Registry<RewardFactory<B>>;
 pub fn builtin_rewards<B: Backend>() -> RewardRegistry<B> {
     let mut r = Registry::new("reward");
     crate::toy::register(&mut r);
+    crate::image::register(&mut r);
     r
 }
 

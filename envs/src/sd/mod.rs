@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use bench_models::sd::{
-    AuxNetConfig, AutoencoderKl, LoraConfig, SdComponents, UNet2DConditionModel, UNetConfig,
+    AutoencoderKl, AuxNetConfig, LoraConfig, SdComponents, UNet2DConditionModel, UNetConfig,
     UNetLora,
 };
 
@@ -126,7 +126,11 @@ impl<B: AutodiffBackend> SdEnv<B> {
     /// # Errors
     /// Missing or mismatched weights (naming the files and where to get SD v1.5), no prompts,
     /// a resolution the networks cannot take, or an invalid sampler.
-    pub fn new(config: SdConfig, sampler: SamplerConfig, device: B::Device) -> Result<Self, String> {
+    pub fn new(
+        config: SdConfig,
+        sampler: SamplerConfig,
+        device: B::Device,
+    ) -> Result<Self, String> {
         let prompts = config.all_prompts()?;
         let scheduler = Scheduler::new(sampler)?;
         let sd = SdComponents::<B>::from_folder(&config.model, &device)
@@ -242,7 +246,11 @@ impl<B: AutodiffBackend> SdEnv<B> {
     ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 3>) {
         let s = self.scheduler.schedule();
         let t = self.timesteps(states.iter().map(|&i| s.timestep_of_state(i)));
-        (self.latents(x), t, self.context(Some(prompts), prompts.len()))
+        (
+            self.latents(x),
+            t,
+            self.context(Some(prompts), prompts.len()),
+        )
     }
 }
 
@@ -308,7 +316,12 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for SdEnv<B> {
             0,
         );
         let both_steps: Vec<usize> = steps.iter().chain(steps).copied().collect();
-        let eps = self.unet_eps(net, Tensor::cat(vec![x.clone(), x], 0), &both_steps, context);
+        let eps = self.unet_eps(
+            net,
+            Tensor::cat(vec![x.clone(), x], 0),
+            &both_steps,
+            context,
+        );
         let uncond = eps.clone().narrow(0, 0, n);
         let cond = eps.narrow(0, n, n);
         uncond.clone() + (cond - uncond).mul_scalar(w)

@@ -1,11 +1,13 @@
 //! Stable Diffusion v1's networks other than the text encoder (see [`crate::clip`]).
 
+pub mod aux_nets;
 pub mod blocks;
 pub mod components;
 pub mod lora;
 pub mod unet;
 pub mod vae;
 
+pub use aux_nets::{AuxNetConfig, UNetField, UNetFlowHead};
 pub use components::SdComponents;
 pub use lora::{LoraConfig, UNetLora, LORA_FILE};
 pub use unet::{UNet2DConditionModel, UNetConfig};

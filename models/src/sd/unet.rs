@@ -448,19 +448,24 @@ impl<B: Backend> UNet2DConditionModel<B> {
         load_safetensors(config.init(device), &component_weights(folder)?)
     }
 
-    /// Sinusoidal features `[cos(t·f_i), sin(t·f_i)]`, `f_i = exp(−ln(10⁴)·i/(half − shift))`,
-    /// computed in f32 as diffusers does (timesteps up to 999 make the f32 rounding of `t·f_i`
-    /// visible, so f64 features would not match).
-    fn timestep_features(&self, timesteps: Tensor<B, 1>, dim: usize) -> Tensor<B, 2> {
-        let half = dim / 2;
-        let denom = (half - self.freq_shift) as f32;
-        let freqs: Vec<f32> = (0..half)
-            .map(|i| ((-(10000f64.ln()) as f32) * i as f32 / denom).exp())
-            .collect();
-        let freqs =
-            Tensor::<B, 2>::from_data(TensorData::new(freqs, [1, half]), &timesteps.device());
-        let args = timesteps.unsqueeze_dim::<2>(1) * freqs;
-        Tensor::cat(vec![args.clone().cos(), args.sin()], 1)
+    /// The time embedding `[N, 4·C₀]` of timesteps `[N]`.
+    pub fn time_embedding(&self, timesteps: Tensor<B, 1>) -> Tensor<B, 2> {
+        self.time_embedding.forward(timestep_features(
+            timesteps,
+            self.time_proj_dim,
+            self.freq_shift,
+        ))
+    }
+
+    /// `conv_in` and the down blocks: the last activation and every skip connection, in order.
+    pub fn down_path(
+        &self,
+        sample: Tensor<B, 4>,
+        emb: Tensor<B, 2>,
+        ctx: Tensor<B, 3>,
+        lora: Option<&UNetLora<B>>,
+    ) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
+        down_path(&self.conv_in, &self.down_blocks, sample, emb, ctx, lora)
     }
 
     /// ε̂ `[N, out, h, w]` for latents `[N, in, h, w]` (h, w multiples of 2^(blocks−1)),
@@ -484,40 +489,16 @@ impl<B: Backend> UNet2DConditionModel<B> {
         lora: Option<&UNetLora<B>>,
     ) -> Tensor<B, 4> {
         let scale = lora.map_or(1.0, UNetLora::scale);
-        fn adapter<B: Backend>(
-            blocks: Option<&LoraBlock<B>>,
-            i: usize,
-            scale: f64,
-        ) -> Option<(&LoraTransformer<B>, f64)> {
-            blocks.map(|b| (&b.attentions[i], scale))
-        }
         let ctx = encoder_hidden_states;
-        let t = self.timestep_features(timesteps, self.time_proj_dim);
-        let emb = self
-            .time_embedding
-            .linear_2
-            .forward(silu(self.time_embedding.linear_1.forward(t)));
-
-        let mut x = self.conv_in.forward(sample);
-        let mut skips = vec![x.clone()];
-        for (b, block) in self.down_blocks.iter().enumerate() {
-            let lb = lora.map(|l| &l.down_blocks[b]);
-            for (i, resnet) in block.resnets.iter().enumerate() {
-                x = resnet.forward(x, Some(emb.clone()));
-                if let Some(attn) = block.attentions.get(i) {
-                    x = attn.forward(x, ctx.clone(), adapter(lb, i, scale));
-                }
-                skips.push(x.clone());
-            }
-            for down in &block.downsamplers {
-                x = down.forward(x);
-                skips.push(x.clone());
-            }
-        }
-
+        let emb = self.time_embedding(timesteps);
+        let (mut x, mut skips) = self.down_path(sample, emb.clone(), ctx.clone(), lora);
         let mid = &self.mid_block;
         x = mid.resnets[0].forward(x, Some(emb.clone()));
-        x = mid.attentions[0].forward(x, ctx.clone(), adapter(lora.map(|l| &l.mid_block), 0, scale));
+        x = mid.attentions[0].forward(
+            x,
+            ctx.clone(),
+            adapter(lora.map(|l| &l.mid_block), 0, scale),
+        );
         x = mid.resnets[1].forward(x, Some(emb.clone()));
 
         for (b, block) in self.up_blocks.iter().enumerate() {
@@ -534,5 +515,69 @@ impl<B: Backend> UNet2DConditionModel<B> {
             }
         }
         self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+    }
+}
+
+/// The LoRA of a block's `i`-th transformer, with the LoRA's scale.
+fn adapter<B: Backend>(
+    block: Option<&LoraBlock<B>>,
+    i: usize,
+    scale: f64,
+) -> Option<(&LoraTransformer<B>, f64)> {
+    block.map(|b| (&b.attentions[i], scale))
+}
+
+/// Sinusoidal features `[cos(t·f_i), sin(t·f_i)]`, `f_i = exp(−ln(10⁴)·i/(half − shift))`,
+/// computed in f32 as diffusers does (timesteps up to 999 make the f32 rounding of `t·f_i`
+/// visible, so f64 features would not match).
+pub fn timestep_features<B: Backend>(
+    timesteps: Tensor<B, 1>,
+    dim: usize,
+    freq_shift: usize,
+) -> Tensor<B, 2> {
+    let half = dim / 2;
+    let denom = (half - freq_shift) as f32;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| ((-(10000f64.ln()) as f32) * i as f32 / denom).exp())
+        .collect();
+    let freqs = Tensor::<B, 2>::from_data(TensorData::new(freqs, [1, half]), &timesteps.device());
+    let args = timesteps.unsqueeze_dim::<2>(1) * freqs;
+    Tensor::cat(vec![args.clone().cos(), args.sin()], 1)
+}
+
+/// `conv_in` and the down blocks: the last activation and every skip connection, in order.
+/// Also the whole network of an encoder-only model (a flow head on the UNet's down path).
+pub fn down_path<B: Backend>(
+    conv_in: &Conv2d<B>,
+    down_blocks: &[UNetBlock<B>],
+    sample: Tensor<B, 4>,
+    emb: Tensor<B, 2>,
+    ctx: Tensor<B, 3>,
+    lora: Option<&UNetLora<B>>,
+) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
+    let scale = lora.map_or(1.0, UNetLora::scale);
+    let mut x = conv_in.forward(sample);
+    let mut skips = vec![x.clone()];
+    for (b, block) in down_blocks.iter().enumerate() {
+        let lb = lora.map(|l| &l.down_blocks[b]);
+        for (i, resnet) in block.resnets.iter().enumerate() {
+            x = resnet.forward(x, Some(emb.clone()));
+            if let Some(attn) = block.attentions.get(i) {
+                x = attn.forward(x, ctx.clone(), adapter(lb, i, scale));
+            }
+            skips.push(x.clone());
+        }
+        for down in &block.downsamplers {
+            x = down.forward(x);
+            skips.push(x.clone());
+        }
+    }
+    (x, skips)
+}
+
+impl<B: Backend> TimestepEmbedding<B> {
+    /// `linear_1 → SiLU → linear_2` of sinusoidal features.
+    pub fn forward(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.linear_2.forward(silu(self.linear_1.forward(features)))
     }
 }
