@@ -34,6 +34,18 @@ pub enum DpmSolverKind {
     Sde,
 }
 
+/// diffusers' `timestep_spacing`. `DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`
+/// inherits the pipeline's: SD v1.4's config names none (so "linspace", the scheduler's
+/// default); configs that say "leading" give other timesteps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestepSpacing {
+    /// `round(linspace(0, T − 1, n + 1))` reversed without its last entry; no offset.
+    #[default]
+    Linspace,
+    /// `k·(T // (n + 1))` for k = n, …, 1, plus `steps_offset`.
+    Leading,
+}
+
 /// The per-step scalars of one transition: `mean = cx·x + c0·x̂₀ᵢ − c1·x̂₀ᵢ₋₁`, `std`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Coefficients {
@@ -65,6 +77,18 @@ impl DpmSolver {
     /// # Errors
     /// If the schedule has no training steps or `inference_steps` is not in `1..=train_steps`.
     pub fn new(kind: DpmSolverKind, schedule: &ScheduleConfig) -> Result<Self, String> {
+        Self::with_spacing(kind, schedule, TimestepSpacing::Linspace)
+    }
+
+    /// [`DpmSolver::new`] with another timestep spacing (`Leading` adds `steps_offset`).
+    ///
+    /// # Errors
+    /// As [`DpmSolver::new`], or timesteps beyond the training steps.
+    pub fn with_spacing(
+        kind: DpmSolverKind,
+        schedule: &ScheduleConfig,
+        spacing: TimestepSpacing,
+    ) -> Result<Self, String> {
         let (n, steps) = (schedule.train_steps, schedule.inference_steps);
         if n < 2 || steps == 0 || steps > n {
             return Err(format!(
@@ -81,17 +105,33 @@ impl DpmSolver {
                 acc
             })
             .collect();
-        // numpy's linspace: i·(stop / steps) with the endpoint set exactly; `lambda_min_clipped`
-        // is −∞, so diffusers' `last_timestep` is T and stop is T − 1.
-        let stop = (n - 1) as f64;
-        let delta = stop / steps as f64;
-        let timesteps: Vec<usize> = (1..=steps)
-            .rev()
-            .map(|i| {
-                let v = if i == steps { stop } else { i as f64 * delta };
-                v.round_ties_even() as usize
-            })
-            .collect();
+        let timesteps: Vec<usize> = match spacing {
+            // numpy's linspace: i·(stop / steps) with the endpoint set exactly;
+            // `lambda_min_clipped` is −∞, so diffusers' `last_timestep` is T and stop is T − 1.
+            TimestepSpacing::Linspace => {
+                let stop = (n - 1) as f64;
+                let delta = stop / steps as f64;
+                (1..=steps)
+                    .rev()
+                    .map(|i| {
+                        let v = if i == steps { stop } else { i as f64 * delta };
+                        v.round_ties_even() as usize
+                    })
+                    .collect()
+            }
+            TimestepSpacing::Leading => {
+                let ratio = n / (steps + 1);
+                (1..=steps)
+                    .rev()
+                    .map(|k| k * ratio + schedule.steps_offset)
+                    .collect()
+            }
+        };
+        if let Some(&t) = timesteps.iter().find(|&&t| t >= n) {
+            return Err(format!(
+                "dpm-solver: timestep {t} is beyond the {n} training steps"
+            ));
+        }
         let sigmas = timesteps
             .iter()
             .map(|&t| ((1.0 - alphas_cumprod[t]) / alphas_cumprod[t]).sqrt())

@@ -69,6 +69,18 @@ impl Scheduler {
                 config.eta
             ));
         }
+        Self::for_sampling(config)
+    }
+
+    /// A scheduler that only samples: DDIM may also be deterministic (η = 0, diffusers'
+    /// default), a transition without a density.
+    ///
+    /// # Errors
+    /// A negative η or a schedule the training steps cannot hold.
+    pub fn for_sampling(config: SamplerConfig) -> Result<Self, String> {
+        if config.eta < 0.0 {
+            return Err(format!("sampler.eta = {} must be ≥ 0", config.eta));
+        }
         if config.schedule.inference_steps == 0
             || config.schedule.inference_steps > config.schedule.train_steps
         {

@@ -48,6 +48,16 @@ enum Command {
         #[arg(long)]
         epoch: Option<usize>,
     },
+    /// Sample images from an SD v1.x diffusers folder, optionally with a LoRA, from seeded
+    /// noise or from initial latents stored in a file (`--noise`).
+    Sample(Box<crate::sample::SampleArgs>),
+    /// Check a model folder: which files were found, which are missing or do not fit the
+    /// networks, and where to get them.
+    Doctor {
+        /// A diffusers folder of SD v1.x.
+        #[arg(long, default_value = "sd-v1-5")]
+        model: PathBuf,
+    },
     /// List the algorithms and rewards this binary knows.
     List,
 }
@@ -99,11 +109,26 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             print!("{}", render(&aggregate(&results), format));
             Ok(())
         }
+        Command::Sample(args) => crate::sample::sample(&args),
+        Command::Doctor { model } => {
+            if crate::doctor::doctor(&model)? {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} is not a complete SD v1.x folder",
+                    model.display()
+                ))
+            }
+        }
         Command::List => {
             println!("algorithms (toy2d):");
             for (n, a) in plugins.toy_algorithms.describe() {
                 println!("  {n:<12} {a}");
             }
+            println!(
+                "algorithms (sd): {}",
+                plugins.sd_algorithms.names().join(", ")
+            );
             println!("rewards:");
             for (n, a) in plugins.rewards.describe() {
                 println!("  {n:<12} {a}");

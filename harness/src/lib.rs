@@ -3,11 +3,13 @@
 
 pub mod backend;
 pub mod cli;
+pub mod doctor;
 pub mod eval;
 pub mod images;
 pub mod progress;
 pub mod run_id;
 pub mod runner;
+pub mod sample;
 pub mod store;
 pub mod sweep;
 pub mod table;

@@ -172,16 +172,26 @@ pub fn load_safetensors_remapped<B: Backend, M: Module<B>>(
     file: &Path,
     remap: &[(&str, &str)],
 ) -> Result<M, LoadError> {
-    if !file.is_file() {
-        return Err(LoadError::MissingFile {
-            what: "weights file".into(),
-            paths: vec![file.to_path_buf()],
-        });
-    }
     let read_err = |e: &dyn fmt::Display| LoadError::Read {
         path: file.to_path_buf(),
         message: e.to_string(),
     };
+    let report = check_safetensors(&module, file, remap)?;
+    if !report.problems.is_empty() {
+        return Err(LoadError::Tensors {
+            file: file.to_path_buf(),
+            problems: report.problems,
+        });
+    }
+    let mut store = store(file, remap);
+    let result = module.load_from(&mut store).map_err(|e| read_err(&e))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(read_err(&result));
+    }
+    Ok(module)
+}
+
+fn store(file: &Path, remap: &[(&str, &str)]) -> SafetensorsStore {
     let mut store = SafetensorsStore::from_file(file)
         .with_from_adapter(PyTorchToBurnAdapter.chain(WidenToF32))
         .allow_partial(true)
@@ -189,8 +199,50 @@ pub fn load_safetensors_remapped<B: Backend, M: Module<B>>(
     for (from, to) in remap {
         store = store.with_key_remapping(from, *to);
     }
-    let found = store.get_all_snapshots().map_err(|e| read_err(&e))?;
-    let problems: Vec<_> = expected_tensors(&module)
+    store
+}
+
+/// What a weights file holds for a module, read from its header only (no tensor data).
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub file: PathBuf,
+    /// The stored dtypes (`F16`, `F32`, …): fp16 files are widened on load.
+    pub dtypes: Vec<String>,
+    /// Tensors in the file, used or not.
+    pub tensors: usize,
+    /// Parameters the module expects.
+    pub parameters: usize,
+    /// Tensors the module expects that are missing or mis-shaped.
+    pub problems: Vec<TensorProblem>,
+}
+
+/// Compares `file` with the tensors `module` expects, reading the header only, so that a
+/// folder can be checked (`bench doctor`) without loading gigabytes.
+///
+/// # Errors
+/// A missing or unreadable file.
+pub fn check_safetensors<B: Backend, M: Module<B>>(
+    module: &M,
+    file: &Path,
+    remap: &[(&str, &str)],
+) -> Result<FileReport, LoadError> {
+    if !file.is_file() {
+        return Err(LoadError::MissingFile {
+            what: "weights file".into(),
+            paths: vec![file.to_path_buf()],
+        });
+    }
+    let mut store = store(file, remap);
+    let found = store.get_all_snapshots().map_err(|e| LoadError::Read {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let expected = expected_tensors(module);
+    let parameters = expected
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    let problems = expected
         .into_iter()
         .filter_map(|(key, expected)| match found.get(&key) {
             None => Some(TensorProblem::Missing { key, expected }),
@@ -202,17 +254,16 @@ pub fn load_safetensors_remapped<B: Backend, M: Module<B>>(
             Some(_) => None,
         })
         .collect();
-    if !problems.is_empty() {
-        return Err(LoadError::Tensors {
-            file: file.to_path_buf(),
-            problems,
-        });
-    }
-    let result = module.load_from(&mut store).map_err(|e| read_err(&e))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(read_err(&result));
-    }
-    Ok(module)
+    let mut dtypes: Vec<String> = found.values().map(|s| format!("{:?}", s.dtype)).collect();
+    dtypes.sort();
+    dtypes.dedup();
+    Ok(FileReport {
+        file: file.to_path_buf(),
+        dtypes,
+        tensors: found.len(),
+        parameters,
+        problems,
+    })
 }
 
 /// Widens fp16/bf16/f64 tensors to f32, the dtype of every module here, whatever the module type

@@ -131,8 +131,19 @@ impl<B: AutodiffBackend> SdEnv<B> {
         sampler: SamplerConfig,
         device: B::Device,
     ) -> Result<Self, String> {
+        Self::with_scheduler(config, Scheduler::new(sampler)?, device)
+    }
+
+    /// [`SdEnv::new`] with a scheduler built by the caller (e.g. [`Scheduler::for_sampling`]).
+    ///
+    /// # Errors
+    /// As [`SdEnv::new`].
+    pub fn with_scheduler(
+        config: SdConfig,
+        scheduler: Scheduler,
+        device: B::Device,
+    ) -> Result<Self, String> {
         let prompts = config.all_prompts()?;
-        let scheduler = Scheduler::new(sampler)?;
         let sd = SdComponents::<B>::from_folder(&config.model, &device)
             .map_err(|e| format!("env.model: {e}"))?;
         let cond = encode_prompts(&sd, &prompts, &device);
@@ -219,15 +230,15 @@ impl<B: AutodiffBackend> SdEnv<B> {
         Tensor::from_data(TensorData::new(t, [n]), &self.device)
     }
 
+    /// ε of the UNet at training-schedule `timesteps` (one per row), for the given contexts.
     fn unet_eps(
         &self,
         net: Denoiser<'_, UNetLora<B>>,
         x: Tensor<B, 2>,
-        steps: &[usize],
+        timesteps: &[usize],
         context: Tensor<B, 3>,
     ) -> Tensor<B, 2> {
-        let s = self.scheduler.schedule();
-        let t = self.timesteps(steps.iter().map(|&k| s.timestep(k)));
+        let t = self.timesteps(timesteps.iter().copied());
         let lora = match net {
             Denoiser::Policy(p) => Some(p),
             Denoiser::Base => None,
@@ -236,6 +247,36 @@ impl<B: AutodiffBackend> SdEnv<B> {
         self.unet
             .forward_with_lora(self.latents(x), t, context, lora)
             .reshape([n, d])
+    }
+
+    /// The guided ε at training-schedule timesteps (any sampler's, e.g. DPM-Solver's), with
+    /// both CFG branches in one UNet call (unconditional rows first, as diffusers does).
+    pub fn guided_eps_at(
+        &self,
+        net: Denoiser<'_, UNetLora<B>>,
+        x: Tensor<B, 2>,
+        timesteps: &[usize],
+        prompts: &[usize],
+    ) -> Tensor<B, 2> {
+        let w = self.scheduler.guidance();
+        let n = timesteps.len();
+        if w == 1.0 {
+            return self.unet_eps(net, x, timesteps, self.context(Some(prompts), n));
+        }
+        let context = Tensor::cat(
+            vec![self.context(None, n), self.context(Some(prompts), n)],
+            0,
+        );
+        let both: Vec<usize> = timesteps.iter().chain(timesteps).copied().collect();
+        let eps = self.unet_eps(net, Tensor::cat(vec![x.clone(), x], 0), &both, context);
+        let uncond = eps.clone().narrow(0, 0, n);
+        let cond = eps.narrow(0, n, n);
+        uncond.clone() + (cond - uncond).mul_scalar(w)
+    }
+
+    fn step_timesteps(&self, steps: &[usize]) -> Vec<usize> {
+        let s = self.scheduler.schedule();
+        steps.iter().map(|&k| s.timestep(k)).collect()
     }
 
     fn state_inputs(
@@ -295,10 +336,10 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for SdEnv<B> {
         prompts: Option<&[usize]>,
     ) -> Tensor<B, 2> {
         let context = self.context(prompts, steps.len());
-        self.unet_eps(net, x, steps, context)
+        self.unet_eps(net, x, &self.step_timesteps(steps), context)
     }
 
-    /// Both CFG branches in one UNet call (unconditional rows first, as diffusers does).
+    /// Both CFG branches in one UNet call.
     fn eps(
         &self,
         net: Denoiser<'_, UNetLora<B>>,
@@ -306,25 +347,7 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for SdEnv<B> {
         steps: &[usize],
         prompts: &[usize],
     ) -> Tensor<B, 2> {
-        let w = self.scheduler.guidance();
-        if w == 1.0 {
-            return self.eps_unguided(net, x, steps, Some(prompts));
-        }
-        let n = steps.len();
-        let context = Tensor::cat(
-            vec![self.context(None, n), self.context(Some(prompts), n)],
-            0,
-        );
-        let both_steps: Vec<usize> = steps.iter().chain(steps).copied().collect();
-        let eps = self.unet_eps(
-            net,
-            Tensor::cat(vec![x.clone(), x], 0),
-            &both_steps,
-            context,
-        );
-        let uncond = eps.clone().narrow(0, 0, n);
-        let cond = eps.narrow(0, n, n);
-        uncond.clone() + (cond - uncond).mul_scalar(w)
+        self.guided_eps_at(net, x, &self.step_timesteps(steps), prompts)
     }
 
     fn state_value(

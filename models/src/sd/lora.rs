@@ -15,15 +15,13 @@ use std::path::Path;
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::store::{
-    BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore,
-};
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::unet::UNet2DConditionModel;
-use crate::weights::{expected_tensors, LoadError, TensorProblem};
+use crate::weights::{load_safetensors_remapped, LoadError};
 
 /// File name diffusers uses for LoRA weights.
 pub const LORA_FILE: &str = "pytorch_lora_weights.safetensors";
@@ -190,47 +188,8 @@ impl<B: Backend> UNetLora<B> {
             alpha: alpha.unwrap_or(rank as f64),
         };
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        let mut lora = Self::new(unet, config, &mut rng, device);
-        let mut store = SafetensorsStore::from_file(file)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .allow_partial(true)
-            .validate(false);
-        for (from, to) in LOAD_REMAP {
-            store = store.with_key_remapping(from, to);
-        }
-        let found = store.get_all_snapshots().map_err(|e| LoadError::Read {
-            path: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let problems: Vec<_> = expected_tensors(&lora)
-            .into_iter()
-            .filter_map(|(key, expected)| match found.get(&key) {
-                None => Some(TensorProblem::Missing { key, expected }),
-                Some(s) if s.shape.to_vec() != expected => Some(TensorProblem::Shape {
-                    key,
-                    expected,
-                    found: s.shape.to_vec(),
-                }),
-                Some(_) => None,
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(LoadError::Tensors {
-                file: file.to_path_buf(),
-                problems,
-            });
-        }
-        let result = lora.load_from(&mut store).map_err(|e| LoadError::Read {
-            path: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        if !result.errors.is_empty() {
-            return Err(LoadError::Read {
-                path: file.to_path_buf(),
-                message: result.to_string(),
-            });
-        }
-        Ok(lora)
+        let lora = Self::new(unet, config, &mut rng, device);
+        load_safetensors_remapped(lora, file, &LOAD_REMAP)
     }
 
     /// Writes the LoRA with diffusers' key names (`unet.<module>.lora.{down,up}.weight`), so

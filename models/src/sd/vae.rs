@@ -76,7 +76,7 @@ impl VaeConfig {
     }
 
     /// Only the plain SD architecture is built; anything else is refused by name.
-    fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
         let n = self.block_out_channels.len();
         let only =
             |types: &[String], name: &str| types.len() == n && types.iter().all(|t| t == name);
@@ -231,7 +231,7 @@ pub struct DiagonalGaussian<B: Backend> {
 /// VAE files saved before diffusers' attention refactor (as some SD v1.x folders on the Hub
 /// are) name the attention projections `query`/`key`/`value`/`proj_attn`; diffusers renames
 /// them on load, and so do we.
-const OLD_ATTENTION_KEYS: [(&str, &str); 4] = [
+pub(crate) const OLD_ATTENTION_KEYS: [(&str, &str); 4] = [
     (r"(attentions\.\d+)\.query\.", "$1.to_q."),
     (r"(attentions\.\d+)\.key\.", "$1.to_k."),
     (r"(attentions\.\d+)\.value\.", "$1.to_v."),

@@ -1,0 +1,66 @@
+//! `bench doctor`: which model files were found, which are missing or do not fit, and where
+//! users get them; checked from the files' headers, so it answers at once even for SD v1.5.
+
+use std::path::Path;
+
+use bench_models::sd::components::{check_folder, ComponentCheck};
+use bench_models::weights::SD15_SOURCE;
+
+/// Prints the report for a model folder; `Ok(true)` when everything needed is there.
+///
+/// # Errors
+/// Never for a bad folder (that is the report's business); kept for symmetry with the CLI.
+pub fn doctor(model: &Path) -> Result<bool, String> {
+    println!("model folder: {}", model.display());
+    let mut ok = true;
+    for (part, check) in check_folder(model) {
+        match check {
+            Ok(ComponentCheck::Found) => println!("  ok       {part}"),
+            Ok(ComponentCheck::Weights(report)) if report.problems.is_empty() => println!(
+                "  ok       {part}: {} ({}, {} tensors, {} parameters)",
+                report.file.display(),
+                report.dtypes.join("/"),
+                report.tensors,
+                report.parameters
+            ),
+            Ok(ComponentCheck::Weights(report)) => {
+                ok = false;
+                println!(
+                    "  MISFIT   {part}: {} has {} tensor(s) that do not fit:",
+                    report.file.display(),
+                    report.problems.len()
+                );
+                for p in report.problems.iter().take(10) {
+                    println!("             {p}");
+                }
+                if report.problems.len() > 10 {
+                    println!("             … and {} more", report.problems.len() - 10);
+                }
+            }
+            Err(e) => {
+                ok = false;
+                // The missing-file message ends with where to get SD; print that once below.
+                let message = e.to_string();
+                let short = message
+                    .split(". Get SD v1.5 from")
+                    .next()
+                    .unwrap_or(&message);
+                println!("  MISSING  {part}: {short}");
+            }
+        }
+    }
+    println!(
+        "backend: burn {} CPU (flex), {} threads; GPU (cuda): not built into this binary",
+        "0.21",
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    );
+    if ok {
+        println!(
+            "everything `bench sample --model {}` needs is there",
+            model.display()
+        );
+    } else {
+        println!("get SD v1.5 from {SD15_SOURCE}");
+    }
+    Ok(ok)
+}

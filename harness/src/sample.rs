@@ -1,0 +1,306 @@
+//! `bench sample`: images from an SD folder (optionally with a LoRA), with the samplers of
+//! diffusers' pipelines, from seeded noise or from initial latents stored in a file, so that an
+//! image can be compared with another implementation's from the same noise.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{rngs::StdRng, SeedableRng};
+
+use bench_envs::dpm_solver::{DpmSolver, DpmSolverKind, TimestepSpacing};
+use bench_envs::sd::{read_prompt_file, SdConfig, SdEnv};
+use bench_envs::{
+    normal_tensor, Denoiser, DiffusionEnv, SamplerConfig, SamplerKind, ScheduleConfig, Scheduler,
+};
+use bench_models::sd::UNetLora;
+
+use crate::backend::Backend;
+use crate::images::{grid, save_png, to_rgb8};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplerChoice {
+    /// DDIM ("leading" timesteps, as SD's pipeline); deterministic with `--eta 0`.
+    Ddim,
+    /// DDPM ancestral sampling.
+    Ddpm,
+    /// DPM-Solver++ (2M), what PAG samples with at 20 steps.
+    DpmSolver,
+    /// SDE-DPM-Solver++ (2M, stochastic).
+    SdeDpmSolver,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A diffusers folder of SD v1.x (see `bench doctor`).
+    #[arg(long, default_value = "sd-v1-5")]
+    pub model: PathBuf,
+    /// The prompt (repeat for several).
+    #[arg(long, required_unless_present = "prompt_file")]
+    pub prompt: Vec<String>,
+    /// A file of prompts, one per line.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// CFG's unconditional prompt.
+    #[arg(long, default_value = "")]
+    pub negative_prompt: String,
+    /// Images per prompt.
+    #[arg(long, default_value_t = 1)]
+    pub per_prompt: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Classifier-free guidance weight (1: none).
+    #[arg(long, default_value_t = 7.5)]
+    pub cfg: f64,
+    #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
+    pub sampler: SamplerChoice,
+    /// DDIM's stochasticity (0: deterministic, diffusers' default).
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f64,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 512)]
+    pub resolution: usize,
+    /// A LoRA file (diffusers, peft or attention-processor key names), e.g. a run's
+    /// `policy/pytorch_lora_weights.safetensors`.
+    #[arg(long)]
+    pub lora: Option<PathBuf>,
+    /// The LoRA's alpha (default: its rank, i.e. scale 1, as diffusers reads such files).
+    #[arg(long, requires = "lora")]
+    pub lora_alpha: Option<f64>,
+    /// Initial latents `[N, 4, h, w]` (f32 safetensors: the tensor `latents`, or the file's
+    /// only tensor) instead of seeded noise; N = prompts × per-prompt images.
+    #[arg(long)]
+    pub noise: Option<PathBuf>,
+    /// Images sampled per batch.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Output PNG. Several images go to `<stem>-<i>.png`, or into one grid with `--grid`.
+    #[arg(long, default_value = "sample.png")]
+    pub out: PathBuf,
+    /// One grid image (a row per prompt) instead of one file per image.
+    #[arg(long)]
+    pub grid: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs `bench sample`.
+///
+/// # Errors
+/// Bad arguments, missing weights or files (named), an unwritable output.
+pub fn sample(args: &SampleArgs) -> Result<(), String> {
+    let mut prompts = args.prompt.clone();
+    if let Some(file) = &args.prompt_file {
+        prompts.extend(read_prompt_file(file)?);
+    }
+    if prompts.is_empty() || args.per_prompt == 0 || args.batch == 0 {
+        return Err("give at least one prompt; --per-prompt and --batch must be positive".into());
+    }
+    let sampler = SamplerConfig {
+        kind: match args.sampler {
+            SamplerChoice::Ddpm => SamplerKind::Ddpm,
+            _ => SamplerKind::Ddim,
+        },
+        eta: args.eta,
+        guidance: args.cfg,
+        schedule: ScheduleConfig {
+            inference_steps: args.steps,
+            ..ScheduleConfig::default()
+        },
+        ..SamplerConfig::default()
+    };
+    let device = Default::default();
+    let config = SdConfig {
+        model: args.model.clone(),
+        prompts: prompts.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        resolution: args.resolution,
+        ..SdConfig::default()
+    };
+    let env = SdEnv::<Backend>::with_scheduler(config, Scheduler::for_sampling(sampler)?, device)?;
+    let lora = match &args.lora {
+        Some(file) => Some(
+            UNetLora::load(env.unet(), file, args.lora_alpha, env.device())
+                .map_err(|e| format!("--lora: {e}"))?,
+        ),
+        None => None,
+    };
+    let net = match &lora {
+        Some(l) => Denoiser::Policy(l),
+        None => Denoiser::Base,
+    };
+    let rows: Vec<usize> = (0..prompts.len())
+        .flat_map(|p| std::iter::repeat_n(p, args.per_prompt))
+        .collect();
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let initial = match &args.noise {
+        Some(file) => read_latents(file, rows.len(), env.latent_shape())?,
+        None => normal_tensor::<Backend>(rows.len(), env.dims(), &mut rng, env.device()),
+    };
+    let solver = match args.sampler {
+        SamplerChoice::DpmSolver => Some(DpmSolverKind::Ode),
+        SamplerChoice::SdeDpmSolver => Some(DpmSolverKind::Sde),
+        _ => None,
+    }
+    .map(|kind| {
+        DpmSolver::with_spacing(
+            kind,
+            &env.scheduler().config().schedule,
+            folder_spacing(&args.model)?,
+        )
+    })
+    .transpose()?;
+
+    let bar = progress(args.quiet, rows.len() * args.steps);
+    let mut pictures = Vec::with_capacity(rows.len());
+    for (b, chunk) in rows.chunks(args.batch).enumerate() {
+        let start = b * args.batch;
+        let x = initial.clone().narrow(0, start, chunk.len());
+        let x0 = match &solver {
+            Some(solver) => dpm_solve(&env, net, solver, x, chunk, &mut rng, &bar),
+            None => ddim_like(&env, net, x, chunk, &mut rng, &bar),
+        };
+        pictures.extend(to_rgb8(env.decode(x0)));
+    }
+    bar.finish_and_clear();
+    write_images(&pictures, args)
+}
+
+fn progress(quiet: bool, total: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} denoising steps, eta {eta}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// The timestep spacing DPM-Solver takes from the folder's scheduler config, as diffusers'
+/// `DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)` does ("linspace" when the
+/// config names none, as SD v1.4's).
+fn folder_spacing(model: &Path) -> Result<TimestepSpacing, String> {
+    let path = model.join("scheduler/scheduler_config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(TimestepSpacing::Linspace);
+    };
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match config.get("timestep_spacing").and_then(|v| v.as_str()) {
+        None | Some("linspace") => Ok(TimestepSpacing::Linspace),
+        Some("leading") => Ok(TimestepSpacing::Leading),
+        Some(other) => Err(format!(
+            "{}: timestep_spacing \"{other}\" is not supported by the DPM-Solver here",
+            path.display()
+        )),
+    }
+}
+
+/// DDIM or DDPM through the environment's transitions.
+fn ddim_like(
+    env: &SdEnv<Backend>,
+    net: Denoiser<'_, UNetLora<Backend>>,
+    mut x: Tensor<Backend, 2>,
+    prompts: &[usize],
+    rng: &mut StdRng,
+    bar: &ProgressBar,
+) -> Tensor<Backend, 2> {
+    let n = prompts.len();
+    for k in 0..env.scheduler().num_steps() {
+        let transition = env.transition(net, x, &vec![k; n], prompts);
+        x = transition.sample(normal_tensor(n, env.dims(), rng, env.device()));
+        bar.inc(n as u64);
+    }
+    x
+}
+
+/// DPM-Solver++ (2M) or its SDE variant, carrying x̂₀ from step to step.
+fn dpm_solve(
+    env: &SdEnv<Backend>,
+    net: Denoiser<'_, UNetLora<Backend>>,
+    solver: &DpmSolver,
+    mut x: Tensor<Backend, 2>,
+    prompts: &[usize],
+    rng: &mut StdRng,
+    bar: &ProgressBar,
+) -> Tensor<Backend, 2> {
+    let n = prompts.len();
+    let mut prev_x0 = None;
+    for (i, &t) in solver.timesteps().iter().enumerate() {
+        let eps = env.guided_eps_at(net, x.clone(), &vec![t; n], prompts);
+        let (transition, x0) = solver.transition(x, eps, i, prev_x0);
+        x = transition.sample(normal_tensor(n, env.dims(), rng, env.device()));
+        prev_x0 = Some(x0);
+        bar.inc(n as u64);
+    }
+    x
+}
+
+/// Initial latents from a safetensors file, checked against the expected shape.
+fn read_latents(file: &Path, n: usize, latent: [usize; 3]) -> Result<Tensor<Backend, 2>, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("--noise {}: {e}", file.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("--noise {}: {e}", file.display()))?;
+    let names = st.names();
+    let name = if names.iter().any(|n| *n == "latents") {
+        "latents".to_string()
+    } else if names.len() == 1 {
+        names[0].to_string()
+    } else {
+        return Err(format!(
+            "--noise {}: no tensor `latents` among {} tensors",
+            file.display(),
+            names.len()
+        ));
+    };
+    let view = st.tensor(&name).map_err(|e| e.to_string())?;
+    let expected = [n, latent[0], latent[1], latent[2]];
+    if view.dtype() != safetensors::Dtype::F32 || view.shape() != expected {
+        return Err(format!(
+            "--noise {}: `{name}` is {:?} {:?}; expected F32 {expected:?} (prompts × per-prompt, \
+             channels, resolution / 8)",
+            file.display(),
+            view.dtype(),
+            view.shape()
+        ));
+    }
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    let d = latent.iter().product();
+    Ok(Tensor::from_data(
+        TensorData::new(values, [n, d]),
+        &Default::default(),
+    ))
+}
+
+fn write_images(pictures: &[image::RgbImage], args: &SampleArgs) -> Result<(), String> {
+    if pictures.len() == 1 || args.grid {
+        let img = if pictures.len() == 1 {
+            pictures[0].clone()
+        } else {
+            grid(pictures, args.per_prompt)
+        };
+        save_png(&img, &args.out)?;
+        println!("{}", args.out.display());
+        return Ok(());
+    }
+    let stem = args
+        .out
+        .file_stem()
+        .map_or("sample".into(), |s| s.to_string_lossy().to_string());
+    for (i, img) in pictures.iter().enumerate() {
+        let path = args.out.with_file_name(format!("{stem}-{i:03}.png"));
+        save_png(img, &path)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `bench sample` and `bench doctor` on the tiny SD fixture folder. From the initial latents
+//! diffusers' pipeline started from (`--noise`), `bench sample` writes the images diffusers
+//! wrote (DDIM with η = 0, DPM-Solver++ 2M, and DDIM with the peft LoRA), to the 8-bit level;
+//! `doctor` reports a complete folder and names what a broken one lacks.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::SafeTensors;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(rel)
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// diffusers' images `[N, 3, H, W]` in [0, 1] as 8-bit values, image by image.
+fn expected_pixels(name: &str) -> Vec<Vec<u8>> {
+    let bytes = fs::read(fixture("sd_tiny/sample.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor(name).unwrap();
+    let [n, c, h, w]: [usize; 4] = view.shape().try_into().unwrap();
+    let v: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (0..n)
+        .map(|i| {
+            // NCHW to interleaved RGB, as PNG stores pixels.
+            let mut out = Vec::with_capacity(c * h * w);
+            for p in 0..h * w {
+                for ch in 0..c {
+                    let x = v[i * c * h * w + ch * h * w + p];
+                    out.push((x * 255.0).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
+}
+
+/// Runs `bench sample` with the fixture's prompts and latents; returns each image's pixels.
+fn sample(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
+    let out = dir.join("img.png");
+    let noise = fixture("sd_tiny/sample.safetensors");
+    let model = fixture("sd_tiny");
+    let mut args = vec![
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a photo of a cat",
+        "--prompt",
+        "an astronaut riding a horse",
+        "--cfg",
+        "7.5",
+        "--resolution",
+        "16",
+        "--noise",
+        noise.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let result = bench(&args);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    (0..2)
+        .map(|i| {
+            image::open(dir.join(format!("img-{i:03}.png")))
+                .unwrap()
+                .to_rgb8()
+                .into_raw()
+        })
+        .collect()
+}
+
+#[test]
+fn sample_reproduces_diffusers_images_from_the_same_noise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 3] = [
+        ("ddim_images", &["--steps", "4", "--eta", "0"]),
+        ("dpmpp_images", &["--steps", "5", "--sampler", "dpm-solver"]),
+        (
+            "lora_ddim_images",
+            &[
+                "--steps",
+                "4",
+                "--eta",
+                "0",
+                "--lora",
+                "../fixtures/sd_tiny/lora/pytorch_lora_weights.safetensors",
+            ],
+        ),
+    ];
+    for (name, extra) in cases {
+        // The LoRA path is relative to the harness crate, where cargo runs tests.
+        let ours = sample(tmp.path(), extra);
+        for (i, (a, b)) in ours.iter().zip(expected_pixels(name)).enumerate() {
+            let d = max_level_diff(a, &b);
+            // f32 differences of ~1e-5 can flip a rounding: one 8-bit level at most.
+            assert!(d <= 1, "{name} image {i}: off by {d} levels");
+        }
+    }
+    // The three settings give different images, so each comparison above tests its own.
+    let ddim = expected_pixels("ddim_images");
+    for other in ["dpmpp_images", "lora_ddim_images"] {
+        assert!(max_level_diff(&ddim[0], &expected_pixels(other)[0]) > 10);
+    }
+}
+
+#[test]
+fn sample_refuses_latents_of_the_wrong_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("sd_tiny");
+    let noise = fixture("sd_tiny/sample.safetensors");
+    // Three images requested, two latents in the file.
+    let out = bench(&[
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a",
+        "--per-prompt",
+        "3",
+        "--resolution",
+        "16",
+        "--noise",
+        noise.to_str().unwrap(),
+        "--out",
+        tmp.path().join("x.png").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[3, 4, 8, 8]") && err.contains("[2, 4, 8, 8]"),
+        "{err}"
+    );
+    assert!(fs::read_dir(tmp.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn doctor_reports_found_and_missing_files() {
+    let out = bench(&["doctor", "--model", fixture("sd_tiny").to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for part in ["tokenizer", "text_encoder", "unet", "vae"] {
+        assert!(text.contains(&format!("ok       {part}")), "{text}");
+    }
+
+    // A copy without the VAE weights and with a UNet file of another model.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for dir in ["tokenizer", "text_encoder", "unet", "vae"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    for file in [
+        "model_index.json",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+        "text_encoder/config.json",
+        "text_encoder/model.safetensors",
+        "unet/config.json",
+        "vae/config.json",
+    ] {
+        fs::copy(fixture("sd_tiny").join(file), root.join(file)).unwrap();
+    }
+    fs::copy(
+        fixture("sd_tiny/text_encoder/model.safetensors"),
+        root.join("unet/diffusion_pytorch_model.safetensors"),
+    )
+    .unwrap();
+    let out = bench(&["doctor", "--model", root.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("MISFIT   unet"), "{text}");
+    assert!(text.contains("`conv_in.weight`: missing"), "{text}");
+    assert!(
+        text.contains("MISSING  vae") && text.contains("diffusion_pytorch_model.safetensors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("huggingface.co/stable-diffusion-v1-5"),
+        "{text}"
+    );
+}
