@@ -106,7 +106,10 @@ fn unknown_reward_lists_the_known_ones() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("unknown reward `aesthetics`"), "{err}");
-    assert!(err.contains("known rewards: bump, mixture"), "{err}");
+    assert!(
+        err.contains("known rewards: brightness, bump, mixture"),
+        "{err}"
+    );
     assert!(!wrote);
 }
 

@@ -50,8 +50,7 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
         }
     }
     println!(
-        "backend: burn {} CPU (flex), {} threads; GPU (cuda): not built into this binary",
-        "0.21",
+        "backend: burn 0.21 CPU (flex), {} threads; GPU (cuda): not built into this binary",
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     );
     if ok {

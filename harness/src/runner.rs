@@ -139,13 +139,16 @@ macro_rules! with_env {
     };
 }
 
+/// A run's reward and algorithm.
+type Components<E> = (Box<dyn Reward<Backend>>, Box<dyn Algorithm<Backend, E>>);
+
 fn build<E: Evaluate<Backend> + 'static>(
     run: &RunConfig,
     env: &E,
     algorithms: &AlgorithmRegistry<Backend, E>,
     plugins: &Plugins,
     file: &Path,
-) -> Result<(Box<dyn Reward<Backend>>, Box<dyn Algorithm<Backend, E>>), String> {
+) -> Result<Components<E>, String> {
     let reward = plugins
         .rewards
         .build(&run.reward.name, &run.reward.params)

@@ -248,7 +248,7 @@ fn read_latents(file: &Path, n: usize, latent: [usize; 3]) -> Result<Tensor<Back
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("--noise {}: {e}", file.display()))?;
     let names = st.names();
-    let name = if names.iter().any(|n| *n == "latents") {
+    let name = if names.contains(&"latents") {
         "latents".to_string()
     } else if names.len() == 1 {
         names[0].to_string()

@@ -151,7 +151,8 @@ fn peft_and_attention_processor_names_load() {
         Some(&UNetLora::load(&unet, &lora_file(), None, &Default::default()).unwrap()),
     );
     let original = read_all(&lora_file());
-    let renamings: [(&str, fn(&str) -> String); 2] = [
+    type Rename = fn(&str) -> String;
+    let renamings: [(&str, Rename); 2] = [
         ("peft", |k| {
             format!(
                 "base_model.model.{}",

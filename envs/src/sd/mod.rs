@@ -147,12 +147,12 @@ impl<B: AutodiffBackend> SdEnv<B> {
         let sd = SdComponents::<B>::from_folder(&config.model, &device)
             .map_err(|e| format!("env.model: {e}"))?;
         let cond = encode_prompts(&sd, &prompts, &device);
-        let null = encode_prompts(&sd, &[config.negative_prompt.clone()], &device);
+        let null = encode_prompts(&sd, std::slice::from_ref(&config.negative_prompt), &device);
         let context_dim = cond.dims()[2];
         let channels = sd.unet.conv_in.weight.shape().dims::<4>()[1];
         let vae_factor = 1 << (sd.vae.encoder.down_blocks.len() - 1);
         let unet_factor = 1 << (sd.unet.down_blocks.len() - 1);
-        if config.resolution == 0 || config.resolution % (vae_factor * unet_factor) != 0 {
+        if config.resolution == 0 || !config.resolution.is_multiple_of(vae_factor * unet_factor) {
             return Err(format!(
                 "env.resolution = {}: must be a positive multiple of {} (VAE factor {vae_factor} \
                  × UNet factor {unet_factor})",
@@ -166,7 +166,7 @@ impl<B: AutodiffBackend> SdEnv<B> {
                 .unet(channels, context_dim)
                 .map_err(|e| format!("env.{name}.{e}"))?;
             let factor = 1 << (unet.block_out_channels.len() - 1);
-            if side % factor != 0 {
+            if !side.is_multiple_of(factor) {
                 return Err(format!(
                     "env.{name}: {} blocks need latents of a multiple of {factor}, not {side}",
                     unet.block_out_channels.len()
