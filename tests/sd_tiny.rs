@@ -16,6 +16,16 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn sweep(model: &Path) -> String {
+    sweep_with(
+        model,
+        r#"
+        (name: "ddpo", params: (sample_batch: 4, train_batch: 2, optim: (lr: 1e-2))),
+        (name: "dag_db", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
+"#,
+    )
+}
+
+fn sweep_with(model: &Path, algorithms: &str) -> String {
     format!(
         r#"
 Sweep(
@@ -30,10 +40,7 @@ Sweep(
     sampler: (schedule: (inference_steps: 4)),
     epochs: 1,
     eval: (every: 1, samples_per_prompt: 2),
-    algorithms: [
-        (name: "ddpo", params: (sample_batch: 4, train_batch: 2, optim: (lr: 1e-2))),
-        (name: "dag_db", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
-    ],
+    algorithms: [{algorithms}],
     rewards: [(name: "brightness")],
 )
 "#,
@@ -60,12 +67,11 @@ fn lora_up_max(file: &Path) -> (f32, usize) {
     (max, st.len())
 }
 
-#[test]
-fn ddpo_and_dag_db_train_a_lora_on_tiny_sd() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("sweep.ron");
-    fs::write(&file, sweep(&fixture("sd_tiny"))).unwrap();
-    let results = tmp.path().join("results");
+/// Runs `text` through `bench run`; returns the run directories.
+fn run_sweep(text: &str, tmp: &Path) -> Vec<PathBuf> {
+    let file = tmp.join("sweep.ron");
+    fs::write(&file, text).unwrap();
+    let results = tmp.join("results");
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(["run", file.to_str().unwrap(), "--quiet", "--results"])
         .arg(&results)
@@ -76,11 +82,17 @@ fn ddpo_and_dag_db_train_a_lora_on_tiny_sd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let runs: Vec<PathBuf> = fs::read_dir(results.join("sd_tiny"))
+    fs::read_dir(results.join("sd_tiny"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn ddpo_and_dag_db_train_a_lora_on_tiny_sd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = run_sweep(&sweep(&fixture("sd_tiny")), tmp.path());
     assert_eq!(runs.len(), 2);
     for run in &runs {
         let name = run.file_name().unwrap().to_string_lossy().to_string();
@@ -101,5 +113,37 @@ fn ddpo_and_dag_db_train_a_lora_on_tiny_sd() {
             up > 0.0,
             "{name}: the LoRA did not move from its zero initialisation"
         );
+    }
+}
+
+/// Every other objective also runs on SD through the same environment trait: one epoch each,
+/// finite training scalars, and a LoRA that moved.
+#[test]
+fn every_objective_runs_an_epoch_on_tiny_sd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let algorithms = r#"
+        (name: "dpok", params: (sample_batch: 4, train_batch: 2, optim: (lr: 1e-2))),
+        (name: "dag_kl", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
+        (name: "residual_db", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
+        (name: "nabla_gfn", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
+        (name: "refl", params: (batch: 2, updates: 1, stop_steps: (1, 3), optim: (lr: 1e-2))),
+        (name: "draft", params: (k: 1, batch: 2, updates: 1, optim: (lr: 1e-2))),
+        (name: "draft_lv", params: (batch: 2, updates: 1, optim: (lr: 1e-2))),
+"#;
+    let runs = run_sweep(&sweep_with(&fixture("sd_tiny"), algorithms), tmp.path());
+    assert_eq!(runs.len(), 7);
+    for run in &runs {
+        let name = run.file_name().unwrap().to_string_lossy().to_string();
+        let metrics = fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let row = metrics
+            .lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name}: {metrics}"));
+        for value in row.split(',') {
+            let v: f64 = value.parse().unwrap();
+            assert!(v.is_finite(), "{name}: {metrics}");
+        }
+        let (up, _) = lora_up_max(&run.join("policy/pytorch_lora_weights.safetensors"));
+        assert!(up > 0.0, "{name}: the LoRA did not move");
     }
 }

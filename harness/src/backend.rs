@@ -1,3 +1,15 @@
 //! The backend runs use: burn's pure-Rust `flex` CPU backend under autodiff.
+//!
+//! With the `checkpointing` feature, autodiff recomputes memory-bound activations (norms,
+//! activations, element-wise ops) during the backward pass instead of keeping them, trading
+//! compute for memory when training through SD's UNet; the gradients are the same
+//! (models/tests/checkpointing.rs).
 
+#[cfg(not(feature = "checkpointing"))]
 pub type Backend = burn::backend::Autodiff<burn::backend::Flex>;
+
+#[cfg(feature = "checkpointing")]
+pub type Backend = burn::backend::Autodiff<
+    burn::backend::Flex,
+    burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing,
+>;
