@@ -72,8 +72,19 @@ fn main() {
         lora.step(&mut grads);
         step_ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
+    // Peak resident memory of this process (Linux), read here rather than by the parent:
+    // a forked child's counter starts at the parent's size.
+    let peak_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
     println!(
-        "{{\"rollout_ms\": {rollout_ms:?}, \"step_ms\": {step_ms:?}, \"threads\": {}}}",
+        "{{\"rollout_ms\": {rollout_ms:?}, \"step_ms\": {step_ms:?}, \"threads\": {}, \
+         \"peak_rss_kib\": {peak_kib}}}",
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     );
 }

@@ -119,7 +119,7 @@ def main():
         check=True, capture_output=True, text=True,
     ).stdout
     ours = json.loads(out)
-    ours_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ours_rss = ours["peak_rss_kib"]
     med = statistics.median
     print(f"CPU threads: torch {torch.get_num_threads()}, burn {ours['threads']}; "
           f"batch {n}, {args.steps} steps, {args.reps} repetitions after a warm-up")
