@@ -96,23 +96,17 @@ fn sample(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
 #[test]
 fn sample_reproduces_diffusers_images_from_the_same_noise() {
     let tmp = tempfile::tempdir().unwrap();
+    let lora = fixture("sd_tiny/lora/pytorch_lora_weights.safetensors");
+    let lora = lora.to_str().unwrap();
     let cases: [(&str, &[&str]); 3] = [
         ("ddim_images", &["--steps", "4", "--eta", "0"]),
         ("dpmpp_images", &["--steps", "5", "--sampler", "dpm-solver"]),
         (
             "lora_ddim_images",
-            &[
-                "--steps",
-                "4",
-                "--eta",
-                "0",
-                "--lora",
-                "../fixtures/sd_tiny/lora/pytorch_lora_weights.safetensors",
-            ],
+            &["--steps", "4", "--eta", "0", "--lora", lora],
         ),
     ];
     for (name, extra) in cases {
-        // The LoRA path is relative to the harness crate, where cargo runs tests.
         let ours = sample(tmp.path(), extra);
         for (i, (a, b)) in ours.iter().zip(expected_pixels(name)).enumerate() {
             let d = max_level_diff(a, &b);

@@ -70,7 +70,8 @@ fn base_rollout_matches_diffusers_pipeline() {
         let transition = env.transition(Denoiser::Base, x, &[k; 2], &prompts);
         x = transition.sample(flat(at(&noise, k)));
         let err = max_diff(x.clone(), flat(at(&expected, k)));
-        assert!(err <= 5e-4, "step {k}: latents max abs error {err:.2e}");
+        eprintln!("step {k}: latents max abs error {err:.2e}");
+        assert!(err <= 2e-4, "step {k}: latents max abs error {err:.2e}");
     }
     let images = env.decode(x);
     let err = max_diff(images, input(FILE, "images"));
