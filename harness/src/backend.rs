@@ -3,7 +3,7 @@
 //! With the `checkpointing` feature, autodiff recomputes memory-bound activations (norms,
 //! activations, element-wise ops) during the backward pass instead of keeping them, trading
 //! compute for memory when training through SD's UNet; the gradients are the same
-//! (models/tests/checkpointing.rs).
+//! (models/tests/parity/checkpointing.rs).
 
 #[cfg(not(feature = "checkpointing"))]
 pub type Backend = burn::backend::Autodiff<burn::backend::Flex>;

@@ -1,15 +1,13 @@
 //! CLIP tokenizer and text encoder against transformers (fixtures from tools/fixtures/).
 
-mod common;
-
 use std::io::Read;
 
+use crate::common::{assert_matches_real_sd15, compare, fixture, tensor};
 use bench_models::clip::{ClipTextConfig, ClipTextModel, ClipTokenizer, CONTEXT_LENGTH};
 use bench_models::weights::expected_tensors;
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{assert_matches_real_sd15, compare, fixture, tensor};
 use serde_json::Value;
 
 type B = Flex;

@@ -4,12 +4,10 @@
 //! and 2.7), decode 1.7e-6 (up to 2.8), decoded image 8.3e-7; SD's full layout: encode 1.7e-6,
 //! decode 4.2e-6 (up to 2.9).
 
-mod common;
-
+use crate::common::{assert_matches_real_sd15, compare, fixture, input};
 use bench_models::sd::{AutoencoderKl, VaeConfig};
 use bench_models::weights::expected_tensors;
 use burn::backend::Flex;
-use common::{assert_matches_real_sd15, compare, fixture, input};
 
 type B = Flex;
 const FILE: &str = "sd_tiny/vae.safetensors";

@@ -4,14 +4,12 @@
 //! k); the exact policy shifts the base mean by σ_k²·b_{k+1}, and g_φ(x_j) = b_j −
 //! β·γ_j·∂x̂₀/∂x·a.
 
-mod common;
-
 use burn::tensor::{Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
 
+use crate::common::*;
 use bench_algorithms::nabla_gfn::{losses, picks, prepare, NablaBatch, NablaGfnConfig};
 use bench_envs::{rollout, Denoiser, DiffusionEnv};
-use common::*;
 
 const BETA: f64 = 2.0;
 const A: [f64; D] = [0.7, -0.4];

@@ -3,18 +3,16 @@
 //! policy and in expectation, the gradient of the KL it is derived from and half of DAG-DB's
 //! (DAG, Proposition 4 and Remark 5).
 
-mod common;
-
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
 
+use crate::common::*;
 use bench_algorithms::dag_kl::{reinforce_surrogate, ReinforceSettings};
 use bench_algorithms::detailed_balance::{db_terms, BackwardPolicy, LookAheadModel};
 use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::to_f64;
 use bench_envs::{normal_tensor, rollout, Denoiser, DiffusionEnv, LogProbReduction, Trajectory};
-use common::*;
 
 const BETA: f64 = 1.5;
 

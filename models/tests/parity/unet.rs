@@ -5,13 +5,11 @@
 //! 2.2), 3.7e-6 for the single timestep 981 (max |ε| 1.6), 2.5e-6 for SD's full layout (max |ε|
 //! 1.9).
 
-mod common;
-
+use crate::common::{assert_matches_real_sd15, compare, fixture, input};
 use bench_models::sd::{UNet2DConditionModel, UNetConfig};
 use bench_models::weights::expected_tensors;
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use common::{assert_matches_real_sd15, compare, fixture, input};
 
 type B = Flex;
 const FILE: &str = "sd_tiny/unet.safetensors";

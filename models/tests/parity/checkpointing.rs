@@ -2,15 +2,13 @@
 //! feature of `bench`) recomputes memory-bound activations in the backward pass instead of
 //! keeping them: the LoRA gradients through the UNet must be those of plain autodiff.
 
-mod common;
-
+use crate::common::{fixture, input};
 use bench_models::sd::{LoraConfig, UNet2DConditionModel, UNetLora};
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
-use common::{fixture, input};
 use rand::{rngs::StdRng, SeedableRng};
 
 const IO: &str = "sd_tiny/unet.safetensors";

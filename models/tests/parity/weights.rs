@@ -1,15 +1,13 @@
 //! The shared weight loader: its errors name what is wrong, and fp16 checkpoints load as f32.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::{compare, fixture, input, max_abs_diff};
 use bench_models::clip::ClipTextModel;
 use bench_models::sd::AutoencoderKl;
 use bench_models::weights::{LoadError, TensorProblem};
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{compare, fixture, input, max_abs_diff};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 

@@ -4,15 +4,13 @@
 //!
 //! Measured max abs error of ε with the LoRA (Flex, f32): 8.2e-6 (max |ε| 1.93).
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{compare, fixture, input};
 use bench_models::sd::{LoraConfig, UNet2DConditionModel, UNetLora};
 use bench_models::LoadError;
 use burn::backend::Flex;
 use burn::tensor::Tensor;
-use common::{compare, fixture, input};
 use rand::{rngs::StdRng, SeedableRng};
 use safetensors::SafeTensors;
 

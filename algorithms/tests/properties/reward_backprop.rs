@@ -2,10 +2,9 @@
 //! gradients must equal finite differences of their losses (same noise), and DRaFT-K with K
 //! equal to every step must be full backpropagation through the sampler.
 
-mod common;
-
 use rand::{rngs::StdRng, SeedableRng};
 
+use crate::common::*;
 use bench_algorithms::draft::Draft;
 use bench_algorithms::draft_lv::DraftLv;
 use bench_algorithms::refl::Refl;
@@ -14,7 +13,6 @@ use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::uniform_prompts;
 use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
 use bench_rewards::{builtin_rewards, Reward};
-use common::*;
 
 fn settings(relu: bool) -> BackpropSettings {
     BackpropSettings {

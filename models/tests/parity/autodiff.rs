@@ -3,12 +3,10 @@
 //! central finite difference (step 3e-3) along the gradient's direction. Measured relative
 //! differences: 9.5e-5 (UNet ε), 5.0e-5 (VAE decoder).
 
-mod common;
-
+use crate::common::{fixture, input};
 use bench_models::sd::{AutoencoderKl, UNet2DConditionModel};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Tensor};
-use common::{fixture, input};
 
 type B = Autodiff<Flex>;
 

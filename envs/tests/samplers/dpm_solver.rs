@@ -3,13 +3,10 @@
 //! sample and, for the SDE, every step's log-density (fixtures from
 //! tools/fixtures/make_sd_tiny.py, `scheduler_fixtures`).
 
-#[path = "../../models/tests/common/mod.rs"]
-mod common;
-
+use crate::common::{max_abs_diff, tensor};
 use bench_envs::{DpmSolver, DpmSolverKind, LogProbReduction, ScheduleConfig};
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use common::{max_abs_diff, tensor};
 
 type B = Flex;
 const FILE: &str = "sd_tiny/schedulers.safetensors";

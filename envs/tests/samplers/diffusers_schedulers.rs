@@ -2,13 +2,10 @@
 //! v1.5's schedule: timesteps, mean, std and the log-density of a sampled x_{t−1}, at 50 and 4
 //! steps (fixtures from tools/fixtures/make_sd_tiny.py).
 
-#[path = "../../models/tests/common/mod.rs"]
-mod common;
-
+use crate::common::{max_abs_diff, tensor};
 use bench_envs::{LogProbReduction, SamplerConfig, SamplerKind, ScheduleConfig, Scheduler};
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use common::{max_abs_diff, tensor};
 
 type B = Flex;
 const FILE: &str = "sd_tiny/schedulers.safetensors";

@@ -60,7 +60,7 @@ fn toy_all_separates_distribution_matching_from_reward_maximisation() {
         table[&(a.to_string(), r.to_string(), s)][m]
     };
 
-    // MMD² noise at 500 samples per prompt is ≈ 0.002 (tests/exactness.rs).
+    // MMD² noise at 500 samples per prompt is ≈ 0.002 (tests/end_to_end/exactness.rs).
     let gap = |m: &str, reward: &str, seed: u64| {
         get(&initial, m, reward, seed, "mmd2") - get(&last, m, reward, seed, "mmd2")
     };

@@ -2,14 +2,11 @@
 //! rollout (η = 1, CFG 5, empty negative prompt) of the tiny fixture pipeline, with the noise
 //! diffusers injected at each step (fixtures from tools/fixtures/make_sd_tiny.py).
 
-#[path = "../../models/tests/common/mod.rs"]
-mod common;
-
+use crate::common::{compare, fixture, input, tensor};
 use bench_envs::{SamplerConfig, SamplerKind, ScheduleConfig, Scheduler};
 use bench_models::sd::SdComponents;
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{compare, fixture, input, tensor};
 
 type B = Flex;
 const FILE: &str = "sd_tiny/rollout.safetensors";
@@ -88,7 +85,7 @@ fn compare_tensors(a: Tensor<B, 4>, b: Tensor<B, 4>, what: &str) -> (f64, f64) {
     let b = b.into_data().to_vec::<f32>().unwrap();
     let a: Vec<f64> = a.into_iter().map(f64::from).collect();
     let b: Vec<f64> = b.into_iter().map(f64::from).collect();
-    let err = common::max_abs_diff(&a, &b);
+    let err = crate::common::max_abs_diff(&a, &b);
     eprintln!("{what}: max abs error {err:.2e}");
     (err, b.iter().fold(0.0, |m, v| m.max(v.abs())))
 }

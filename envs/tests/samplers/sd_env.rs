@@ -3,16 +3,13 @@
 //! noise diffusers injected), a fresh LoRA policy is the base model exactly, and the
 //! trainable networks start where the objectives expect and get gradients.
 
-#[path = "../../models/tests/common/mod.rs"]
-mod common;
-
+use crate::common::{fixture, input};
 use bench_envs::sd::{SdConfig, SdEnv};
 use bench_envs::{Denoiser, DiffusionEnv, SamplerConfig, ScheduleConfig};
 use bench_models::sd::AuxNetConfig;
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::Tensor;
-use common::{fixture, input};
 use rand::{rngs::StdRng, SeedableRng};
 
 type B = Autodiff<Flex>;

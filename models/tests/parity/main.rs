@@ -1,0 +1,13 @@
+//! Parity of the SD components with transformers/diffusers on the committed fixtures.
+//!
+//! One test binary per crate: every binary links all of burn, so separate files would each
+//! re-link (and re-monomorphise) it; modules share one link and run in parallel.
+
+mod autodiff;
+mod checkpointing;
+mod clip;
+mod common;
+mod lora;
+mod unet;
+mod vae;
+mod weights;

@@ -1,0 +1,11 @@
+//! The `bench` binary end to end: CLI, resume, exactness, sampling, tiny SD, convergence.
+//!
+//! One test binary per crate: every binary links all of burn, so separate files would each
+//! re-link (and re-monomorphise) it; modules share one link and run in parallel.
+
+mod cli;
+mod convergence;
+mod exactness;
+mod resume;
+mod sample;
+mod sd_tiny;
