@@ -7,7 +7,9 @@
 //! Notation (diffusers'): σ_i = √((1 − ᾱ_{t_i}) / ᾱ_{t_i}) is the "VE" sigma of step `i`'s
 //! state, α_i = 1 / √(σ_i² + 1) = √ᾱ and s_i = σ_i·α_i = √(1 − ᾱ) its VP scales,
 //! λ_i = log(α_i / s_i) = −log σ_i, and h = λ_{i+1} − λ_i, so that e^{−h} = σ_{i+1} / σ_i.
-//! The sigma after the last step is 0 (`final_sigmas_type = "zero"`).
+//! The sigma after the last step is 0 (`final_sigmas_type = "zero"`), or σ_min under
+//! [`FinalSigma::SigmaMin`], which the first-order SDE solver of ∇-GFlowNet's MDP uses
+//! ([`DpmSolver::first_order_coefficients`]; the 2M transition keeps a first-order last step).
 //!
 //! Step `i` maps x_i to x_{i+1} = mean + std·z with mean linear in x_i, x̂₀ᵢ (from the model's ε at
 //! step `i`) and x̂₀ᵢ₋₁ (the previous step's, the multistep history); given that history the
@@ -22,7 +24,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::gaussian::DiagGaussian;
-use crate::schedule::ScheduleConfig;
+use crate::schedule::{alphas_cumprod, ScheduleConfig};
 
 /// diffusers' `algorithm_type`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,13 +57,26 @@ struct Coefficients {
     std: f64,
 }
 
+/// diffusers' `final_sigmas_type`: the σ of the state the last step reaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinalSigma {
+    /// `"zero"` (the multistep solver's default): the last step returns x̂₀, without a density.
+    #[default]
+    Zero,
+    /// `"sigma_min"`: σ of the first training timestep, √((1 − ᾱ₀)/ᾱ₀), so that the SDE
+    /// solver's last step is still a Gaussian (∇-GFlowNet's SDE-DPM-Solver++ MDP).
+    SigmaMin,
+}
+
 /// A DPM-Solver++ (2M) schedule: timesteps and sigmas for a number of inference steps.
 #[derive(Clone, Debug)]
 pub struct DpmSolver {
     kind: DpmSolverKind,
     timesteps: Vec<usize>,
-    /// σ per state, `num_steps + 1` long, the last 0.
+    /// σ per state, `num_steps + 1` long, the last 0 or σ_min (see [`FinalSigma`]).
     sigmas: Vec<f64>,
+    /// √((1 − ᾱ₀)/ᾱ₀), the smallest σ of the training schedule.
+    sigma_min: f64,
 }
 
 /// A `[N, 1]` column holding `value` in every row (the layout `DiagGaussian::std` expects).
@@ -95,16 +110,7 @@ impl DpmSolver {
                 "dpm-solver: inference_steps = {steps} must be in 1..={n} (train_steps ≥ 2)"
             ));
         }
-        // SD's scaled-linear β, as `schedule::NoiseSchedule` builds it.
-        let (lo, hi) = (schedule.beta_start.sqrt(), schedule.beta_end.sqrt());
-        let mut acc = 1.0;
-        let alphas_cumprod: Vec<f64> = (0..n)
-            .map(|i| {
-                let b = lo + (hi - lo) * i as f64 / (n - 1) as f64;
-                acc *= 1.0 - b * b;
-                acc
-            })
-            .collect();
+        let alphas_cumprod = alphas_cumprod(schedule);
         let timesteps: Vec<usize> = match spacing {
             // numpy's linspace: i·(stop / steps) with the endpoint set exactly;
             // `lambda_min_clipped` is −∞, so diffusers' `last_timestep` is T and stop is T − 1.
@@ -132,16 +138,28 @@ impl DpmSolver {
                 "dpm-solver: timestep {t} is beyond the {n} training steps"
             ));
         }
+        let sigma_of = |t: usize| ((1.0 - alphas_cumprod[t]) / alphas_cumprod[t]).sqrt();
         let sigmas = timesteps
             .iter()
-            .map(|&t| ((1.0 - alphas_cumprod[t]) / alphas_cumprod[t]).sqrt())
+            .map(|&t| sigma_of(t))
             .chain(std::iter::once(0.0))
             .collect();
         Ok(Self {
             kind,
             timesteps,
             sigmas,
+            sigma_min: sigma_of(0),
         })
+    }
+
+    /// The same solver ending at σ = 0 or σ_min (diffusers' `final_sigmas_type`).
+    pub fn with_final_sigma(mut self, last: FinalSigma) -> Self {
+        let value = match last {
+            FinalSigma::Zero => 0.0,
+            FinalSigma::SigmaMin => self.sigma_min,
+        };
+        *self.sigmas.last_mut().expect("num_steps + 1 sigmas") = value;
+        self
     }
 
     pub fn kind(&self) -> DpmSolverKind {
@@ -185,7 +203,7 @@ impl DpmSolver {
     }
 
     /// Standard deviation of step `i`'s transition: s_{i+1}·√(1 − e^{−2h}) for the SDE solver
-    /// (0 at the last step, where s_{i+1} = 0), 0 for the ODE solver.
+    /// (0 at the last step when it ends at σ = 0), 0 for the ODE solver.
     pub fn transition_std(&self, i: usize) -> f64 {
         self.coefficients(i, false).std
     }
@@ -194,7 +212,7 @@ impl DpmSolver {
         let (sigma, sigma_next) = (self.sigmas[i], self.sigmas[i + 1]);
         let (_, s) = Self::alpha_sigma(sigma);
         let (alpha_next, s_next) = Self::alpha_sigma(sigma_next);
-        // e^{−h} = σ_{i+1} / σ_i; exactly 0 at the last step (h = +∞ in diffusers).
+        // e^{−h} = σ_{i+1} / σ_i; exactly 0 at a last step ending at σ = 0 (h = +∞ in diffusers).
         let exp_neg_h = sigma_next / sigma;
         // Weight of D0 + ½·D1 with D0 = x̂₀ᵢ, D1 = (x̂₀ᵢ − x̂₀ᵢ₋₁) / r0, r0 = h_{i−1} / h_i:
         // that is (1 + 1/(2 r0))·x̂₀ᵢ − 1/(2 r0)·x̂₀ᵢ₋₁.
@@ -224,6 +242,13 @@ impl DpmSolver {
             c1: w * half_inv_r0,
             std,
         }
+    }
+
+    /// Step `i`'s first-order update as (coefficient of x, coefficient of x̂₀, std): the
+    /// singlestep solver's `dpm_solver_first_order_update`, a Markov transition in x alone.
+    pub fn first_order_coefficients(&self, i: usize) -> (f64, f64, f64) {
+        let c = self.coefficients(i, false);
+        (c.cx, c.c0, c.std)
     }
 
     /// x̂₀ = (x − s_i·ε) / α_i at step `i`: the data prediction DPM-Solver++ integrates

@@ -13,7 +13,7 @@ pub mod schedule;
 pub mod sd;
 pub mod toy2d;
 
-pub use dpm_solver::{DpmSolver, DpmSolverKind, TimestepSpacing};
+pub use dpm_solver::{DpmSolver, DpmSolverKind, FinalSigma, TimestepSpacing};
 pub use env::{Denoiser, DiffusionEnv};
 pub use gaussian::{DiagGaussian, LogProbReduction};
 pub use rollout::{normal_tensor, rollout, Stacked, Trajectory};

@@ -1,9 +1,11 @@
-//! Samplers as Gaussian transitions: DDIM (with η) and DDPM, their exact log-probabilities and
-//! the noising kernel q(x_t | x_{t−1}) that GFlowNet objectives use as a backward policy.
+//! Samplers as Gaussian transitions: DDIM (with η), DDPM and first-order SDE-DPM-Solver++,
+//! their exact log-probabilities and the noising kernel q(x_t | x_{t−1}) that GFlowNet
+//! objectives use as a backward policy.
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::dpm_solver::{DpmSolver, DpmSolverKind, FinalSigma};
 use crate::gaussian::{DiagGaussian, LogProbReduction};
 use crate::schedule::{NoiseSchedule, ScheduleConfig};
 
@@ -16,6 +18,14 @@ pub enum SamplerKind {
     /// DDPMScheduler, the last step ends at ᾱ₀ (as DDIM with `set_alpha_to_one = false`)
     /// instead of ᾱ = 1, whose zero variance would make its log-probability infinite.
     Ddpm,
+    /// First-order SDE-DPM-Solver++, ∇-GFlowNet's second MDP (20 steps in its paper): diffusers'
+    /// `DPMSolverSinglestepScheduler` with `algorithm_type = "sde-dpmsolver++"` and
+    /// `final_sigmas_type = "sigma_min"`, as its official code configures it. Timesteps are
+    /// "linspace" (999, 949, …, 50 at 20 steps; `steps_offset` does not apply) and the last step
+    /// ends at ᾱ₀, so every transition has a density. First order keeps the MDP Markov in x
+    /// (2M's mean depends on the previous step's x̂₀); its Gaussian is the DDPM posterior on
+    /// the same timesteps (a test proves it), computed here the solver's way. `eta` is unused.
+    SdeDpmSolver,
 }
 
 /// Everything that defines how states are sampled and how log-probabilities are reduced.
@@ -50,6 +60,8 @@ impl Default for SamplerConfig {
 pub struct Scheduler {
     config: SamplerConfig,
     schedule: NoiseSchedule,
+    /// The solver whose first-order steps are the transitions of `SdeDpmSolver`.
+    dpm: Option<DpmSolver>,
 }
 
 /// Per-row coefficients, built on the host and uploaded as `[N, 1]` columns.
@@ -89,6 +101,18 @@ impl Scheduler {
                 config.schedule.inference_steps, config.schedule.train_steps
             ));
         }
+        if config.kind == SamplerKind::SdeDpmSolver {
+            let dpm = DpmSolver::new(DpmSolverKind::Sde, &config.schedule)
+                .map_err(|e| format!("sampler: {e}"))?
+                .with_final_sigma(FinalSigma::SigmaMin);
+            let schedule =
+                NoiseSchedule::with_timesteps(&config.schedule, dpm.timesteps().to_vec());
+            return Ok(Self {
+                config,
+                schedule,
+                dpm: Some(dpm),
+            });
+        }
         let sc = &config.schedule;
         let stride = sc.train_steps / sc.inference_steps;
         if (sc.inference_steps - 1) * stride + sc.steps_offset >= sc.train_steps {
@@ -102,7 +126,11 @@ impl Scheduler {
             ));
         }
         let schedule = NoiseSchedule::new(&config.schedule);
-        Ok(Self { config, schedule })
+        Ok(Self {
+            config,
+            schedule,
+            dpm: None,
+        })
     }
 
     pub fn config(&self) -> &SamplerConfig {
@@ -129,9 +157,10 @@ impl Scheduler {
     pub fn transition_std(&self, k: usize) -> f64 {
         let (a, ap) = (self.schedule.alpha_bar(k), self.schedule.alpha_bar_prev(k));
         let posterior = ((1.0 - ap) / (1.0 - a) * (1.0 - a / ap)).sqrt();
-        match self.config.kind {
-            SamplerKind::Ddim => self.config.eta * posterior,
-            SamplerKind::Ddpm => posterior,
+        match (self.config.kind, &self.dpm) {
+            (SamplerKind::Ddim, _) => self.config.eta * posterior,
+            (SamplerKind::SdeDpmSolver, Some(dpm)) => dpm.first_order_coefficients(k).2,
+            _ => posterior,
         }
     }
 
@@ -188,6 +217,15 @@ impl Scheduler {
                     .collect();
                 x0 * column::<B>(coeffs.iter().map(|c| c.0).collect(), &device)
                     + x_t * column::<B>(coeffs.iter().map(|c| c.1).collect(), &device)
+            }
+            SamplerKind::SdeDpmSolver => {
+                let dpm = self.dpm.as_ref().expect("built with its solver");
+                let coeffs: Vec<(f64, f64, f64)> = steps
+                    .iter()
+                    .map(|&k| dpm.first_order_coefficients(k))
+                    .collect();
+                x_t * column::<B>(coeffs.iter().map(|c| c.0).collect(), &device)
+                    + x0 * column::<B>(coeffs.iter().map(|c| c.1).collect(), &device)
             }
         };
         DiagGaussian {

@@ -27,6 +27,20 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// ᾱ_t = ∏_{s ≤ t} (1 − β_s) of SD's scaled-linear β (√β linear in t), t = 0 … T − 1.
+pub fn alphas_cumprod(config: &ScheduleConfig) -> Vec<f64> {
+    let n = config.train_steps;
+    let (lo, hi) = (config.beta_start.sqrt(), config.beta_end.sqrt());
+    let mut acc = 1.0;
+    (0..n)
+        .map(|i| {
+            let b = lo + (hi - lo) * i as f64 / (n - 1) as f64;
+            acc *= 1.0 - b * b;
+            acc
+        })
+        .collect()
+}
+
 /// ᾱ over the training steps and the inference timesteps, highest noise first.
 #[derive(Clone, Debug)]
 pub struct NoiseSchedule {
@@ -37,23 +51,20 @@ pub struct NoiseSchedule {
 }
 
 impl NoiseSchedule {
+    /// SD's DDIM/DDPM timesteps: diffusers' "leading" spacing plus `steps_offset`.
     pub fn new(config: &ScheduleConfig) -> Self {
-        let n = config.train_steps;
-        let (lo, hi) = (config.beta_start.sqrt(), config.beta_end.sqrt());
-        let mut acc = 1.0;
-        let alphas_cumprod = (0..n)
-            .map(|i| {
-                let b = lo + (hi - lo) * i as f64 / (n - 1) as f64;
-                acc *= 1.0 - b * b;
-                acc
-            })
-            .collect::<Vec<_>>();
-        // diffusers' "leading" spacing: t_k = k·(n / steps) + offset, reversed.
-        let stride = n / config.inference_steps;
+        let stride = config.train_steps / config.inference_steps;
         let timesteps = (0..config.inference_steps)
             .rev()
             .map(|k| k * stride + config.steps_offset)
             .collect();
+        Self::with_timesteps(config, timesteps)
+    }
+
+    /// The training schedule of `config` sampled at `timesteps` (highest first, each below
+    /// `train_steps`); the last step ends at ᾱ₀.
+    pub fn with_timesteps(config: &ScheduleConfig, timesteps: Vec<usize>) -> Self {
+        let alphas_cumprod = alphas_cumprod(config);
         Self {
             final_alpha_cumprod: alphas_cumprod[0],
             alphas_cumprod,

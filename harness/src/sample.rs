@@ -29,6 +29,9 @@ pub enum SamplerChoice {
     DpmSolver,
     /// SDE-DPM-Solver++ (2M, stochastic).
     SdeDpmSolver,
+    /// SDE-DPM-Solver++, first order, ending at σ_min: the MDP ∇-GFlowNet trains on (sampler
+    /// kind `SdeDpmSolver` in sweeps).
+    SdeDpmSolver1,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +106,7 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     let sampler = SamplerConfig {
         kind: match args.sampler {
             SamplerChoice::Ddpm => SamplerKind::Ddpm,
+            SamplerChoice::SdeDpmSolver1 => SamplerKind::SdeDpmSolver,
             _ => SamplerKind::Ddim,
         },
         eta: args.eta,
@@ -202,7 +206,7 @@ fn folder_spacing(model: &Path) -> Result<TimestepSpacing, String> {
     }
 }
 
-/// DDIM or DDPM through the environment's transitions.
+/// DDIM, DDPM or first-order SDE-DPM-Solver++: the environment's (Markov) transitions.
 fn ddim_like(
     env: &SdEnv<Backend>,
     net: Denoiser<'_, UNetLora<Backend>>,
