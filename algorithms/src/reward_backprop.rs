@@ -7,7 +7,7 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
+use bench_envs::{normal_tensor, release_untracked_graph, Denoiser, DiffusionEnv};
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::optim::{OptimConfig, Trained};
@@ -116,6 +116,9 @@ pub fn truncated_rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
             .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()));
         x = if differentiable { next } else { next.detach() };
         states.push(x.clone());
+        if !differentiable {
+            release_untracked_graph::<B>(env.device());
+        }
     }
     states
 }

@@ -7,6 +7,7 @@
 pub mod dpm_solver;
 pub mod env;
 pub mod gaussian;
+pub mod graph_release;
 pub mod rollout;
 pub mod sampler;
 pub mod schedule;
@@ -16,6 +17,7 @@ pub mod toy2d;
 pub use dpm_solver::{DpmSolver, DpmSolverKind, FinalSigma, TimestepSpacing};
 pub use env::{Denoiser, DiffusionEnv};
 pub use gaussian::{DiagGaussian, LogProbReduction};
+pub use graph_release::release_untracked_graph;
 pub use rollout::{normal_tensor, rollout, Stacked, Trajectory};
 pub use sampler::{SamplerConfig, SamplerKind, Scheduler};
 pub use schedule::{NoiseSchedule, ScheduleConfig};

@@ -6,6 +6,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::env::{Denoiser, DiffusionEnv};
+use crate::graph_release::release_untracked_graph;
 
 /// A batch of trajectories, detached from any graph.
 #[derive(Clone, Debug)]
@@ -157,6 +158,7 @@ pub fn rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
         );
         states.push(next.clone());
         x = next;
+        release_untracked_graph::<B>(device);
     }
     Trajectory {
         prompts,

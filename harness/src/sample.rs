@@ -12,7 +12,8 @@ use rand::{rngs::StdRng, SeedableRng};
 use bench_envs::dpm_solver::{DpmSolver, DpmSolverKind, TimestepSpacing};
 use bench_envs::sd::{read_prompt_file, SdConfig, SdEnv};
 use bench_envs::{
-    normal_tensor, Denoiser, DiffusionEnv, SamplerConfig, SamplerKind, ScheduleConfig, Scheduler,
+    normal_tensor, release_untracked_graph, Denoiser, DiffusionEnv, SamplerConfig, SamplerKind,
+    ScheduleConfig, Scheduler,
 };
 use bench_models::sd::UNetLora;
 
@@ -219,6 +220,7 @@ fn ddim_like(
     for k in 0..env.scheduler().num_steps() {
         let transition = env.transition(net, x, &vec![k; n], prompts);
         x = transition.sample(normal_tensor(n, env.dims(), rng, env.device()));
+        release_untracked_graph::<Backend>(env.device());
         bar.inc(n as u64);
     }
     x
@@ -241,6 +243,7 @@ fn dpm_solve(
         let (transition, x0) = solver.transition(x, eps, i, prev_x0);
         x = transition.sample(normal_tensor(n, env.dims(), rng, env.device()));
         prev_x0 = Some(x0);
+        release_untracked_graph::<Backend>(env.device());
         bar.inc(n as u64);
     }
     x
