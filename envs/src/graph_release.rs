@@ -4,7 +4,8 @@
 //! records of dropped tensors only when some `backward` runs. Loops that never differentiate
 //! (rollouts, evaluation, `bench sample`) therefore grew by about 0.9 MB per call of the tiny
 //! fixture UNet (measured with `valgrind --tool=massif`: `GraphLocator::new_graph` and
-//! `AutodiffServer::register` under `OpsPrep<UnTracked>::finish`). One backward of a
+//! `AutodiffServer::register` under `OpsPrep<UnTracked>::finish`; burn issues #4339 and #4970;
+//! 0.21 has no public cleanup call). One backward of a
 //! one-element leaf runs burn's own cleanup of such orphaned records, and nothing else.
 
 use burn::tensor::{backend::AutodiffBackend, Tensor};
