@@ -13,6 +13,7 @@ pub mod sample;
 pub mod store;
 pub mod sweep;
 pub mod table;
+pub mod torch_noise;
 
 pub use cli::main_with;
 pub use runner::Plugins;

@@ -19,6 +19,7 @@ use bench_models::sd::UNetLora;
 
 use crate::backend::Backend;
 use crate::images::{grid, save_png, to_rgb8};
+use crate::torch_noise::torch_randn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SamplerChoice {
@@ -52,6 +53,9 @@ pub struct SampleArgs {
     /// Images per prompt.
     #[arg(long, default_value_t = 1)]
     pub per_prompt: usize,
+    /// The initial latents are torch's CPU `randn` for this seed, as diffusers draws them with
+    /// `generator=torch.Generator().manual_seed(SEED)`; the per-step noise of stochastic
+    /// samplers is bench's own.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, default_value_t = 50)]
@@ -144,7 +148,13 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let initial = match &args.noise {
         Some(file) => read_latents(file, rows.len(), env.latent_shape())?,
-        None => normal_tensor::<Backend>(rows.len(), env.dims(), &mut rng, env.device()),
+        None => {
+            let values = torch_randn(args.seed, rows.len() * env.dims())?;
+            Tensor::from_data(
+                TensorData::new(values, [rows.len(), env.dims()]),
+                env.device(),
+            )
+        }
     };
     let solver = match args.sampler {
         SamplerChoice::DpmSolver => Some(DpmSolverKind::Ode),

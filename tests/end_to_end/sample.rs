@@ -1,6 +1,7 @@
 //! `bench sample` and `bench doctor` on the tiny SD fixture folder. From the initial latents
-//! diffusers' pipeline started from (`--noise`), `bench sample` writes the images diffusers
-//! wrote (DDIM with η = 0, DPM-Solver++ 2M, and DDIM with the peft LoRA), to the 8-bit level;
+//! diffusers' pipeline started from (`--noise`, or `--seed` of its torch generator),
+//! `bench sample` writes the images diffusers wrote (DDIM with η = 0, DPM-Solver++ 2M, and
+//! DDIM with the peft LoRA), to the 8-bit level;
 //! `doctor` reports a complete folder and names what a broken one lacks.
 
 use std::fs;
@@ -55,8 +56,15 @@ fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
 
 /// Runs `bench sample` with the fixture's prompts and latents; returns each image's pixels.
 fn sample(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
-    let out = dir.join("img.png");
     let noise = fixture("sd_tiny/sample.safetensors");
+    let mut args = vec!["--noise", noise.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sample_with(dir, &args)
+}
+
+/// Runs `bench sample` with the fixture's prompts and `extra`; returns each image's pixels.
+fn sample_with(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
+    let out = dir.join("img.png");
     let model = fixture("sd_tiny");
     let mut args = vec![
         "sample",
@@ -70,8 +78,6 @@ fn sample(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
         "7.5",
         "--resolution",
         "16",
-        "--noise",
-        noise.to_str().unwrap(),
         "--quiet",
         "--out",
         out.to_str().unwrap(),
@@ -119,6 +125,20 @@ fn sample_reproduces_diffusers_images_from_the_same_noise() {
     for other in ["dpmpp_images", "lora_ddim_images"] {
         assert!(max_level_diff(&ddim[0], &expected_pixels(other)[0]) > 10);
     }
+}
+
+/// The fixture's latents are `torch.randn(generator=torch.Generator().manual_seed(7))`, so
+/// `--seed 7` alone gives diffusers' images.
+#[test]
+fn seed_gives_diffusers_images_for_the_same_torch_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = sample_with(tmp.path(), &["--steps", "4", "--eta", "0", "--seed", "7"]);
+    for (i, (a, b)) in ours.iter().zip(expected_pixels("ddim_images")).enumerate() {
+        let d = max_level_diff(a, &b);
+        assert!(d <= 1, "image {i}: off by {d} levels");
+    }
+    let other = sample_with(tmp.path(), &["--steps", "4", "--eta", "0", "--seed", "8"]);
+    assert!(max_level_diff(&other[0], &ours[0]) > 10);
 }
 
 #[test]
