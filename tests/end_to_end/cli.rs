@@ -3,7 +3,9 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::support::bench;
 
 const TINY: &str = r#"
 Sweep(
@@ -22,13 +24,6 @@ Sweep(
 )
 "#;
 
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
@@ -39,7 +34,7 @@ fn run_text(text: &str) -> (Output, bool) {
     let file = tmp.path().join("sweep.ron");
     fs::write(&file, text).unwrap();
     let results = tmp.path().join("results");
-    let out = bench(&[
+    let out = bench([
         "run",
         file.to_str().unwrap(),
         "--results",
@@ -50,13 +45,13 @@ fn run_text(text: &str) -> (Output, bool) {
 
 #[test]
 fn help_explains_every_subcommand() {
-    let out = bench(&["--help"]);
+    let out = bench(["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for sub in ["run", "table", "list"] {
         assert!(text.contains(sub), "{text}");
     }
-    let out = bench(&["run", "--help"]);
+    let out = bench(["run", "--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("--results"));
 }
 
@@ -125,10 +120,10 @@ fn bad_algorithm_parameter_is_named() {
 
 #[test]
 fn missing_file_names_its_path() {
-    let out = bench(&["run", "/nonexistent/sweep.ron"]);
+    let out = bench(["run", "/nonexistent/sweep.ron"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/nonexistent/sweep.ron"));
-    let out = bench(&["table", "/nonexistent/results"]);
+    let out = bench(["table", "/nonexistent/results"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/nonexistent/results"));
 }
@@ -143,7 +138,7 @@ fn tables_aggregate_seeds_in_three_formats() {
     let file = tmp.path().join("tiny.ron");
     fs::write(&file, TINY).unwrap();
     let results = tmp.path().join("results");
-    let out = bench(&[
+    let out = bench([
         "run",
         file.to_str().unwrap(),
         "--quiet",
@@ -180,7 +175,7 @@ fn tables_aggregate_seeds_in_three_formats() {
         v.iter().sum::<f64>() / 2.0
     };
 
-    let csv_out = bench(&["table", dir.to_str().unwrap(), "--format", "csv"]);
+    let csv_out = bench(["table", dir.to_str().unwrap(), "--format", "csv"]);
     let text = String::from_utf8_lossy(&csv_out.stdout).to_string();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header = reader.headers().unwrap().clone();
@@ -191,13 +186,13 @@ fn tables_aggregate_seeds_in_three_formats() {
         assert!((got - mean(&rec[1])).abs() < 1e-9, "{} {got}", &rec[1]);
     }
 
-    let md = String::from_utf8_lossy(&bench(&["table", dir.to_str().unwrap()]).stdout).to_string();
+    let md = String::from_utf8_lossy(&bench(["table", dir.to_str().unwrap()]).stdout).to_string();
     let ddpo_row = md.lines().find(|l| l.contains("| ddpo |")).unwrap();
     let reward_cell = ddpo_row.split('|').nth(4).unwrap();
     assert!((parse_pm(reward_cell) - mean("ddpo")).abs() < 1e-3, "{md}");
 
     let tex = String::from_utf8_lossy(
-        &bench(&["table", dir.to_str().unwrap(), "--format", "latex"]).stdout,
+        &bench(["table", dir.to_str().unwrap(), "--format", "latex"]).stdout,
     )
     .to_string();
     assert!(tex.contains("\\begin{tabular}") && tex.contains("dag\\_db") && tex.contains("$\\pm$"));

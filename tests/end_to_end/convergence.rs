@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use bench::table::{collect, RunResult};
+
+use crate::support::bench_ok;
 
 type Key = (String, String, u64);
 
@@ -42,16 +43,13 @@ const MAXIMISERS: [&str; 4] = ["ddpo", "refl", "draft", "draft_lv"];
 fn toy_all_separates_distribution_matching_from_reward_maximisation() {
     let tmp = tempfile::tempdir().unwrap();
     let sweep = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/toy_all.ron");
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["run", sweep.to_str().unwrap(), "--quiet", "--results"])
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bench_ok([
+        "run".as_ref(),
+        sweep.as_os_str(),
+        "--quiet".as_ref(),
+        "--results".as_ref(),
+        tmp.path().as_os_str(),
+    ]);
     let dir = tmp.path().join("toy_all");
     let initial = by_run(collect(&dir, Some(0)).unwrap());
     let last = by_run(collect(&dir, None).unwrap());

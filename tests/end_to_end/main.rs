@@ -10,3 +10,4 @@ mod exactness;
 mod resume;
 mod sample;
 mod sd_tiny;
+mod support;

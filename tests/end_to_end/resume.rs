@@ -4,8 +4,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::support::{bench_ok, command};
 
 const SWEEP: &str = r#"
 Sweep(
@@ -20,10 +22,6 @@ Sweep(
     rewards: [(name: "bump")],
 )
 "#;
-
-fn bench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-}
 
 fn runs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
@@ -60,7 +58,7 @@ fn killed_sweep_resumes_without_redoing_finished_runs() {
     let dir = results.join("resume");
 
     // One job, so that exactly one run is caught mid-way.
-    let mut child = bench()
+    let mut child = command()
         .args([
             "run",
             sweep.to_str().unwrap(),
@@ -112,16 +110,12 @@ fn killed_sweep_resumes_without_redoing_finished_runs() {
         .collect();
     assert_eq!(interrupted.len(), 1);
 
-    let out = bench()
-        .args(["run", sweep.to_str().unwrap(), "--results"])
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bench_ok([
+        "run".as_ref(),
+        sweep.as_os_str(),
+        "--results".as_ref(),
+        results.as_os_str(),
+    ]);
     let log = String::from_utf8_lossy(&out.stderr);
 
     for (run, done, metrics) in &finished {
@@ -155,7 +149,7 @@ fn killed_sweep_resumes_without_redoing_finished_runs() {
 
     // Resuming is exact: an uninterrupted sweep gives the same evaluations.
     let fresh = tmp.path().join("fresh");
-    let out = bench()
+    let out = command()
         .args(["run", sweep.to_str().unwrap(), "--quiet", "--results"])
         .arg(&fresh)
         .output()
@@ -193,7 +187,7 @@ fn a_locked_run_is_left_to_its_owner() {
     let lock = fs::File::create(run_dir.join(".lock")).unwrap();
     lock.lock_exclusive().unwrap();
 
-    let out = bench()
+    let out = command()
         .args(["run", sweep.to_str().unwrap(), "--results"])
         .arg(&results)
         .output()

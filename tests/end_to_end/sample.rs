@@ -5,23 +5,11 @@
 //! `doctor` reports a complete folder and names what a broken one lacks.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use safetensors::SafeTensors;
 
-fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(rel)
-}
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::support::{bench, bench_ok, fixture};
 
 /// diffusers' images `[N, 3, H, W]` in [0, 1] as 8-bit values, image by image.
 fn expected_pixels(name: &str) -> Vec<Vec<u8>> {
@@ -83,12 +71,7 @@ fn sample_with(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let result = bench(&args);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    bench_ok(&args);
     (0..2)
         .map(|i| {
             image::open(dir.join(format!("img-{i:03}.png")))
@@ -147,7 +130,7 @@ fn sample_refuses_latents_of_the_wrong_shape() {
     let model = fixture("sd_tiny");
     let noise = fixture("sd_tiny/sample.safetensors");
     // Three images requested, two latents in the file.
-    let out = bench(&[
+    let out = bench([
         "sample",
         "--model",
         model.to_str().unwrap(),
@@ -173,7 +156,7 @@ fn sample_refuses_latents_of_the_wrong_shape() {
 
 #[test]
 fn doctor_reports_found_and_missing_files() {
-    let out = bench(&["doctor", "--model", fixture("sd_tiny").to_str().unwrap()]);
+    let out = bench(["doctor", "--model", fixture("sd_tiny").to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for part in ["tokenizer", "text_encoder", "unet", "vae"] {
@@ -202,7 +185,7 @@ fn doctor_reports_found_and_missing_files() {
         root.join("unet/diffusion_pytorch_model.safetensors"),
     )
     .unwrap();
-    let out = bench(&["doctor", "--model", root.to_str().unwrap()]);
+    let out = bench(["doctor", "--model", root.to_str().unwrap()]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("MISFIT   unet"), "{text}");

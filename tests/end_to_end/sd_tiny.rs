@@ -5,15 +5,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use safetensors::SafeTensors;
 
-fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(rel)
-}
+use crate::support::{bench_ok, fixture};
 
 /// The papers' SD sampler (DDIM, η = 1, CFG 5), with 4 steps.
 const DDIM: &str = "(schedule: (inference_steps: 4))";
@@ -76,16 +71,13 @@ fn run_sweep(text: &str, tmp: &Path) -> Vec<PathBuf> {
     let file = tmp.join("sweep.ron");
     fs::write(&file, text).unwrap();
     let results = tmp.join("results");
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["run", file.to_str().unwrap(), "--quiet", "--results"])
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bench_ok([
+        "run".as_ref(),
+        file.as_os_str(),
+        "--quiet".as_ref(),
+        "--results".as_ref(),
+        results.as_os_str(),
+    ]);
     fs::read_dir(results.join("sd_tiny"))
         .unwrap()
         .map(|e| e.unwrap().path())
