@@ -153,14 +153,21 @@ impl Scheduler {
         self.config.guidance
     }
 
+    /// The solver behind `SdeDpmSolver`, which `for_sampling` always builds for that kind.
+    fn dpm(&self) -> &DpmSolver {
+        self.dpm
+            .as_ref()
+            .expect("SdeDpmSolver schedulers hold their solver")
+    }
+
     /// Standard deviation of step `k`'s transition.
     pub fn transition_std(&self, k: usize) -> f64 {
         let (a, ap) = (self.schedule.alpha_bar(k), self.schedule.alpha_bar_prev(k));
         let posterior = ((1.0 - ap) / (1.0 - a) * (1.0 - a / ap)).sqrt();
-        match (self.config.kind, &self.dpm) {
-            (SamplerKind::Ddim, _) => self.config.eta * posterior,
-            (SamplerKind::SdeDpmSolver, Some(dpm)) => dpm.first_order_coefficients(k).2,
-            _ => posterior,
+        match self.config.kind {
+            SamplerKind::Ddim => self.config.eta * posterior,
+            SamplerKind::Ddpm => posterior,
+            SamplerKind::SdeDpmSolver => self.dpm().first_order_coefficients(k).2,
         }
     }
 
@@ -219,7 +226,7 @@ impl Scheduler {
                     + x_t * column::<B>(coeffs.iter().map(|c| c.1).collect(), &device)
             }
             SamplerKind::SdeDpmSolver => {
-                let dpm = self.dpm.as_ref().expect("built with its solver");
+                let dpm = self.dpm();
                 let coeffs: Vec<(f64, f64, f64)> = steps
                     .iter()
                     .map(|&k| dpm.first_order_coefficients(k))
