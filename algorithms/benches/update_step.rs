@@ -9,7 +9,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use bench_algorithms::{build, builtin_algorithms, Context};
 use bench_envs::toy2d::{Toy2d, Toy2dConfig};
 use bench_envs::{LogProbReduction, SamplerConfig};
-use bench_rewards::builtin_rewards;
+use bench_rewards::builtin_reward;
 
 type B = Autodiff<Flex>;
 
@@ -43,17 +43,14 @@ fn update_step(c: &mut Criterion) {
         Default::default(),
     )
     .unwrap();
-    let reward = builtin_rewards::<B>()
-        .build("mixture", &ron::Value::Unit)
-        .unwrap();
+    let reward = builtin_reward::<B>("mixture", &Default::default()).unwrap();
     let mut group = c.benchmark_group("update_step");
     group.sample_size(10);
     for (name, params) in OBJECTIVES {
-        let params: ron::Value = ron::from_str(params).unwrap();
         let mut algorithm = build(
             &builtin_algorithms(),
             name,
-            &params,
+            params,
             &env,
             &mut StdRng::seed_from_u64(0),
         )

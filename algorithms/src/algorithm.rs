@@ -2,11 +2,14 @@
 
 use std::path::Path;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::module::AutodiffModule;
+use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::{rngs::StdRng, SeedableRng};
 
-use bench_envs::DiffusionEnv;
-use bench_rewards::{toy::TargetKind, Reward};
+use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel, Trajectory};
+use bench_rewards::{require_gradient, DifferentiableReward, Reward};
+
+pub use bench_rewards::toy::TargetSpec;
 
 /// Named scalars for the per-epoch log (`metrics.csv`), in a stable order.
 pub type Scalars = Vec<(String, f64)>;
@@ -37,15 +40,36 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
                 ^ h,
         )
     }
-}
 
-/// The exact distribution an objective converges to on the toy, if it has one.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TargetSpec {
-    pub kind: TargetKind,
-    /// The exponent on the reward in terms of true log-densities: β, times the number of
-    /// dimensions when log-probabilities are averaged rather than summed.
-    pub beta: f64,
+    /// Rolls out `n` trajectories of `policy` on uniformly drawn prompts, on the inference
+    /// backend, and scores their final samples. The trajectories come back as constants of the
+    /// training backend, for the objective's losses.
+    pub fn sample(
+        &self,
+        policy: &E::Policy,
+        n: usize,
+        rng: &mut StdRng,
+    ) -> (Trajectory<B>, Vec<f64>) {
+        let prompts = crate::util::uniform_prompts(self.env.prompts().len(), n, rng);
+        let policy = policy.valid();
+        let traj = rollout(self.env.infer(), Denoiser::Policy(&policy), prompts, rng);
+        let rewards = self.score(traj.final_states(), &traj.prompts);
+        (traj.lift(), rewards)
+    }
+
+    /// Rewards of states taken as final samples, without gradient.
+    pub fn score(&self, x0: Tensor<B::InnerBackend, 2>, prompts: &[usize]) -> Vec<f64> {
+        let samples = self.env.infer().decode(x0);
+        crate::util::to_f64(self.reward.score(samples, &self.env.prompt_texts(prompts)))
+    }
+
+    /// The reward's differentiable side, for objective `who` that backpropagates through it.
+    ///
+    /// # Errors
+    /// The reward has no gradient (the harness refuses such pairs before a run starts).
+    pub fn differentiable_reward(&self, who: &str) -> Result<&dyn DifferentiableReward<B>, String> {
+        require_gradient(&format!("algorithm `{who}`"), self.reward)
+    }
 }
 
 /// A finetuning objective. It owns its networks (the policy, flows, value heads), their
@@ -80,36 +104,4 @@ pub trait Algorithm<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
     /// # Errors
     /// Missing or mismatched files, named in the message.
     fn load(&mut self, dir: &Path) -> Result<(), String>;
-}
-
-impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
-    /// Rolls out `n` trajectories of `policy` (frozen for the rollout) on uniformly drawn
-    /// prompts and scores their final samples.
-    pub fn sample(
-        &self,
-        policy: &E::Policy,
-        n: usize,
-        rng: &mut StdRng,
-    ) -> (bench_envs::Trajectory<B>, Vec<f64>) {
-        let prompts = crate::util::uniform_prompts(self.env.prompts().len(), n, rng);
-        let frozen = burn::module::Module::no_grad(policy.clone());
-        let traj = bench_envs::rollout(
-            self.env,
-            bench_envs::Denoiser::Policy(&frozen),
-            prompts,
-            rng,
-        );
-        let rewards = self.score(traj.final_states(), &traj.prompts);
-        (traj, rewards)
-    }
-
-    /// Rewards of states taken as final samples, without gradient.
-    pub fn score(&self, x0: burn::tensor::Tensor<B, 2>, prompts: &[usize]) -> Vec<f64> {
-        let images = self.env.decode(x0.detach());
-        crate::util::to_f64(
-            self.reward
-                .score(images, &self.env.prompt_texts(prompts))
-                .detach(),
-        )
-    }
 }

@@ -10,13 +10,14 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use bench_core::{Family, FamilyMember};
 use bench_envs::DiffusionEnv;
-use bench_rewards::registry::split_params;
 
 use crate::algorithm::Algorithm;
 use crate::detailed_balance::{
     BackwardPolicy, DbAlgorithm, DbSettings, DbShared, LookAheadModel, PolicyLoss,
 };
+use crate::registry::Objective;
 
 /// DAG-DB's own parameter, besides [`DbShared`]'s.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -26,26 +27,27 @@ pub struct DagDbOwn {
     pub tilted: bool,
 }
 
+impl FamilyMember<DbShared> for DagDbOwn {}
+
 /// DAG-DB's registry entry.
 pub struct DagDb;
 
-impl DagDb {
-    /// # Errors
-    /// Invalid parameters.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl Objective for DagDb {
+    type Params = Family<DagDbOwn, DbShared>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let (own, shared): (DagDbOwn, DbShared) = split_params(params, &["tilted"], &[])?;
-        let backward = if own.tilted {
+        let backward = if params.own.tilted {
             BackwardPolicy::Pretrained
         } else {
             BackwardPolicy::Noising
         };
         DbAlgorithm::boxed(
             DbSettings {
-                shared,
+                shared: params.shared.clone(),
                 backward,
                 look_ahead: LookAheadModel::Current,
                 policy_loss: PolicyLoss::Balance,

@@ -5,11 +5,12 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use bench_core::{Family, FamilyMember};
 use bench_envs::DiffusionEnv;
-use bench_rewards::registry::split_params;
 
 use crate::algorithm::Algorithm;
 use crate::policy_gradient::{PolicyGradient, PolicyGradientSettings, PpoShared};
+use crate::registry::Objective;
 
 /// DDPO's own parameter, besides [`PpoShared`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,23 +26,24 @@ impl Default for DdpoOwn {
     }
 }
 
+impl FamilyMember<PpoShared> for DdpoOwn {}
+
 /// DDPO's registry entry.
 pub struct Ddpo;
 
-impl Ddpo {
-    /// # Errors
-    /// Invalid parameters.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl Objective for Ddpo {
+    type Params = Family<DdpoOwn, PpoShared>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let (own, shared): (DdpoOwn, PpoShared) = split_params(params, &["inner_epochs"], &[])?;
         PolicyGradient::boxed(
             PolicyGradientSettings {
-                shared,
+                shared: params.shared.clone(),
                 name: "ddpo",
-                inner_epochs: own.inner_epochs,
+                inner_epochs: params.own.inner_epochs,
                 normalize: true,
                 kl: None,
             },

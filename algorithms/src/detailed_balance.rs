@@ -11,16 +11,19 @@
 
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{Denoiser, DiffusionEnv, Trajectory};
+use bench_core::stats::{mean, population_std as std};
+use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel, Inner, Trajectory};
 use bench_rewards::toy::TargetKind;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::optim::{OptimConfig, Trained};
-use crate::util::{mean, minibatches, scalar, select_rows, std, vector};
+use crate::reinforce::ReinforceSettings;
+use crate::util::{minibatches, scalar, select_rows, vector};
 
 /// What stands in the backward direction of the balance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +36,6 @@ pub enum BackwardPolicy {
 
 /// Which model's x̂₀ the forward-looking term r(x̂₀(x_t)) uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String")]
 pub enum LookAheadModel {
     /// The model being trained, frozen for the step (the papers' code).
     #[default]
@@ -43,8 +45,6 @@ pub enum LookAheadModel {
     /// approximation, and it does not move while the policy learns.
     Base,
 }
-
-crate::util::choice_from_string!(LookAheadModel { Current, Base });
 
 /// Every term of δ for a minibatch of transitions, rows stacked step-major (`k·m + i`).
 pub struct DbTerms<B: AutodiffBackend> {
@@ -73,21 +73,22 @@ impl<B: AutodiffBackend> DbTerms<B> {
     }
 }
 
-/// r(x̂₀(x)) for states `x` at inference steps `steps`, from `current` (frozen) without
-/// guidance: the forward-looking term, a constant.
+/// r(x̂₀(x)) for states `x` at inference steps `steps`, from `model` (frozen) without
+/// guidance, on the inference backend: the forward-looking term, a constant.
 pub fn looking_ahead<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
-    model: Denoiser<'_, E::Policy>,
-    x: Tensor<B, 2>,
+    model: Denoiser<'_, Inner<B, E::Policy>>,
+    x: Tensor<B::InnerBackend, 2>,
     steps: &[usize],
     prompts: &[usize],
 ) -> Vec<f64> {
-    let env = ctx.env;
-    let eps = env.eps_unguided(model, x.clone(), steps, Some(prompts));
-    ctx.score(env.scheduler().predict_x0(x, eps, steps), prompts)
+    let infer = ctx.env.infer();
+    let eps = infer.eps_unguided(model, x.clone(), steps, Some(prompts));
+    ctx.score(infer.scheduler().predict_x0(x, eps, steps), prompts)
 }
 
-/// The terms of every transition of `sub` (its rows' final rewards are `rewards`).
+/// The terms of every transition of `sub` (its rows' final rewards are `rewards`): the
+/// constants on the inference backend, the policy's and the flow's terms with their graphs.
 #[allow(clippy::too_many_arguments)]
 pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
@@ -100,18 +101,19 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
     look_ahead: LookAheadModel,
 ) -> DbTerms<B> {
     let env = ctx.env;
+    let (train, infer) = (env.train(), env.infer());
     let device = env.device().clone();
     let reduction = env.scheduler().reduction();
     let t_max = sub.num_steps();
     let steps: Vec<usize> = (0..t_max).collect();
     let m = sub.batch_size();
     let s = sub.stack(&steps);
-    let current = burn::module::Module::no_grad(policy.clone());
+    let current = policy.valid();
     let model = match look_ahead {
         LookAheadModel::Current => Denoiser::Policy(&current),
         LookAheadModel::Base => Denoiser::Base,
     };
-    let fl_t: Vec<f64> = looking_ahead(ctx, model, s.x_t.clone(), &s.steps, &s.prompts)
+    let fl_t: Vec<f64> = looking_ahead(ctx, model, s.x_t.clone().inner(), &s.steps, &s.prompts)
         .into_iter()
         .map(|r| beta * r)
         .collect();
@@ -125,7 +127,7 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
         looking_ahead(
             ctx,
             model,
-            select_rows(&s.x_next, &mids),
+            select_rows(&s.x_next, &mids).inner(),
             &mids.iter().map(|&j| s.steps[j] + 1).collect::<Vec<_>>(),
             &mids.iter().map(|&j| s.prompts[j]).collect::<Vec<_>>(),
         )
@@ -136,14 +138,24 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
     }
     let keep_next: Vec<f64> = last.iter().map(|&l| if l { 0.0 } else { 1.0 }).collect();
     let states_next: Vec<usize> = s.steps.iter().map(|k| k + 1).collect();
+    let (x_t, x_next) = (s.x_t.clone().inner(), s.x_next.clone().inner());
+    let log_pb = match backward {
+        BackwardPolicy::Pretrained => infer
+            .transition(Denoiser::Base, x_t, &s.steps, &s.prompts)
+            .log_prob(x_next, reduction),
+        BackwardPolicy::Noising => env
+            .scheduler()
+            .noising_kernel(x_next, &s.steps)
+            .log_prob(x_t, reduction),
+    };
 
     let log_f_t =
-        env.state_value(flow, s.x_t.clone(), &s.steps, &s.prompts) + vector::<B>(&fl_t, &device);
-    let log_f_next = env.state_value(flow, s.x_next.clone(), &states_next, &s.prompts)
+        train.state_value(flow, s.x_t.clone(), &s.steps, &s.prompts) + vector::<B>(&fl_t, &device);
+    let log_f_next = train.state_value(flow, s.x_next.clone(), &states_next, &s.prompts)
         * vector::<B>(&keep_next, &device)
         + vector::<B>(&fl_next, &device);
 
-    let eps = env.eps(
+    let eps = train.eps(
         Denoiser::Policy(policy),
         s.x_t.clone(),
         &s.steps,
@@ -153,22 +165,12 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
         .scheduler()
         .transition(s.x_t.clone(), eps.clone(), &s.steps)
         .log_prob(s.x_next.clone(), reduction);
-    let log_pb = match backward {
-        BackwardPolicy::Pretrained => env
-            .transition(Denoiser::Base, s.x_t.clone(), &s.steps, &s.prompts)
-            .log_prob(s.x_next.clone(), reduction),
-        BackwardPolicy::Noising => env
-            .scheduler()
-            .noising_kernel(s.x_next.clone(), &s.steps)
-            .log_prob(s.x_t.clone(), reduction),
-    }
-    .detach();
     DbTerms {
         log_f_t,
         log_f_next,
         log_pf,
         log_pf_old: sub.stacked_log_probs(&steps),
-        log_pb,
+        log_pb: Tensor::from_inner(log_pb),
         eps,
         x_t: s.x_t,
         steps: s.steps,
@@ -177,17 +179,20 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
 }
 
 /// mean (ε_θ − ε_old)² at the rows of `terms`: the trust region towards `old`, the model that
-/// sampled the epoch (DAG's and ∇-GFlowNet's output regularisation).
+/// sampled the epoch (DAG's and ∇-GFlowNet's output regularisation); ε_old is a constant,
+/// computed on the inference backend.
 pub fn output_regulariser<B: AutodiffBackend, E: DiffusionEnv<B>>(
     env: &E,
-    old: &E::Policy,
+    old: &Inner<B, E::Policy>,
     eps: Tensor<B, 2>,
     x_t: Tensor<B, 2>,
     steps: &[usize],
     prompts: &[usize],
 ) -> Tensor<B, 1> {
-    let eps_old = env.eps(Denoiser::Policy(old), x_t, steps, prompts).detach();
-    (eps - eps_old).powi_scalar(2).mean()
+    let eps_old = env
+        .infer()
+        .eps(Denoiser::Policy(old), x_t.inner(), steps, prompts);
+    (eps - Tensor::from_inner(eps_old)).powi_scalar(2).mean()
 }
 
 /// β at `epoch` when it rises linearly over the first `anneal` fraction of `epochs`.
@@ -206,7 +211,7 @@ pub enum PolicyLoss {
     Balance,
     /// DAG-KL: the flow learns from δ² with log p_θ detached; the policy from a PPO-clipped
     /// REINFORCE surrogate whose advantage is −δ (detached).
-    Reinforce(crate::dag_kl::ReinforceSettings),
+    Reinforce(ReinforceSettings),
 }
 
 /// The fields DAG-DB, DAG-KL and residual DB share; defaults are DAG's (Appendix B.2) and its
@@ -291,7 +296,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
         let sh = &st.shared;
         let beta = annealed_beta(sh.beta, sh.beta_anneal, ctx.epoch, ctx.epochs);
         let mut rng = ctx.rng("detailed_balance");
-        let old = burn::module::Module::no_grad(self.policy.module.clone());
+        let old = self.policy.module.valid();
         let (traj, rewards) = ctx.sample(&self.policy.module, sh.sample_batch, &mut rng);
 
         let mut logs: [Vec<f64>; 5] = Default::default();
@@ -327,7 +332,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                         - t.log_pb.clone())
                     .powi_scalar(2)
                     .mean();
-                    let surrogate = crate::dag_kl::reinforce_surrogate(
+                    let surrogate = crate::reinforce::reinforce_surrogate(
                         t.log_pf.clone(),
                         t.log_pf_old.clone(),
                         t.residual().detach(),

@@ -10,11 +10,12 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use bench_core::{Family, FamilyMember};
 use bench_envs::DiffusionEnv;
-use bench_rewards::registry::split_params;
 
 use crate::algorithm::Algorithm;
 use crate::policy_gradient::{KlToBase, PolicyGradient, PolicyGradientSettings, PpoShared};
+use crate::registry::Objective;
 
 /// DPOK's own parameters, besides [`PpoShared`]'s; α = 10 and γ = 0.01 are the paper's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,22 +40,23 @@ impl Default for DpokOwn {
     }
 }
 
+impl FamilyMember<PpoShared> for DpokOwn {}
+
 /// DPOK's registry entry.
 pub struct Dpok;
 
-impl Dpok {
-    /// # Errors
-    /// Invalid parameters.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl Objective for Dpok {
+    type Params = Family<DpokOwn, PpoShared>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let own_keys = ["reward_coef", "kl_coef", "normalize"];
-        let (own, shared): (DpokOwn, PpoShared) = split_params(params, &own_keys, &[])?;
+        let own = &params.own;
         PolicyGradient::boxed(
             PolicyGradientSettings {
-                shared,
+                shared: params.shared.clone(),
                 name: "dpok",
                 inner_epochs: 1,
                 normalize: own.normalize,

@@ -6,9 +6,11 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::DiffusionEnv;
+use bench_core::{Family, FamilyMember};
+use bench_envs::{DiffusionEnv, Inner};
 
 use crate::algorithm::Algorithm;
+use crate::registry::Objective;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
@@ -41,7 +43,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
         &self,
         env: &E,
         live: &E::Policy,
-        frozen: &E::Policy,
+        frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
         rng: &mut StdRng,
     ) -> Tensor<B, 2> {
@@ -51,16 +53,17 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
     }
 }
 
-impl Draft {
-    /// # Errors
-    /// K outside 1..=steps.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl FamilyMember<BackpropSettings> for DraftOwn {}
+
+impl Objective for Draft {
+    type Params = Family<DraftOwn, BackpropSettings>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let (c, settings): (DraftOwn, BackpropSettings) =
-            bench_rewards::registry::split_params(params, &["k"], &[])?;
+        let c = &params.own;
         let steps = env.scheduler().num_steps();
         if c.k == 0 || c.k > steps {
             return Err(format!(
@@ -68,6 +71,6 @@ impl Draft {
                 c.k
             ));
         }
-        BackpropAlgorithm::boxed(settings, Draft { k: c.k }, env, rng)
+        BackpropAlgorithm::boxed(params.shared.clone(), Draft { k: c.k }, env, rng)
     }
 }

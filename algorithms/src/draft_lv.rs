@@ -7,9 +7,11 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
+use bench_core::{Family, FamilyMember};
+use bench_envs::{normal_tensor, Denoiser, DiffusionEnv, DiffusionModel, Inner};
 
 use crate::algorithm::Algorithm;
+use crate::registry::Objective;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
@@ -42,7 +44,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
         &self,
         env: &E,
         live: &E::Policy,
-        frozen: &E::Policy,
+        frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
         rng: &mut StdRng,
     ) -> Tensor<B, 2> {
@@ -57,7 +59,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
                     .scheduler()
                     .noising_kernel(x0.clone(), &last)
                     .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()));
-                env.transition(Denoiser::Policy(live), x1, &last, prompts)
+                env.train()
+                    .transition(Denoiser::Policy(live), x1, &last, prompts)
                     .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()))
             })
             .collect();
@@ -66,21 +69,22 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
     }
 }
 
-impl DraftLv {
-    /// # Errors
-    /// Zero draws.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl FamilyMember<BackpropSettings> for DraftLvOwn {}
+
+impl Objective for DraftLv {
+    type Params = Family<DraftLvOwn, BackpropSettings>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let (c, settings): (DraftLvOwn, BackpropSettings) =
-            bench_rewards::registry::split_params(params, &["lv_samples"], &[])?;
+        let c = &params.own;
         if c.lv_samples == 0 {
             return Err("lv_samples must be at least 1".into());
         }
         BackpropAlgorithm::boxed(
-            settings,
+            params.shared.clone(),
             DraftLv {
                 lv_samples: c.lv_samples,
             },

@@ -1,5 +1,6 @@
-//! Finetuning objectives behind one [`Algorithm`] trait, built by name from a
-//! [`AlgorithmRegistry`]. A new objective is one file plus one `register` call.
+//! Finetuning objectives behind one [`Algorithm`] trait. Each is an [`Objective`] (typed
+//! parameters and a factory generic over the environment), registered once by name; a new
+//! objective is one file plus one `objective::<T>(name, about)` call.
 
 pub mod algorithm;
 pub mod checkpoint;
@@ -17,10 +18,14 @@ pub mod policy_gradient;
 pub mod ppo;
 pub mod refl;
 pub mod registry;
+pub mod reinforce;
 pub mod residual_db;
 pub mod reward_backprop;
 pub mod reward_gradient;
 pub mod util;
 
 pub use algorithm::{Algorithm, Context, Scalars, TargetSpec};
-pub use registry::{build, builtin_algorithms, AlgorithmFactory, AlgorithmRegistry};
+pub use registry::{
+    build, builtin_algorithms, register_builtin, AlgorithmEntry, AlgorithmRegistry, Objective,
+    RegisterObjective,
+};

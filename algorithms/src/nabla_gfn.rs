@@ -18,22 +18,27 @@
 
 use std::path::Path;
 
-use burn::tensor::{backend::AutodiffBackend, Tensor};
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::{backend::AutodiffBackend, backend::Backend, Tensor};
 use rand::{rngs::StdRng, Rng};
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{Denoiser, DiffusionEnv, LogProbReduction, Stacked, Trajectory};
+use bench_core::stats::{mean, population_std as std};
+use bench_envs::{
+    Denoiser, DiffusionEnv, DiffusionModel, Inner, LogProbReduction, Stacked, Trajectory,
+};
 use bench_rewards::toy::TargetKind;
+use bench_rewards::DifferentiableReward;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::detailed_balance::output_regulariser;
 use crate::optim::{OptimConfig, Trained};
+use crate::registry::Objective;
 use crate::reward_gradient::{gradient_wrt_input, predicted_reward_gradient, reward_gradient};
-use crate::util::{mean, minibatches, scalar, scatter_rows, select_rows, std};
+use crate::util::{minibatches, scalar, scatter_rows, select_rows};
 
 /// The forward-looking scale γ as a function of the state's ᾱ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String")]
 pub enum LookAhead {
     /// γ = ᾱ (the paper's choice).
     #[default]
@@ -41,8 +46,6 @@ pub enum LookAhead {
     /// γ = √ᾱ (an option of the released code).
     Sqrt,
 }
-
-crate::util::choice_from_string!(LookAhead { AlphaBar, Sqrt });
 
 impl LookAhead {
     pub fn gamma(self, alpha_bar: f64) -> f64 {
@@ -169,10 +172,13 @@ fn column<B: AutodiffBackend>(values: &[f64], device: &B::Device) -> Tensor<B, 2
 }
 
 /// Computes the constants of `rows` (transitions of trajectories whose finals are given),
-/// with `current` the frozen policy being trained.
+/// with `current` the frozen policy being trained (on the autodiff backend: the look-ahead
+/// and reverse terms are gradients with respect to the states through it) and `reward` the
+/// reward's differentiable side.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    reward: &dyn DifferentiableReward<B>,
     c: &NablaGfnConfig,
     current: &E::Policy,
     rows: Stacked<B>,
@@ -181,14 +187,17 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     rng: &mut StdRng,
 ) -> NablaBatch<B> {
     let env = ctx.env;
+    let train = env.train();
     let device = env.device().clone();
     let sched = env.scheduler();
     let schedule = sched.schedule();
     let t_max = sched.num_steps();
     let steps = rows.steps.clone();
     let prompts = rows.prompts.clone();
-    let base = env.transition(Denoiser::Base, rows.x_t.clone(), &steps, &prompts);
-    let (mean_base, std) = (base.mean.detach(), base.std.detach());
+    let base = env
+        .infer()
+        .transition(Denoiser::Base, rows.x_t.clone().inner(), &steps, &prompts);
+    let (mean_base, std) = (Tensor::from_inner(base.mean), Tensor::from_inner(base.std));
 
     // Forward-looking terms at x_{t+1}: through x̂₀ before the last step, r itself at x₀;
     // each row computes only its own.
@@ -200,6 +209,7 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     if !mids.is_empty() {
         let ahead = predicted_reward_gradient(
             ctx,
+            reward,
             current,
             select_rows(&rows.x_next, &mids),
             &mid_steps,
@@ -215,7 +225,7 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
         parts.push((mids.clone(), ahead * column::<B>(&scale, &device)));
     }
     if !ends.is_empty() {
-        let at_end = reward_gradient(ctx, select_rows(&rows.x_next, &ends), &pick(&ends));
+        let at_end = reward_gradient(ctx, reward, select_rows(&rows.x_next, &ends), &pick(&ends));
         parts.push((ends.clone(), at_end.mul_scalar(c.beta)));
     }
     let look_next = scatter_rows(rows.x_next.dims(), parts);
@@ -227,7 +237,8 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     // Reverse: scores with respect to x_t by autodiff, and the look-ahead at x_t.
     let score_x_t = |net: Denoiser<'_, E::Policy>| {
         gradient_wrt_input(rows.x_t.clone(), |x| {
-            env.transition(net, x, &steps, &prompts)
+            train
+                .transition(net, x, &steps, &prompts)
                 .log_prob(rows.x_next.clone(), LogProbReduction::Sum)
         })
     };
@@ -235,6 +246,7 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
         - score_x_t(Denoiser::Base).mul_scalar(c.prior_strength);
     let here = predicted_reward_gradient(
         ctx,
+        reward,
         current,
         rows.x_t.clone(),
         &steps,
@@ -265,12 +277,13 @@ pub fn losses<B: AutodiffBackend, E: DiffusionEnv<B>>(
     c: &NablaGfnConfig,
     policy: &E::Policy,
     field: &E::FieldNet,
-    old: &E::Policy,
+    old: &Inner<B, E::Policy>,
     b: &NablaBatch<B>,
 ) -> NablaLosses<B> {
     let r = &b.rows;
+    let train = env.train();
     let t_max = env.scheduler().num_steps();
-    let eps = env.eps(
+    let eps = train.eps(
         Denoiser::Policy(policy),
         r.x_t.clone(),
         &r.steps,
@@ -287,14 +300,15 @@ pub fn losses<B: AutodiffBackend, E: DiffusionEnv<B>>(
         + (r.x_next.clone() - b.mean_base.clone()).mul_scalar(c.prior_strength - 1.0))
         / var;
     let next_states: Vec<usize> = r.steps.iter().map(|k| k + 1).collect();
-    let g_next = env.field(field, r.x_next.clone(), &next_states, &r.prompts) * b.keep_next.clone();
+    let g_next =
+        train.field(field, r.x_next.clone(), &next_states, &r.prompts) * b.keep_next.clone();
     let forward = (residual_score - b.look_next.clone() - g_next)
         .powi_scalar(2)
         .mean();
-    let g_here = env.field(field, r.x_t.clone(), &r.steps, &r.prompts);
+    let g_here = train.field(field, r.x_t.clone(), &r.steps, &r.prompts);
     let reverse = (b.reverse_const.clone() + g_here).powi_scalar(2).mean();
     let finals = vec![t_max; b.final_prompts.len()];
-    let terminal = env
+    let terminal = train
         .field(field, b.finals.clone(), &finals, &b.final_prompts)
         .powi_scalar(2)
         .mean();
@@ -307,21 +321,24 @@ pub fn losses<B: AutodiffBackend, E: DiffusionEnv<B>>(
     }
 }
 
-pub struct NablaGfn<B: AutodiffBackend, E: DiffusionEnv<B>> {
+/// A ∇-GFlowNet run: the policy and g_φ with their optimizers.
+pub struct NablaGfnAlgorithm<B: AutodiffBackend, E: DiffusionEnv<B>> {
     config: NablaGfnConfig,
     policy: Trained<B, E::Policy>,
     field: Trained<B, E::FieldNet>,
 }
 
-impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> NablaGfn<B, E> {
-    /// # Errors
-    /// Invalid parameters.
-    pub fn build(
-        params: &ron::Value,
+/// ∇-GFlowNet's registry entry.
+pub struct NablaGfn;
+
+impl Objective for NablaGfn {
+    type Params = NablaGfnConfig;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        config: &NablaGfnConfig,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let config: NablaGfnConfig = bench_rewards::registry::params(params)?;
         if config.sample_batch == 0 || config.train_batch == 0 {
             return Err("sample_batch and train_batch must be positive".into());
         }
@@ -331,16 +348,16 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> NablaGfn<B, E> {
                 config.prior_strength
             ));
         }
-        Ok(Box::new(Self {
+        Ok(Box::new(NablaGfnAlgorithm::<B, E> {
             policy: Trained::new(env.init_policy(rng), config.optim.clone()),
             field: Trained::new(env.init_field_net(rng), config.field_optim.clone()),
-            config,
+            config: config.clone(),
         }))
     }
 }
 
 /// Each row's stratified steps, stacked position-major.
-pub fn picks<B: AutodiffBackend>(
+pub fn picks<B: Backend>(
     traj: &Trajectory<B>,
     strata: usize,
     rng: &mut impl Rng,
@@ -353,19 +370,21 @@ pub fn picks<B: AutodiffBackend>(
         .collect()
 }
 
-impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfn<B, E> {
+impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfnAlgorithm<B, E> {
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
         let c = self.config.clone();
+        let reward = ctx.differentiable_reward("nabla_gfn")?;
         let mut rng = ctx.rng("nabla_gfn");
-        let old = burn::module::Module::no_grad(self.policy.module.clone());
+        let old = self.policy.module.valid();
         let (traj, rewards) = ctx.sample(&self.policy.module, c.sample_batch, &mut rng);
         let mut logs: [Vec<f64>; 6] = Default::default();
         for rows in minibatches(traj.batch_size(), c.train_batch, &mut rng) {
             let sub = traj.select_rows(&rows);
             let stacked = sub.gather(&picks(&sub, c.strata, &mut rng));
-            let current = burn::module::Module::no_grad(self.policy.module.clone());
+            let current = self.policy.module.clone().no_grad();
             let batch = prepare(
                 ctx,
+                reward,
                 &c,
                 &current,
                 stacked,

@@ -12,11 +12,12 @@ pub struct PerPromptStats {
     buffers: BTreeMap<String, VecDeque<f64>>,
 }
 
-fn mean_std(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let n = values.clone().count() as f64;
-    let mean = values.clone().sum::<f64>() / n;
-    let var = values.map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+fn mean_std(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let values: Vec<f64> = values.collect();
+    (
+        bench_core::stats::mean(&values),
+        bench_core::stats::population_std(&values),
+    )
 }
 
 impl PerPromptStats {

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{Denoiser, DiffusionEnv, LogProbReduction};
+use bench_core::stats::{mean, population_std as std};
+use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel};
 use bench_rewards::toy::TargetKind;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
@@ -16,7 +17,7 @@ use crate::checkpoint::{load_state, save_state};
 use crate::optim::{OptimConfig, Trained};
 use crate::per_prompt_stats::PerPromptStats;
 use crate::ppo::{clip_fraction, clipped_surrogate};
-use crate::util::{mean, minibatches, scalar, std, vector};
+use crate::util::{minibatches, scalar, vector};
 
 /// What DDPO and DPOK share; defaults are DDPO's reference code's (kvablack/ddpo-pytorch).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,28 +133,29 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for PolicyGradient<
                     .flat_map(|_| rows.iter().map(|&r| advantages[r]))
                     .map(|a| (reward_coef * a).clamp(-sh.adv_clip_max, sh.adv_clip_max))
                     .collect();
-                let current = env.transition(
+                // The base model's mean is a constant of the KL: the inference backend's.
+                let base_mean = st.kl.as_ref().map(|_| {
+                    env.infer()
+                        .transition(Denoiser::Base, s.x_t.clone().inner(), &s.steps, &s.prompts)
+                        .mean
+                });
+                let old_log_probs = sub.stacked_log_probs(&steps);
+                let current = env.train().transition(
                     Denoiser::Policy(&self.policy.module),
                     s.x_t.clone(),
                     &s.steps,
                     &s.prompts,
                 );
-                let log_ratio =
-                    current.log_prob(s.x_next, reduction) - sub.stacked_log_probs(&steps);
+                let log_ratio = current.log_prob(s.x_next, reduction) - old_log_probs;
                 let mut loss =
                     clipped_surrogate(log_ratio.clone(), vector::<B>(&adv, &device), sh.clip_range);
                 logs[0].push(scalar(loss.clone().detach()));
-                if let Some(kl) = &st.kl {
+                if let (Some(kl), Some(base_mean)) = (&st.kl, base_mean) {
                     // Both transitions share σ: KL = ‖μ_θ − μ_base‖²/(2σ²), reduced as log-probs.
-                    let base = env.transition(Denoiser::Base, s.x_t, &s.steps, &s.prompts);
-                    let per_dim = ((current.mean - base.mean.detach()) / current.std)
+                    let per_dim = ((current.mean - Tensor::from_inner(base_mean)) / current.std)
                         .powi_scalar(2)
                         .mul_scalar(0.5);
-                    let to_base = match reduction {
-                        LogProbReduction::Mean => per_dim.mean_dim(1),
-                        LogProbReduction::Sum => per_dim.sum_dim(1),
-                    }
-                    .mean();
+                    let to_base = reduction.reduce(per_dim).mean();
                     logs[4].push(scalar(to_base.clone().detach()));
                     loss = loss + to_base.mul_scalar(kl.kl_coef);
                 }

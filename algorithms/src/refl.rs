@@ -5,9 +5,11 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::{rngs::StdRng, Rng};
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{Denoiser, DiffusionEnv};
+use bench_core::{Family, FamilyMember};
+use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel, Inner};
 
 use crate::algorithm::Algorithm;
+use crate::registry::Objective;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
@@ -43,7 +45,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Ref
         &self,
         env: &E,
         live: &E::Policy,
-        frozen: &E::Policy,
+        frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
         rng: &mut StdRng,
     ) -> Tensor<B, 2> {
@@ -51,7 +53,9 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Ref
         let (lo, hi) = self.stop_steps;
         let stops: Vec<usize> = prompts.iter().map(|_| rng.random_range(lo..=hi)).collect();
         let x_t = stop_states(&states, &stops);
-        let eps = env.eps(Denoiser::Policy(live), x_t.clone(), &stops, prompts);
+        let eps = env
+            .train()
+            .eps(Denoiser::Policy(live), x_t.clone(), &stops, prompts);
         env.scheduler().predict_x0(x_t, eps, &stops)
     }
 }
@@ -68,16 +72,17 @@ pub fn stop_states<B: AutodiffBackend>(states: &[Tensor<B, 2>], stops: &[usize])
     )
 }
 
-impl Refl {
-    /// # Errors
-    /// A stop range that is empty or reaches past the last step.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl FamilyMember<BackpropSettings> for ReflOwn {}
+
+impl Objective for Refl {
+    type Params = Family<ReflOwn, BackpropSettings>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        let (c, settings): (ReflOwn, BackpropSettings) =
-            bench_rewards::registry::split_params(params, &["stop_steps"], &[])?;
+        let c = &params.own;
         let steps = env.scheduler().num_steps();
         let (lo, hi) = c.stop_steps;
         if lo > hi || hi >= steps {
@@ -86,7 +91,7 @@ impl Refl {
             ));
         }
         BackpropAlgorithm::boxed(
-            settings,
+            params.shared.clone(),
             Refl {
                 stop_steps: c.stop_steps,
             },

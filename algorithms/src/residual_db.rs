@@ -13,47 +13,52 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use bench_core::{Family, FamilyMember};
 use bench_envs::DiffusionEnv;
-use bench_rewards::registry::split_params;
 
 use crate::algorithm::Algorithm;
 use crate::detailed_balance::{
     BackwardPolicy, DbAlgorithm, DbSettings, DbShared, LookAheadModel, PolicyLoss,
 };
+use crate::registry::Objective;
 
 /// Residual DB's own parameter, besides [`DbShared`]'s.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResidualDbOwn {
-    /// Whose x̂₀ the forward-looking term uses: `"Current"` (the paper's x̂_θ) or `"Base"`.
+    /// Whose x̂₀ the forward-looking term uses: `Current` (the paper's x̂_θ) or `Base`.
     pub look_ahead: LookAheadModel,
+}
+
+/// ∇-GFlowNet Section 4.3: 64 trajectories per epoch, 32 per update, no β annealing; lr 3e-4
+/// and output regularisation 1 are DAG's defaults too.
+impl FamilyMember<DbShared> for ResidualDbOwn {
+    fn shared_defaults() -> DbShared {
+        DbShared {
+            sample_batch: 64,
+            train_batch: 32,
+            beta_anneal: 0.0,
+            ..DbShared::default()
+        }
+    }
 }
 
 /// Residual DB's registry entry.
 pub struct ResidualDb;
 
-impl ResidualDb {
-    /// # Errors
-    /// Invalid parameters.
-    pub fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
-        params: &ron::Value,
+impl Objective for ResidualDb {
+    type Params = Family<ResidualDbOwn, DbShared>;
+
+    fn build<B: AutodiffBackend, E: DiffusionEnv<B> + 'static>(
+        params: &Self::Params,
         env: &E,
         rng: &mut StdRng,
     ) -> Result<Box<dyn Algorithm<B, E>>, String> {
-        // ∇-GFlowNet Section 4.3: 64 trajectories per epoch, 32 per update, no β annealing;
-        // lr 3e-4 and output regularisation 1 are DAG's defaults too.
-        let defaults = [
-            ("sample_batch", ron::Value::from(64u64)),
-            ("train_batch", ron::Value::from(32u64)),
-            ("beta_anneal", ron::Value::from(0.0)),
-        ];
-        let (own, shared): (ResidualDbOwn, DbShared) =
-            split_params(params, &["look_ahead"], &defaults)?;
         DbAlgorithm::boxed(
             DbSettings {
-                shared,
+                shared: params.shared.clone(),
                 backward: BackwardPolicy::Pretrained,
-                look_ahead: own.look_ahead,
+                look_ahead: params.own.look_ahead,
                 policy_loss: PolicyLoss::Balance,
             },
             env,

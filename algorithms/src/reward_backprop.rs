@@ -3,16 +3,19 @@
 
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use bench_envs::{normal_tensor, release_untracked_graph, Denoiser, DiffusionEnv};
+use bench_core::stats::mean;
+use bench_envs::{normal_tensor, Denoiser, DiffusionEnv, DiffusionModel, Inner};
+use bench_rewards::DifferentiableReward;
 
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::optim::{OptimConfig, Trained};
 use crate::reward_gradient::differentiable_reward;
-use crate::util::{mean, scalar, to_f64, uniform_prompts};
+use crate::util::{scalar, to_f64, uniform_prompts};
 
 /// What ReFL and DRaFT share: batches, updates and the loss's form.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,13 +53,13 @@ pub trait DifferentiableSampler<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
 
     /// Samples for `prompts`, differentiable in `live`, all randomness from `rng`: `[R·N,
     /// dims]` for R ≥ 1 draws per prompt, draw-major. The parts of sampling that the method
-    /// does not differentiate run with `frozen` (in training, a no-grad copy of `live`), so
-    /// that the gradient is exactly that of this function with `frozen` held fixed.
+    /// does not differentiate run with `frozen` (in training, `live` on the inference backend),
+    /// so that the gradient is exactly that of this function with `frozen` held fixed.
     fn samples(
         &self,
         env: &E,
         live: &E::Policy,
-        frozen: &E::Policy,
+        frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
         rng: &mut StdRng,
     ) -> Tensor<B, 2>;
@@ -65,11 +68,12 @@ pub trait DifferentiableSampler<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
 /// −mean r (or −mean ReLU(r)) of differentiable samples, and the rewards.
 pub fn reward_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    reward: &dyn DifferentiableReward<B>,
     x0: Tensor<B, 2>,
     prompts: &[usize],
     relu: bool,
 ) -> (Tensor<B, 1>, Vec<f64>) {
-    let r = differentiable_reward(ctx, x0, prompts);
+    let r = differentiable_reward(ctx, reward, x0, prompts);
     let values = to_f64(r.clone().detach());
     let objective = if relu { r.clamp_min(0.0) } else { r };
     (objective.mean().neg(), values)
@@ -77,47 +81,56 @@ pub fn reward_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
 
 /// The objective's loss on a fresh batch drawn with `rng`: what one update descends, with the
 /// undifferentiated parts of sampling run by `frozen`.
+#[allow(clippy::too_many_arguments)]
 pub fn backprop_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    reward: &dyn DifferentiableReward<B>,
     sampler: &dyn DifferentiableSampler<B, E>,
     live: &E::Policy,
-    frozen: &E::Policy,
+    frozen: &Inner<B, E::Policy>,
     settings: &BackpropSettings,
     rng: &mut StdRng,
 ) -> (Tensor<B, 1>, Vec<f64>) {
     let prompts = uniform_prompts(ctx.env.prompts().len(), settings.batch, rng);
     let x0 = sampler.samples(ctx.env, live, frozen, &prompts, rng);
     let rows: Vec<usize> = prompts.iter().cycle().take(x0.dims()[0]).copied().collect();
-    reward_loss(ctx, x0, &rows, settings.relu)
+    reward_loss(ctx, reward, x0, &rows, settings.relu)
 }
 
-/// A rollout whose last `tail` steps run `live` with their graph; the earlier ones run
-/// `frozen`, detached (DRaFT-K's truncation). Noise is drawn from `rng` in the order
-/// [`bench_envs::rollout`] draws it, so `tail = 0` replays that rollout exactly. Returns
-/// every state (x_T first).
+/// A rollout whose last `tail` steps run `live` with their graph on the autodiff backend; the
+/// earlier ones run `frozen` on the inference backend (DRaFT-K's truncation). Noise is drawn
+/// from `rng` in the order [`bench_envs::rollout`] draws it, so `tail = 0` replays that
+/// rollout exactly. Returns every state (x_T first), the frozen ones as constants.
 pub fn truncated_rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
     env: &E,
     live: &E::Policy,
-    frozen: &E::Policy,
+    frozen: &Inner<B, E::Policy>,
     prompts: &[usize],
     tail: usize,
     rng: &mut StdRng,
 ) -> Vec<Tensor<B, 2>> {
-    let n = prompts.len();
+    let (train, infer) = (env.train(), env.infer());
+    let (n, dims, device) = (prompts.len(), env.dims(), env.device());
     let steps = env.scheduler().num_steps();
-    let mut x = normal_tensor::<B>(n, env.dims(), rng, env.device());
-    let mut states = vec![x.clone()];
+    let mut frozen_x = normal_tensor::<B::InnerBackend>(n, dims, rng, device);
+    let mut live_x: Option<Tensor<B, 2>> = None;
+    let mut states = vec![Tensor::from_inner(frozen_x.clone())];
     for k in 0..steps {
-        let differentiable = k + tail >= steps;
-        let net = if differentiable { live } else { frozen };
         let ks = vec![k; n];
-        let next = env
-            .transition(Denoiser::Policy(net), x, &ks, prompts)
-            .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()));
-        x = if differentiable { next } else { next.detach() };
-        states.push(x.clone());
-        if !differentiable {
-            release_untracked_graph::<B>(env.device());
+        if k + tail >= steps {
+            let x = live_x
+                .take()
+                .unwrap_or_else(|| Tensor::from_inner(frozen_x.clone()));
+            let next = train
+                .transition(Denoiser::Policy(live), x, &ks, prompts)
+                .sample(normal_tensor::<B>(n, dims, rng, device));
+            states.push(next.clone());
+            live_x = Some(next);
+        } else {
+            frozen_x = infer
+                .transition(Denoiser::Policy(frozen), frozen_x, &ks, prompts)
+                .sample(normal_tensor::<B::InnerBackend>(n, dims, rng, device));
+            states.push(Tensor::from_inner(frozen_x.clone()));
         }
     }
     states
@@ -162,12 +175,14 @@ where
     S: DifferentiableSampler<B, E>,
 {
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
+        let reward = ctx.differentiable_reward(self.sampler.name())?;
         let mut rng = ctx.rng(self.sampler.name());
         let (mut rewards, mut losses, mut norms) = (vec![], vec![], vec![]);
         for _ in 0..self.settings.updates {
-            let frozen = burn::module::Module::no_grad(self.policy.module.clone());
+            let frozen = self.policy.module.valid();
             let (loss, r) = backprop_loss(
                 ctx,
+                reward,
                 &self.sampler,
                 &self.policy.module,
                 &frozen,

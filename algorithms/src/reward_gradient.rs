@@ -4,19 +4,19 @@
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 
-use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
-use bench_rewards::Reward;
+use bench_envs::{normal_tensor, Denoiser, DiffusionEnv, DiffusionModel};
+use bench_rewards::DifferentiableReward;
 
 use crate::algorithm::Context;
 
 /// r(decode(x)) per row, differentiable in `x`.
 pub fn differentiable_reward<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    reward: &dyn DifferentiableReward<B>,
     x0: Tensor<B, 2>,
     prompts: &[usize],
 ) -> Tensor<B, 1> {
-    ctx.reward
-        .score(ctx.env.decode(x0), &ctx.env.prompt_texts(prompts))
+    reward.score_with_graph(ctx.env.train().decode(x0), &ctx.env.prompt_texts(prompts))
 }
 
 /// ∇_x of Σ_rows f(x), as a constant: `f` builds the graph from a fresh leaf.
@@ -33,6 +33,7 @@ pub fn gradient_wrt_input<B: AutodiffBackend>(
 #[allow(clippy::too_many_arguments)]
 pub fn predicted_reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    reward: &dyn DifferentiableReward<B>,
     frozen: &E::Policy,
     x: Tensor<B, 2>,
     steps: &[usize],
@@ -41,23 +42,26 @@ pub fn predicted_reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
     samples: usize,
     rng: &mut StdRng,
 ) -> Tensor<B, 2> {
-    let env = ctx.env;
+    let train = ctx.env.train();
     let [n, d] = x.dims();
     // Without smoothing, one draw of x̂₀ itself (no noise drawn).
     let noise: Vec<Option<Tensor<B, 2>>> = if smoothing > 0.0 {
         (0..samples.max(1))
-            .map(|_| Some(normal_tensor::<B>(n, d, rng, env.device()).mul_scalar(smoothing)))
+            .map(|_| Some(normal_tensor::<B>(n, d, rng, train.device()).mul_scalar(smoothing)))
             .collect()
     } else {
         vec![None]
     };
     let draws = noise.len();
     gradient_wrt_input(x, |x| {
-        let eps = env.eps(Denoiser::Policy(frozen), x.clone(), steps, prompts);
-        let x0 = env.scheduler().predict_x0(x, eps, steps);
+        let eps = train.eps(Denoiser::Policy(frozen), x.clone(), steps, prompts);
+        let x0 = train.scheduler().predict_x0(x, eps, steps);
         let total = noise
             .into_iter()
-            .map(|z| differentiable_reward(ctx, z.map_or(x0.clone(), |z| x0.clone() + z), prompts))
+            .map(|z| {
+                let x0 = z.map_or(x0.clone(), |z| x0.clone() + z);
+                differentiable_reward(ctx, reward, x0, prompts)
+            })
             .reduce(|a, b| a + b)
             .expect("at least one draw");
         total.div_scalar(draws as f64)
@@ -67,27 +71,9 @@ pub fn predicted_reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
 /// ∇_x r(x) at final states.
 pub fn reward_gradient<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    reward: &dyn DifferentiableReward<B>,
     x0: Tensor<B, 2>,
     prompts: &[usize],
 ) -> Tensor<B, 2> {
-    gradient_wrt_input(x0, |x| differentiable_reward(ctx, x, prompts))
-}
-
-/// Refuses a reward that cannot be differentiated, for objectives that need its gradient.
-///
-/// # Errors
-/// Names the algorithm and the reward.
-pub fn require_differentiable<B: AutodiffBackend>(
-    algorithm: &str,
-    reward: &dyn Reward<B>,
-) -> Result<(), String> {
-    if reward.differentiable() {
-        Ok(())
-    } else {
-        Err(format!(
-            "algorithm `{algorithm}` backpropagates through the reward, but reward `{}` is not \
-             differentiable; use a differentiable reward or a gradient-free algorithm",
-            reward.name()
-        ))
-    }
+    gradient_wrt_input(x0, |x| differentiable_reward(ctx, reward, x, prompts))
 }

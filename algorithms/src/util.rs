@@ -29,15 +29,6 @@ pub fn minibatches(n: usize, size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>>
     rows.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
 }
 
-pub fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-pub fn std(values: &[f64]) -> f64 {
-    let m = mean(values);
-    (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt()
-}
-
 /// Row indices as an index tensor.
 pub fn row_index<B: Backend>(rows: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
@@ -71,23 +62,3 @@ pub fn scatter_rows<B: Backend>(
 pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     to_f64(t)[0]
 }
-
-/// `TryFrom<String>` for a fieldless enum, so that algorithm parameters (which reach us as
-/// `ron::Value`, where enum variant names are lost) can name a choice as a string.
-macro_rules! choice_from_string {
-    ($ty:ident { $($variant:ident),+ $(,)? }) => {
-        impl TryFrom<String> for $ty {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                match s.as_str() {
-                    $(stringify!($variant) => Ok(Self::$variant),)+
-                    other => Err(format!(
-                        "unknown choice {other:?}; expected one of: {}",
-                        [$(stringify!($variant)),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-pub(crate) use choice_from_string;

@@ -22,6 +22,15 @@ impl LogProbReduction {
             Self::Sum => 1.0,
         }
     }
+
+    /// Per-dimension terms `[N, D]` reduced to one value per row `[N]`.
+    pub fn reduce<B: Backend>(self, per_dim: Tensor<B, 2>) -> Tensor<B, 1> {
+        match self {
+            Self::Mean => per_dim.mean_dim(1),
+            Self::Sum => per_dim.sum_dim(1),
+        }
+        .squeeze_dim(1)
+    }
 }
 
 /// `N(mean, std² I)` row by row: `mean [N, D]`, `std [N, 1]`.
@@ -38,11 +47,7 @@ impl<B: Backend> DiagGaussian<B> {
     pub fn log_prob(&self, x: Tensor<B, 2>, reduction: LogProbReduction) -> Tensor<B, 1> {
         let z = (x - self.mean.clone()) / self.std.clone();
         let per_dim = z.powi_scalar(2).mul_scalar(-0.5) - self.std.clone().log() - HALF_LOG_2PI;
-        let reduced = match reduction {
-            LogProbReduction::Mean => per_dim.mean_dim(1),
-            LogProbReduction::Sum => per_dim.sum_dim(1),
-        };
-        reduced.squeeze_dim(1)
+        reduction.reduce(per_dim)
     }
 
     /// `mean + std · noise` for standard normal `noise`.

@@ -5,8 +5,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::env::{Denoiser, DiffusionEnv};
-use crate::graph_release::release_untracked_graph;
+use crate::env::{Denoiser, DiffusionModel};
 
 /// A batch of trajectories, detached from any graph.
 #[derive(Clone, Debug)]
@@ -40,6 +39,16 @@ pub fn normal_tensor<B: Backend>(
 }
 
 impl<B: Backend> Trajectory<B> {
+    /// The same trajectories on the autodiff backend over `B`, as constants (leaves without
+    /// a graph; no copy), for training on them.
+    pub fn lift<A: AutodiffBackend<InnerBackend = B>>(self) -> Trajectory<A> {
+        Trajectory {
+            prompts: self.prompts,
+            states: self.states.into_iter().map(Tensor::from_inner).collect(),
+            log_probs: self.log_probs.into_iter().map(Tensor::from_inner).collect(),
+        }
+    }
+
     pub fn batch_size(&self) -> usize {
         self.prompts.len()
     }
@@ -131,34 +140,41 @@ impl<B: Backend> Trajectory<B> {
     }
 }
 
-/// Samples one trajectory per prompt index with `net` (pass a `no_grad` snapshot of the
-/// policy: nothing here is differentiated).
-pub fn rollout<B: AutodiffBackend, E: DiffusionEnv<B>>(
-    env: &E,
-    net: Denoiser<'_, E::Policy>,
+/// Samples one trajectory per prompt index with `net`, from standard normal x_T. Nothing here
+/// is differentiated: pass the model on the inner backend ([`crate::DiffusionEnv::infer`]).
+pub fn rollout<B: Backend, M: DiffusionModel<B>>(
+    model: &M,
+    net: Denoiser<'_, M::Policy>,
     prompts: Vec<usize>,
     rng: &mut StdRng,
 ) -> Trajectory<B> {
+    let x = normal_tensor::<B>(prompts.len(), model.dims(), rng, model.device());
+    rollout_from(model, net, x, prompts, rng, |_| ())
+}
+
+/// [`rollout`] from given initial states `x_T`, calling `on_step` after each transition with
+/// the number of steps done (progress bars).
+pub fn rollout_from<B: Backend, M: DiffusionModel<B>>(
+    model: &M,
+    net: Denoiser<'_, M::Policy>,
+    mut x: Tensor<B, 2>,
+    prompts: Vec<usize>,
+    rng: &mut StdRng,
+    mut on_step: impl FnMut(usize),
+) -> Trajectory<B> {
     let n = prompts.len();
-    let device = env.device();
-    let steps = env.scheduler().num_steps();
-    let mut x = normal_tensor::<B>(n, env.dims(), rng, device);
+    let device = model.device();
+    let steps = model.scheduler().num_steps();
     let mut states = vec![x.clone()];
     let mut log_probs = Vec::with_capacity(steps);
     for k in 0..steps {
         let ks = vec![k; n];
-        let transition = env.transition(net, x.clone(), &ks, &prompts);
-        let next = transition
-            .sample(normal_tensor::<B>(n, env.dims(), rng, device))
-            .detach();
-        log_probs.push(
-            transition
-                .log_prob(next.clone(), env.scheduler().reduction())
-                .detach(),
-        );
+        let transition = model.transition(net, x.clone(), &ks, &prompts);
+        let next = transition.sample(normal_tensor::<B>(n, model.dims(), rng, device));
+        log_probs.push(transition.log_prob(next.clone(), model.scheduler().reduction()));
         states.push(next.clone());
         x = next;
-        release_untracked_graph::<B>(device);
+        on_step(k + 1);
     }
     Trajectory {
         prompts,

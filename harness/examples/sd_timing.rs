@@ -11,7 +11,8 @@ use bench::backend::Backend;
 use bench_algorithms::optim::{OptimConfig, Trained};
 use bench_envs::sd::{SdConfig, SdEnv};
 use bench_envs::{
-    normal_tensor, rollout, Denoiser, DiffusionEnv, LogProbReduction, SamplerConfig, ScheduleConfig,
+    normal_tensor, rollout, Denoiser, DiffusionEnv, DiffusionModel, Environment, LogProbReduction,
+    SamplerConfig, ScheduleConfig,
 };
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -40,15 +41,16 @@ fn main() {
         },
         ..SamplerConfig::default()
     };
-    let env = SdEnv::<Backend>::new(config, sampler, Default::default()).expect("model");
+    let env = SdEnv::<Backend>::load(config, sampler, Default::default()).expect("model");
     let rows: Vec<usize> = (0..batch).map(|i| i % prompts.len()).collect();
     let mut rng = StdRng::seed_from_u64(0);
 
-    // Rollout: `steps` DDIM (η = 1) transitions with CFG 5 and their log-probs, base model.
+    // Rollout: `steps` DDIM (η = 1) transitions with CFG 5 and their log-probs, base model, on
+    // the inference backend as training and evaluation sample.
     let mut rollout_ms = vec![];
     for _ in 0..reps {
         let t0 = Instant::now();
-        let traj = rollout(&env, Denoiser::Base, rows.clone(), &mut rng);
+        let traj = rollout(env.infer(), Denoiser::Base, rows.clone(), &mut rng);
         let _ = traj.final_states().into_data();
         rollout_ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
@@ -59,6 +61,7 @@ fn main() {
     let x = normal_tensor::<Backend>(batch, env.dims(), &mut rng, env.device());
     let k = vec![steps / 2; batch];
     let next = env
+        .train()
         .transition(Denoiser::Base, x.clone(), &k, &rows)
         .sample(normal_tensor(batch, env.dims(), &mut rng, env.device()))
         .detach();
@@ -66,6 +69,7 @@ fn main() {
     for _ in 0..reps {
         let t0 = Instant::now();
         let lp = env
+            .train()
             .transition(Denoiser::Policy(&lora.module), x.clone(), &k, &rows)
             .log_prob(next.clone(), LogProbReduction::Mean);
         let mut grads = lp.mean().neg().backward();

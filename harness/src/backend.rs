@@ -13,3 +13,10 @@ pub type Backend = burn::backend::Autodiff<
     burn::backend::Flex,
     burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing,
 >;
+
+/// The backend inference runs on: `Backend` without autodiff (rollouts, evaluation,
+/// `bench sample`, reward scoring and metrics record no graph).
+pub type Inner = <Backend as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+
+/// Where tensors live.
+pub type Device = burn::tensor::Device<Backend>;

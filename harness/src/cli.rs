@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::plan::plan;
+use crate::plugins::Plugins;
 use crate::progress::Progress;
-use crate::runner::{execute, plan, Plugins};
+use crate::runner::execute;
 use crate::table::{aggregate, collect, render, Format};
 
 /// Reward finetuning of diffusion models: run algorithm × reward × seed sweeps, resume them
@@ -58,7 +60,7 @@ enum Command {
         #[arg(long, default_value = "sd-v1-5")]
         model: PathBuf,
     },
-    /// List the algorithms and rewards this binary knows.
+    /// List the algorithms, rewards and metrics this binary knows.
     List,
 }
 
@@ -121,17 +123,18 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             }
         }
         Command::List => {
-            println!("algorithms (toy2d):");
-            for (n, a) in plugins.toy_algorithms.describe() {
-                println!("  {n:<12} {a}");
+            println!("algorithms (every environment):");
+            for (n, a) in plugins.objectives.describe() {
+                println!("  {n:<14} {a}");
             }
-            println!(
-                "algorithms (sd): {}",
-                plugins.sd_algorithms.names().join(", ")
-            );
             println!("rewards:");
             for (n, a) in plugins.rewards.describe() {
-                println!("  {n:<12} {a}");
+                let kind = plugins.rewards.get(n).map(|e| e.samples.to_string());
+                println!("  {n:<14} {a} [{}]", kind.unwrap_or_default());
+            }
+            println!("metrics (eval.metrics):");
+            for (n, a) in plugins.metrics.describe() {
+                println!("  {n:<14} {a}");
             }
             println!("toy2d scenes:");
             for (n, a) in bench_envs::toy2d::scenes::SCENES {

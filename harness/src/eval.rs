@@ -1,231 +1,199 @@
-//! Evaluation of a policy during and after training.
+//! Evaluation of a policy during and after training, on the inference backend.
 //!
-//! On the toy: mean reward, MMD² to exact target samples, mode coverage and the total
-//! variation of mode weights, and diversity, each averaged over prompts (modes are summed).
+//! Each prompt's samples are drawn in batches the environment chooses, scored by the run's
+//! reward, appended to `samples/epoch-NNNNNN.csv` as they come, and streamed through the run's
+//! metrics; nothing proportional to the number of samples is kept by the evaluation itself.
 
-use burn::module::Module;
-use burn::tensor::{backend::AutodiffBackend, Tensor};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
 use rand::rngs::StdRng;
 
-use bench_algorithms::{Scalars, TargetSpec};
-use bench_envs::sd::SdEnv;
-use bench_envs::toy2d::Toy2d;
-use bench_envs::{rollout, Denoiser, DiffusionEnv};
-use bench_metrics::{
-    mean_pairwise_distance, mmd2_unbiased, mode_fractions, ModeReport, DEFAULT_BANDWIDTHS,
-};
-use bench_models::Point;
-use bench_rewards::toy::ExactTarget;
+use bench_algorithms::util::to_f64;
+use bench_core::SampleKind;
+use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
+use bench_metrics::points::to_points;
+use bench_metrics::{EvalContext, Metric, SampleBatch, Scalars};
 use bench_rewards::Reward;
 
-/// Environments that can evaluate a policy.
-pub trait Evaluate<B: AutodiffBackend>: DiffusionEnv<B> {
-    /// Metrics of `policy` under `reward`; `target` is the exact distribution to compare with.
-    /// The samples drawn are appended to `samples` as CSV rows.
-    fn evaluate(
-        &self,
-        policy: &Self::Policy,
-        reward: &dyn Reward<B>,
-        target: Option<TargetSpec>,
-        samples_per_prompt: usize,
-        rng: &mut StdRng,
-        samples: &mut SampleLog,
-    ) -> Scalars;
+use crate::backend::{Backend, Inner};
 
-    /// Writes the finished policy below `dir` in a format other tools read (SD: the LoRA as
-    /// diffusers' `pytorch_lora_weights.safetensors`); nothing by default.
-    ///
-    /// # Errors
-    /// The files cannot be written.
-    fn export_policy(&self, _policy: &Self::Policy, _dir: &std::path::Path) -> Result<(), String> {
+/// The samples of one evaluation as CSV (`prompt,sample,reward`, and the toy's `x,y`),
+/// written to a temporary file as they come and renamed into place when complete.
+struct SampleCsv {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: csv::Writer<BufWriter<File>>,
+    points: bool,
+}
+
+impl SampleCsv {
+    fn create(path: PathBuf, kind: SampleKind) -> Result<Self, String> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("samples");
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        let points = kind == SampleKind::Points2d;
+        let mut out = csv::Writer::from_writer(BufWriter::new(file));
+        let mut header = vec!["prompt", "sample", "reward"];
+        if points {
+            header.extend(["x", "y"]);
+        }
+        out.write_record(&header).map_err(|e| e.to_string())?;
+        Ok(Self {
+            path,
+            tmp,
+            out,
+            points,
+        })
+    }
+
+    fn write(&mut self, batch: &SampleBatch<'_, Inner>) -> Result<(), String> {
+        let points = if self.points {
+            to_points(batch.samples)
+        } else {
+            vec![]
+        };
+        for (i, r) in batch.rewards.iter().enumerate() {
+            let mut row = vec![
+                batch.prompt_text.to_string(),
+                (batch.first + i).to_string(),
+                r.to_string(),
+            ];
+            if let Some(p) = points.get(i) {
+                row.extend([p[0].to_string(), p[1].to_string()]);
+            }
+            self.out
+                .write_record(&row)
+                .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?;
+        }
         Ok(())
     }
-}
 
-/// Evaluation samples as CSV (a header, then one row per sample), and images to keep beside it.
-#[derive(Clone, Debug, Default)]
-pub struct SampleLog {
-    pub header: String,
-    pub rows: Vec<String>,
-    /// PNG files: (name suffix, bytes).
-    pub pngs: Vec<(String, Vec<u8>)>,
-}
-
-impl SampleLog {
-    pub fn to_csv(&self) -> String {
-        let mut s = format!("{}\n", self.header);
-        for r in &self.rows {
-            s.push_str(r);
-            s.push('\n');
-        }
-        s
+    fn finish(self) -> Result<(), String> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?
+            .into_inner()
+            .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?;
+        file.sync_all()
+            .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| format!("renaming to {}: {e}", self.path.display()))
     }
 }
 
-/// `n` final samples `[n, 2]` for prompt `prompt` from `net`.
-pub fn toy_final_states<B: AutodiffBackend>(
-    env: &Toy2d<B>,
-    net: Denoiser<'_, <Toy2d<B> as DiffusionEnv<B>>::Policy>,
-    prompt: usize,
-    n: usize,
-    rng: &mut StdRng,
-) -> Tensor<B, 2> {
-    rollout(env, net, vec![prompt; n], rng).final_states()
+/// A run's metrics with their names, and where each keeps its state.
+pub struct Metrics {
+    pub metrics: Vec<(String, Box<dyn Metric<Inner>>)>,
+    state_dirs: Vec<PathBuf>,
 }
 
-/// Toy states `[n, 2]` as host points.
-pub fn to_points<B: AutodiffBackend>(states: Tensor<B, 2>) -> Vec<Point> {
-    let flat = states
-        .into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .expect("float samples");
-    flat.chunks(2).map(|c| [c[0], c[1]]).collect()
-}
-
-/// `n` final samples for prompt `prompt` from `net`, as host points.
-pub fn toy_samples<B: AutodiffBackend>(
-    env: &Toy2d<B>,
-    net: Denoiser<'_, <Toy2d<B> as DiffusionEnv<B>>::Policy>,
-    prompt: usize,
-    n: usize,
-    rng: &mut StdRng,
-) -> Vec<Point> {
-    to_points(toy_final_states(env, net, prompt, n, rng))
-}
-
-/// The exact target of `spec` for one prompt of the toy.
-///
-/// # Panics
-/// If the reward is not a toy reward.
-pub fn toy_target<B: AutodiffBackend>(
-    env: &Toy2d<B>,
-    reward: &dyn Reward<B>,
-    spec: TargetSpec,
-    prompt: usize,
-) -> ExactTarget {
-    let toy = reward.as_toy().expect("toy2d needs a toy reward");
-    ExactTarget::new(spec.kind, &env.base_distribution(prompt), toy, spec.beta)
-}
-
-/// MMD² and mode report of samples against a target (with as many exact samples).
-pub fn compare_with_target(
-    samples: &[Point],
-    target: &ExactTarget,
-    rng: &mut StdRng,
-) -> (f64, ModeReport) {
-    let exact = target.sample(samples.len(), rng);
-    let mmd2 = mmd2_unbiased(samples, &exact, &DEFAULT_BANDWIDTHS);
-    let report = ModeReport::new(
-        &mode_fractions(samples, target.modes()),
-        target.mode_weights(),
-    );
-    (mmd2, report)
-}
-
-impl<B: AutodiffBackend> Evaluate<B> for Toy2d<B> {
-    fn evaluate(
-        &self,
-        policy: &Self::Policy,
-        reward: &dyn Reward<B>,
-        target: Option<TargetSpec>,
-        samples_per_prompt: usize,
-        rng: &mut StdRng,
-        log: &mut SampleLog,
-    ) -> Scalars {
-        let frozen = policy.clone().no_grad();
-        log.header = "prompt,x,y".into();
-        let prompts = self.prompts().len();
-        let (mut rewards, mut mmds, mut tvs, mut divs) = (vec![], vec![], vec![], vec![]);
-        let (mut covered, mut modes) = (0usize, 0usize);
-        for p in 0..prompts {
-            let states =
-                toy_final_states(self, Denoiser::Policy(&frozen), p, samples_per_prompt, rng);
-            let samples = to_points(states.clone());
-            let r = reward.score(
-                self.decode(states),
-                &vec![self.prompts()[p].clone(); samples.len()],
-            );
-            rewards.extend(bench_algorithms::util::to_f64(r));
-            divs.push(mean_pairwise_distance(&samples, 1000));
-            log.rows.extend(
-                samples
-                    .iter()
-                    .map(|x| format!("{},{},{}", self.prompts()[p], x[0], x[1])),
-            );
-            if let (Some(spec), Some(_)) = (target, reward.as_toy()) {
-                let exact = toy_target(self, reward, spec, p);
-                let (mmd2, report) = compare_with_target(&samples, &exact, rng);
-                mmds.push(mmd2);
-                tvs.push(report.total_variation);
-                covered += report.covered;
-                modes += report.target_modes;
-            }
+impl Metrics {
+    /// `metrics` of the run whose directory is `run_dir` (state in `run_dir/metrics/<name>`).
+    pub fn new(metrics: Vec<(String, Box<dyn Metric<Inner>>)>, run_dir: &Path) -> Self {
+        let state_dirs = metrics
+            .iter()
+            .map(|(name, _)| run_dir.join("metrics").join(name))
+            .collect();
+        Self {
+            metrics,
+            state_dirs,
         }
-        let mean = bench_algorithms::util::mean;
-        let mut out = vec![("reward".to_string(), mean(&rewards))];
-        if !mmds.is_empty() {
-            out.push(("mmd2".into(), mean(&mmds)));
-            out.push(("modes_covered".into(), covered as f64));
-            out.push(("modes_total".into(), modes as f64));
-            out.push(("mode_tv".into(), mean(&tvs)));
-        }
-        out.push(("diversity".into(), mean(&divs)));
-        out
     }
 }
 
-/// Rows sampled per batch when evaluating SD (bounds memory on the real model).
-const SD_EVAL_BATCH: usize = 8;
+/// Where an evaluation runs and what it writes.
+pub struct Evaluation<'a, E: DiffusionEnv<Backend>> {
+    pub env: &'a E,
+    pub reward: &'a dyn Reward<Backend>,
+    pub samples_per_prompt: usize,
+    /// `<run>/samples/`.
+    pub samples_dir: PathBuf,
+}
 
-impl<B: AutodiffBackend> Evaluate<B> for SdEnv<B> {
-    /// Mean and standard deviation of the reward over `samples_per_prompt` images per prompt;
-    /// every image is kept in one grid PNG (a row per prompt).
-    fn evaluate(
+impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
+    /// Evaluates `policy` after `epoch` epochs: samples, their CSV, and the metrics' scalars.
+    ///
+    /// # Errors
+    /// A metric's failure, two metrics reporting the same scalar, or an I/O failure.
+    pub fn run(
         &self,
-        policy: &Self::Policy,
-        reward: &dyn Reward<B>,
-        _target: Option<TargetSpec>,
-        samples_per_prompt: usize,
+        policy: &E::Policy,
+        metrics: &mut Metrics,
+        epoch: usize,
         rng: &mut StdRng,
-        log: &mut SampleLog,
-    ) -> Scalars {
-        let frozen = policy.clone().no_grad();
-        log.header = "prompt,sample,reward".into();
-        let mut rewards = vec![];
-        let mut pictures = vec![];
-        for (p, prompt) in self.prompts().iter().enumerate() {
+    ) -> Result<Scalars, String> {
+        let (env, infer) = (self.env, self.env.infer());
+        let policy = policy.valid();
+        let wants_base = metrics.metrics.iter().any(|(_, m)| m.wants_base_samples());
+        let mut csv = SampleCsv::create(
+            self.samples_dir.join(format!("epoch-{epoch:06}.csv")),
+            env.sample_kind(),
+        )?;
+        let batch_size = env.eval_batch().max(1);
+        for (p, prompt) in env.prompts().iter().enumerate() {
             let mut done = 0;
-            while done < samples_per_prompt {
-                let n = SD_EVAL_BATCH.min(samples_per_prompt - done);
-                let x0 = rollout(self, Denoiser::Policy(&frozen), vec![p; n], rng).final_states();
-                let images = self.decode(x0);
-                let r = bench_algorithms::util::to_f64(
-                    reward.score(images.clone(), &vec![prompt.clone(); n]),
-                );
-                for (i, v) in r.iter().enumerate() {
-                    log.rows.push(format!("{:?},{},{v}", prompt, done + i));
+            while done < self.samples_per_prompt {
+                let n = batch_size.min(self.samples_per_prompt - done);
+                // The base model from the same noise, on a copy of the RNG: the policy's
+                // samples do not depend on whether a metric asked for the base's.
+                let base_rng = wants_base.then(|| rng.clone());
+                let x0 = rollout(infer, Denoiser::Policy(&policy), vec![p; n], rng).final_states();
+                let samples = infer.decode(x0);
+                let prompts = vec![prompt.clone(); n];
+                let rewards = to_f64(self.reward.score(samples.clone(), &prompts));
+                let base: Option<Tensor<Inner, 4>> = base_rng.map(|mut r| {
+                    infer.decode(rollout(infer, Denoiser::Base, vec![p; n], &mut r).final_states())
+                });
+                let batch = SampleBatch {
+                    prompt: p,
+                    prompt_text: prompt,
+                    first: done,
+                    samples: &samples,
+                    rewards: &rewards,
+                    base: base.as_ref(),
+                };
+                csv.write(&batch)?;
+                for ((_, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
+                    m.update(&batch, &mut self.context(epoch, rng, dir))?;
                 }
-                rewards.extend(r);
-                pictures.extend(crate::images::to_rgb8(images));
                 done += n;
             }
+            for ((_, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
+                m.end_prompt(p, &mut self.context(epoch, rng, dir))?;
+            }
         }
-        let grid = crate::images::grid(&pictures, samples_per_prompt);
-        log.pngs
-            .push(("grid".into(), crate::images::png_bytes(&grid)));
-        let mean = bench_algorithms::util::mean(&rewards);
-        let var = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>()
-            / (rewards.len().max(2) - 1) as f64;
-        vec![
-            ("reward".to_string(), mean),
-            ("reward_std".to_string(), var.sqrt()),
-        ]
+        csv.finish()?;
+        let mut scalars: Scalars = Vec::new();
+        for ((name, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
+            for (k, v) in m.finish(&mut self.context(epoch, rng, dir))? {
+                if scalars.iter().any(|(j, _)| *j == k) {
+                    return Err(format!(
+                        "metric `{name}` reports `{k}`, which another metric of this run \
+                         reports too"
+                    ));
+                }
+                scalars.push((k, v));
+            }
+        }
+        Ok(scalars)
     }
 
-    fn export_policy(&self, policy: &Self::Policy, dir: &std::path::Path) -> Result<(), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        policy.save(&dir.join(bench_models::sd::LORA_FILE))
+    fn context<'a>(&'a self, epoch: usize, rng: &'a mut StdRng, dir: &'a Path) -> EvalContext<'a> {
+        EvalContext {
+            epoch,
+            rng,
+            state_dir: dir,
+            samples_dir: &self.samples_dir,
+        }
     }
 }

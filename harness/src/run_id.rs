@@ -3,9 +3,10 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::sweep::RunConfig;
+use crate::run_config::RunConfig;
 
-/// The run's configuration as canonical text (also its `config.ron`).
+/// The run's configuration as canonical text (also its `config.ron`): every plugin parameter
+/// resolved, so the id changes when a default does.
 pub fn canonical(run: &RunConfig) -> String {
     ron::ser::to_string_pretty(run, ron::ser::PrettyConfig::default().struct_names(true))
         .expect("a run configuration always serialises")

@@ -10,15 +10,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 
 use bench_envs::dpm_solver::{DpmSolver, DpmSolverKind, TimestepSpacing};
-use bench_envs::sd::{read_prompt_file, SdConfig, SdEnv};
+use bench_envs::sd::multistep::dpm_solve;
+use bench_envs::sd::{read_prompt_file, SdModel, SdPipeline};
 use bench_envs::{
-    normal_tensor, release_untracked_graph, Denoiser, DiffusionEnv, SamplerConfig, SamplerKind,
-    ScheduleConfig, Scheduler,
+    rollout_from, Denoiser, DiffusionModel, SamplerConfig, SamplerKind, ScheduleConfig, Scheduler,
 };
+use bench_metrics::images::{grid, save_png, to_rgb8};
 use bench_models::sd::UNetLora;
 
-use crate::backend::Backend;
-use crate::images::{grid, save_png, to_rgb8};
+use crate::backend::{Device, Inner};
 use crate::torch_noise::torch_randn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -122,18 +122,20 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
         },
         ..SamplerConfig::default()
     };
-    let device = Default::default();
-    let config = SdConfig {
-        model: args.model.clone(),
-        prompts: prompts.clone(),
-        negative_prompt: args.negative_prompt.clone(),
-        resolution: args.resolution,
-        ..SdConfig::default()
-    };
-    let env = SdEnv::<Backend>::with_scheduler(config, Scheduler::for_sampling(sampler)?, device)?;
+    let device = Device::default();
+    let pipeline =
+        SdPipeline::<Inner>::load(&args.model, &device).map_err(|e| format!("--model: {e}"))?;
+    let model = SdModel::new(
+        &pipeline,
+        &prompts,
+        &args.negative_prompt,
+        args.resolution,
+        Scheduler::for_sampling(sampler)?,
+    )
+    .map_err(|e| format!("--{e}"))?;
     let lora = match &args.lora {
         Some(file) => Some(
-            UNetLora::load(env.unet(), file, args.lora_alpha, env.device())
+            UNetLora::load(model.unet(), file, args.lora_alpha, &device)
                 .map_err(|e| format!("--lora: {e}"))?,
         ),
         None => None,
@@ -147,13 +149,10 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
         .collect();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let initial = match &args.noise {
-        Some(file) => read_latents(file, rows.len(), env.latent_shape())?,
+        Some(file) => read_latents(file, rows.len(), model.latent_shape(), &device)?,
         None => {
-            let values = torch_randn(args.seed, rows.len() * env.dims())?;
-            Tensor::from_data(
-                TensorData::new(values, [rows.len(), env.dims()]),
-                env.device(),
-            )
+            let values = torch_randn(args.seed, rows.len() * model.dims())?;
+            Tensor::from_data(TensorData::new(values, [rows.len(), model.dims()]), &device)
         }
     };
     let solver = match args.sampler {
@@ -164,7 +163,7 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     .map(|kind| {
         DpmSolver::with_spacing(
             kind,
-            &env.scheduler().config().schedule,
+            &model.scheduler().config().schedule,
             folder_spacing(&args.model)?,
         )
     })
@@ -173,13 +172,15 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     let bar = progress(args.quiet, rows.len() * args.steps);
     let mut pictures = Vec::with_capacity(rows.len());
     for (b, chunk) in rows.chunks(args.batch).enumerate() {
-        let start = b * args.batch;
-        let x = initial.clone().narrow(0, start, chunk.len());
+        let x = initial.clone().narrow(0, b * args.batch, chunk.len());
+        let n = chunk.len() as u64;
         let x0 = match &solver {
-            Some(solver) => dpm_solve(&env, net, solver, x, chunk, &mut rng, &bar),
-            None => ddim_like(&env, net, x, chunk, &mut rng, &bar),
+            Some(solver) => dpm_solve(&model, net, solver, x, chunk, &mut rng, |_| bar.inc(n)),
+            // DDIM, DDPM or first-order SDE-DPM-Solver++: the Markov rollout training uses.
+            None => rollout_from(&model, net, x, chunk.to_vec(), &mut rng, |_| bar.inc(n))
+                .final_states(),
         };
-        pictures.extend(to_rgb8(env.decode(x0)));
+        pictures.extend(to_rgb8(model.decode(x0)));
     }
     bar.finish_and_clear();
     write_images(&pictures, args)
@@ -217,50 +218,13 @@ fn folder_spacing(model: &Path) -> Result<TimestepSpacing, String> {
     }
 }
 
-/// DDIM, DDPM or first-order SDE-DPM-Solver++: the environment's (Markov) transitions.
-fn ddim_like(
-    env: &SdEnv<Backend>,
-    net: Denoiser<'_, UNetLora<Backend>>,
-    mut x: Tensor<Backend, 2>,
-    prompts: &[usize],
-    rng: &mut StdRng,
-    bar: &ProgressBar,
-) -> Tensor<Backend, 2> {
-    let n = prompts.len();
-    for k in 0..env.scheduler().num_steps() {
-        let transition = env.transition(net, x, &vec![k; n], prompts);
-        x = transition.sample(normal_tensor(n, env.dims(), rng, env.device()));
-        release_untracked_graph::<Backend>(env.device());
-        bar.inc(n as u64);
-    }
-    x
-}
-
-/// DPM-Solver++ (2M) or its SDE variant, carrying x̂₀ from step to step.
-fn dpm_solve(
-    env: &SdEnv<Backend>,
-    net: Denoiser<'_, UNetLora<Backend>>,
-    solver: &DpmSolver,
-    mut x: Tensor<Backend, 2>,
-    prompts: &[usize],
-    rng: &mut StdRng,
-    bar: &ProgressBar,
-) -> Tensor<Backend, 2> {
-    let n = prompts.len();
-    let mut prev_x0 = None;
-    for (i, &t) in solver.timesteps().iter().enumerate() {
-        let eps = env.guided_eps_at(net, x.clone(), &vec![t; n], prompts);
-        let (transition, x0) = solver.transition(x, eps, i, prev_x0);
-        x = transition.sample(normal_tensor(n, env.dims(), rng, env.device()));
-        prev_x0 = Some(x0);
-        release_untracked_graph::<Backend>(env.device());
-        bar.inc(n as u64);
-    }
-    x
-}
-
 /// Initial latents from a safetensors file, checked against the expected shape.
-fn read_latents(file: &Path, n: usize, latent: [usize; 3]) -> Result<Tensor<Backend, 2>, String> {
+fn read_latents(
+    file: &Path,
+    n: usize,
+    latent: [usize; 3],
+    device: &Device,
+) -> Result<Tensor<Inner, 2>, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("--noise {}: {e}", file.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("--noise {}: {e}", file.display()))?;
@@ -293,10 +257,7 @@ fn read_latents(file: &Path, n: usize, latent: [usize; 3]) -> Result<Tensor<Back
         .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
         .collect();
     let d = latent.iter().product();
-    Ok(Tensor::from_data(
-        TensorData::new(values, [n, d]),
-        &Default::default(),
-    ))
+    Ok(Tensor::from_data(TensorData::new(values, [n, d]), device))
 }
 
 fn write_images(pictures: &[image::RgbImage], args: &SampleArgs) -> Result<(), String> {

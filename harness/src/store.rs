@@ -9,31 +9,17 @@
 //!     eval.csv              epoch,metric,value at each evaluation
 //!     checkpoints/epoch-000010/   trainable weights (safetensors), optimizer states
 //!     samples/epoch-000010.csv    the samples of each evaluation (epoch 0: the base model)
+//!     metrics/<metric>/     what a metric keeps across evaluations
 //!     DONE                  completion marker with the final evaluation
 //!     .lock                 held while a process works on the run
 //! ```
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fs2::FileExt;
 
-/// Writes `bytes` to `path` atomically: readers see the old file or the new one, never half.
-///
-/// # Errors
-/// An I/O failure, with the path.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    fs::rename(&tmp, path).map_err(|e| format!("renaming to {}: {e}", path.display()))
-}
+pub use bench_core::write_atomic;
 
 /// One run's directory.
 #[derive(Clone, Debug)]

@@ -1,90 +1,23 @@
-//! Sweep files: what a researcher writes, and its expansion into runs.
+//! Sweep files: what a researcher writes, and its expansion into resolved runs.
+//!
+//! Plugin parameters are kept as text with their positions until the plugin is known, then
+//! parsed by its own parameter type, so that an error in any of them — or in an override's
+//! patch — names `file:line:col`, and each run carries its parameters resolved.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use ron::value::RawValue;
+use serde::Deserialize;
 
-use bench_envs::sd::SdConfig;
-use bench_envs::toy2d::Toy2dConfig;
+use bench_core::{ParamsCodec, ParamsText, Source};
 use bench_envs::SamplerConfig;
-use bench_rewards::toy::TargetKind;
+use bench_metrics::default_metrics;
 
-/// An environment and its configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum EnvConfig {
-    /// The exact 2-D mixture toy.
-    Toy2d(Toy2dConfig),
-    /// Stable Diffusion v1.x from a diffusers folder, with a LoRA policy.
-    Sd(SdConfig),
-}
-
-/// A named plugin (algorithm or reward) with its parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Component {
-    pub name: String,
-    /// Shown in tables instead of the name (to tell apart two settings of one algorithm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    /// The component's own fields; missing ones take its documented defaults.
-    #[serde(default = "unit")]
-    pub params: ron::Value,
-}
-
-fn unit() -> ron::Value {
-    ron::Value::Unit
-}
-
-impl Component {
-    pub fn label(&self) -> &str {
-        self.label.as_deref().unwrap_or(&self.name)
-    }
-}
-
-/// A target to compare every method with (distribution matchers use their own).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    pub kind: TargetKind,
-    pub beta: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvalConfig {
-    /// Evaluate every this many epochs (and always after the last).
-    pub every: usize,
-    /// Samples per prompt for reward, MMD, modes and diversity.
-    pub samples_per_prompt: usize,
-    /// Target for methods that have none of their own (reward maximisers).
-    pub target: Option<TargetConfig>,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        Self {
-            every: 10,
-            samples_per_prompt: 500,
-            target: None,
-        }
-    }
-}
-
-/// A variant applied to every run of the grid.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Override {
-    pub label: String,
-    #[serde(default)]
-    pub epochs: Option<usize>,
-    #[serde(default)]
-    pub sampler: Option<SamplerConfig>,
-    /// Parameter patches by component name: `{"dag_db": {"beta": 2.0}}` merges into the
-    /// params of every algorithm or reward of that name.
-    #[serde(default)]
-    pub params: BTreeMap<String, BTreeMap<String, ron::Value>>,
-}
+use crate::plugins::Plugins;
+use crate::run_config::{
+    Component, EnvConfig, EvalConfig, ResolvedParams, RunConfig, TargetConfig,
+};
 
 fn default_seeds() -> Vec<u64> {
     vec![0]
@@ -94,163 +27,350 @@ fn default_checkpoint_every() -> usize {
     10
 }
 
-/// A sweep file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sweep {
-    /// Results go to `<results>/<name>/`.
-    pub name: String,
-    pub env: EnvConfig,
-    #[serde(default)]
-    pub sampler: SamplerConfig,
-    pub epochs: usize,
-    #[serde(default = "default_checkpoint_every")]
-    pub checkpoint_every: usize,
-    #[serde(default)]
-    pub eval: EvalConfig,
-    #[serde(default = "default_seeds")]
-    pub seeds: Vec<u64>,
-    pub algorithms: Vec<Component>,
-    pub rewards: Vec<Component>,
-    #[serde(default)]
-    pub overrides: Vec<Override>,
+fn default_every() -> usize {
+    10
 }
 
-/// One fully resolved run: written as `config.ron` in its directory; its hash is its id.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    pub sweep: String,
-    pub env: EnvConfig,
-    pub sampler: SamplerConfig,
-    pub epochs: usize,
-    pub checkpoint_every: usize,
-    pub eval: EvalConfig,
-    pub seed: u64,
-    pub algorithm: Component,
-    pub reward: Component,
-    /// Labels of the overrides that changed this run.
+fn default_samples() -> usize {
+    500
+}
+
+/// `eval: (...)` as written.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "EvalConfig", deny_unknown_fields)]
+struct EvalSpec<'a> {
+    #[serde(default = "default_every")]
+    every: usize,
+    #[serde(default = "default_samples")]
+    samples_per_prompt: usize,
     #[serde(default)]
-    pub variant: Vec<String>,
+    target: Option<TargetConfig>,
+    /// The metrics; the environment's defaults when absent.
+    #[serde(default, borrow)]
+    metrics: Option<Vec<&'a RawValue>>,
 }
 
-/// Reads and parses a sweep file.
-///
-/// # Errors
-/// A missing file (with its path) or a parse error as `file:line:column: message`.
-pub fn load(path: &Path) -> Result<Sweep, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read sweep file {}: {e}", path.display()))?;
-    // Implicit `Some`: optional fields are written as plain values (`label: "x"`).
-    let options =
-        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    let sweep: Sweep = options.from_str(&text).map_err(|e| {
-        format!(
-            "{}:{}:{}: {}",
-            path.display(),
-            e.position.line,
-            e.position.col,
-            e.code
-        )
-    })?;
-    if sweep.algorithms.is_empty() || sweep.rewards.is_empty() || sweep.seeds.is_empty() {
-        return Err(format!(
-            "{}: a sweep needs at least one algorithm, one reward and one seed",
-            path.display()
-        ));
-    }
-    if sweep.epochs == 0 || sweep.checkpoint_every == 0 || sweep.eval.every == 0 {
-        return Err(format!(
-            "{}: epochs, checkpoint_every and eval.every must be positive",
-            path.display()
-        ));
-    }
-    Ok(sweep)
-}
-
-/// `file:line:column` of the first occurrence of `"name"` in the file, for messages about
-/// names that parse but mean nothing.
-pub fn locate(path: &Path, name: &str) -> String {
-    let needle = format!("\"{name}\"");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    for (i, line) in text.lines().enumerate() {
-        if let Some(col) = line.find(&needle) {
-            return format!("{}:{}:{}", path.display(), i + 1, col + 1);
+impl Default for EvalSpec<'_> {
+    fn default() -> Self {
+        Self {
+            every: default_every(),
+            samples_per_prompt: default_samples(),
+            target: None,
+            metrics: None,
         }
     }
-    path.display().to_string()
 }
 
-fn merge(params: &ron::Value, patch: &BTreeMap<String, ron::Value>) -> ron::Value {
-    let mut map = match params {
-        ron::Value::Map(m) => m.clone(),
-        _ => ron::Map::new(),
+/// A variant applied to every run of the grid, as written.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Override", deny_unknown_fields)]
+struct OverrideSpec<'a> {
+    label: String,
+    #[serde(default)]
+    epochs: Option<usize>,
+    #[serde(default)]
+    sampler: Option<SamplerConfig>,
+    /// Parameter patches by component name: `{"dag_db": (beta: 2.0)}` (or `{"beta": 2.0}`)
+    /// replaces those fields of every algorithm, reward or metric of that name.
+    #[serde(default, borrow)]
+    params: BTreeMap<String, &'a RawValue>,
+}
+
+/// A sweep file as written.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Sweep", deny_unknown_fields)]
+struct SweepSpec<'a> {
+    /// Results go to `<results>/<name>/`.
+    name: String,
+    env: EnvConfig,
+    #[serde(default)]
+    sampler: SamplerConfig,
+    epochs: usize,
+    #[serde(default = "default_checkpoint_every")]
+    checkpoint_every: usize,
+    #[serde(default, borrow)]
+    eval: EvalSpec<'a>,
+    #[serde(default = "default_seeds")]
+    seeds: Vec<u64>,
+    #[serde(borrow)]
+    algorithms: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    rewards: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    overrides: Vec<OverrideSpec<'a>>,
+}
+
+/// One component as written: `(name: "...", label: "...", params: (...))`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Component", deny_unknown_fields)]
+struct ComponentSpec<'a> {
+    name: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+}
+
+/// A component with its parameters as text and where it was written.
+#[derive(Clone, Debug)]
+struct Written {
+    name: String,
+    label: Option<String>,
+    params: ParamsText,
+    /// `file:line:col` of the component.
+    at: String,
+}
+
+impl Written {
+    fn parse(source: &Source, raw: &RawValue) -> Result<Self, String> {
+        let spec: ComponentSpec = source.parse(raw.get_ron())?;
+        let at = source.offset_of(raw.get_ron());
+        Ok(Self {
+            params: match spec.params {
+                Some(p) => ParamsText::parse(source, p.get_ron())?,
+                None => ParamsText::empty(at),
+            },
+            name: spec.name,
+            label: spec.label,
+            at: source.locate(at),
+        })
+    }
+
+    /// Resolved with `patch` (an override's fields for this name), by `codec`; `kind` names
+    /// what the component is in messages.
+    fn resolve(
+        &self,
+        kind: &str,
+        patch: Option<&ParamsText>,
+        codec: &ParamsCodec,
+        source: &Source,
+    ) -> Result<Component, String> {
+        let mut params = self.params.clone();
+        if let Some(p) = patch {
+            params.patch(p);
+        }
+        let resolved = codec
+            .resolve(&params, source)
+            .map_err(|e| format!("{e} (parameters of {kind} `{}`)", self.name))?;
+        Ok(Component {
+            name: self.name.clone(),
+            label: self.label.clone(),
+            params: ResolvedParams(resolved),
+        })
+    }
+}
+
+/// An override with its patches parsed.
+struct Override {
+    label: String,
+    epochs: Option<usize>,
+    sampler: Option<SamplerConfig>,
+    patches: BTreeMap<String, ParamsText>,
+}
+
+/// A run of a sweep, and where its components were written (for messages found later).
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    pub config: RunConfig,
+    pub algorithm_at: String,
+    pub reward_at: String,
+    /// One position per metric of `config.eval.metrics`.
+    pub metrics_at: Vec<String>,
+}
+
+/// A parsed sweep: its name and runs, every parameter resolved.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    pub name: String,
+    pub runs: Vec<PlannedRun>,
+}
+
+/// Reads, parses and expands a sweep file; nothing is written.
+///
+/// # Errors
+/// A missing file, a parse error, an unknown plugin or field, or a bad value, as
+/// `file:line:column: message`.
+pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
+    let source =
+        Source::read(path).map_err(|e| e.replace("cannot read", "cannot read sweep file"))?;
+    let spec: SweepSpec = source.parse_all()?;
+    let whole = path.display();
+    if spec.algorithms.is_empty() || spec.rewards.is_empty() || spec.seeds.is_empty() {
+        return Err(format!(
+            "{whole}: a sweep needs at least one algorithm, one reward and one seed"
+        ));
+    }
+    if spec.epochs == 0 || spec.checkpoint_every == 0 || spec.eval.every == 0 {
+        return Err(format!(
+            "{whole}: epochs, checkpoint_every and eval.every must be positive"
+        ));
+    }
+    let parse_all = |raws: &[&RawValue]| -> Result<Vec<Written>, String> {
+        raws.iter().map(|r| Written::parse(&source, r)).collect()
     };
-    for (k, v) in patch {
-        map.insert(ron::Value::String(k.clone()), v.clone());
+    let algorithms = parse_all(&spec.algorithms)?;
+    let rewards = parse_all(&spec.rewards)?;
+    let metrics = match &spec.eval.metrics {
+        Some(raws) => parse_all(raws)?,
+        None => default_metric_components(&spec.env, &source),
+    };
+    let mut overrides = vec![];
+    for o in &spec.overrides {
+        let mut patches = BTreeMap::new();
+        for (name, raw) in &o.params {
+            let known = algorithms.iter().chain(&rewards).chain(&metrics);
+            if !known.clone().any(|c| &c.name == name) {
+                return Err(format!(
+                    "{}: override `{}` patches `{name}`, which is none of this sweep's \
+                     algorithms, rewards or metrics ({})",
+                    source.locate(source.offset_of(raw.get_ron())),
+                    o.label,
+                    known
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            patches.insert(name.clone(), ParamsText::parse(&source, raw.get_ron())?);
+        }
+        overrides.push(Override {
+            label: o.label.clone(),
+            epochs: o.epochs,
+            sampler: o.sampler.clone(),
+            patches,
+        });
     }
-    ron::Value::Map(map)
-}
+    let none = Override {
+        label: String::new(),
+        epochs: None,
+        sampler: None,
+        patches: BTreeMap::new(),
+    };
+    let variants: Vec<&Override> = if overrides.is_empty() {
+        vec![&none]
+    } else {
+        overrides.iter().collect()
+    };
 
-fn patched(component: &Component, o: &Override) -> Component {
-    match o.params.get(&component.name) {
-        Some(patch) => Component {
-            params: merge(&component.params, patch),
-            ..component.clone()
-        },
-        None => component.clone(),
-    }
-}
-
-impl Sweep {
-    /// The grid algorithm × reward × seed × override, without duplicates (an override that
-    /// changes nothing of a run yields that run once).
-    pub fn expand(&self) -> Vec<RunConfig> {
-        let mut runs: Vec<RunConfig> = Vec::new();
-        let none = Override {
-            label: String::new(),
-            epochs: None,
-            sampler: None,
-            params: BTreeMap::new(),
-        };
-        let overrides: Vec<&Override> = if self.overrides.is_empty() {
-            vec![&none]
-        } else {
-            self.overrides.iter().collect()
-        };
-        for algorithm in &self.algorithms {
-            for reward in &self.rewards {
-                for o in &overrides {
-                    for &seed in &self.seeds {
-                        let mut run = RunConfig {
-                            sweep: self.name.clone(),
-                            env: self.env.clone(),
-                            sampler: o.sampler.clone().unwrap_or_else(|| self.sampler.clone()),
-                            epochs: o.epochs.unwrap_or(self.epochs),
-                            checkpoint_every: self.checkpoint_every,
-                            eval: self.eval.clone(),
-                            seed,
-                            algorithm: patched(algorithm, o),
-                            reward: patched(reward, o),
-                            variant: vec![],
-                        };
-                        let base = RunConfig {
-                            sampler: self.sampler.clone(),
-                            epochs: self.epochs,
-                            algorithm: algorithm.clone(),
-                            reward: reward.clone(),
-                            ..run.clone()
-                        };
-                        if run != base {
-                            run.variant.push(o.label.clone());
-                        }
-                        if !runs.contains(&run) {
-                            runs.push(run);
-                        }
+    let resolve_metrics = |o: &Override| -> Result<Vec<Component>, String> {
+        metrics
+            .iter()
+            .map(|m| {
+                let entry = plugins
+                    .metrics
+                    .get(&m.name)
+                    .map_err(|e| format!("{}: {e}", m.at))?;
+                m.resolve("metric", o.patches.get(&m.name), &entry.params, &source)
+            })
+            .collect()
+    };
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    for a in &algorithms {
+        let a_codec = &plugins
+            .objectives
+            .get(&a.name)
+            .map_err(|e| format!("{}: {e}", a.at))?
+            .params;
+        for r in &rewards {
+            let r_codec = &plugins
+                .rewards
+                .get(&r.name)
+                .map_err(|e| format!("{}: {e}", r.at))?
+                .params;
+            let base_metrics = resolve_metrics(&none)?;
+            let base_algorithm = a.resolve("algorithm", None, a_codec, &source)?;
+            let base_reward = r.resolve("reward", None, r_codec, &source)?;
+            for o in &variants {
+                let algorithm = a.resolve("algorithm", o.patches.get(&a.name), a_codec, &source)?;
+                let reward = r.resolve("reward", o.patches.get(&r.name), r_codec, &source)?;
+                let metrics = resolve_metrics(o)?;
+                let sampler = o.sampler.clone().unwrap_or_else(|| spec.sampler.clone());
+                let epochs = o.epochs.unwrap_or(spec.epochs);
+                let changed = sampler != spec.sampler
+                    || epochs != spec.epochs
+                    || algorithm != base_algorithm
+                    || reward != base_reward
+                    || metrics != base_metrics;
+                for &seed in &spec.seeds {
+                    let config = RunConfig {
+                        sweep: spec.name.clone(),
+                        env: spec.env.clone(),
+                        sampler: sampler.clone(),
+                        epochs,
+                        checkpoint_every: spec.checkpoint_every,
+                        eval: EvalConfig {
+                            every: spec.eval.every,
+                            samples_per_prompt: spec.eval.samples_per_prompt,
+                            target: spec.eval.target.clone(),
+                            metrics: metrics.clone(),
+                        },
+                        seed,
+                        algorithm: algorithm.clone(),
+                        reward: reward.clone(),
+                        variant: if changed {
+                            vec![o.label.clone()]
+                        } else {
+                            vec![]
+                        },
+                    };
+                    // An override that changes nothing of a run yields that run once.
+                    if !runs.iter().any(|p| same_run(&p.config, &config)) {
+                        runs.push(PlannedRun {
+                            config,
+                            algorithm_at: a.at.clone(),
+                            reward_at: r.at.clone(),
+                            metrics_at: metrics_positions(&metrics, &spec.eval.metrics, &source),
+                        });
                     }
                 }
             }
         }
-        runs
+    }
+    Ok(Sweep {
+        name: spec.name,
+        runs,
+    })
+}
+
+/// Two runs that train and evaluate the same way, whatever their variant labels.
+fn same_run(a: &RunConfig, b: &RunConfig) -> bool {
+    RunConfig {
+        variant: vec![],
+        ..a.clone()
+    } == RunConfig {
+        variant: vec![],
+        ..b.clone()
+    }
+}
+
+/// The environment's default metrics as written components.
+fn default_metric_components(env: &EnvConfig, source: &Source) -> Vec<Written> {
+    let at = source.locate(0);
+    default_metrics(env.sample_kind())
+        .into_iter()
+        .map(|(name, params)| {
+            let text = Source::new("default metrics", params);
+            Written {
+                name: name.to_string(),
+                label: None,
+                params: ParamsText::parse(&text, &text.text).expect("default metric parameters"),
+                at: at.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Where each metric was written (the sweep file itself for the defaults).
+fn metrics_positions(
+    metrics: &[Component],
+    written: &Option<Vec<&RawValue>>,
+    source: &Source,
+) -> Vec<String> {
+    match written {
+        Some(raws) => raws
+            .iter()
+            .map(|r| source.locate(source.offset_of(r.get_ron())))
+            .collect(),
+        None => vec![format!("{} (default metrics)", source.path.display()); metrics.len()],
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::run_config::RunConfig;
 use crate::store::CsvLog;
-use crate::sweep::RunConfig;
 
 /// One finished run's final evaluation.
 #[derive(Clone, Debug)]

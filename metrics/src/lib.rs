@@ -1,10 +1,21 @@
-//! Metrics. On the toys: MMD to exact target samples, mode coverage and the total variation of
-//! mode weights, and sample diversity.
+//! Evaluation metrics: the [`Metric`] trait (`update` on batches of samples, `finish` to
+//! scalars) and its registry, with the built-in metrics — reward statistics; on the toy, MMD²
+//! to exact target samples, mode coverage and the total variation of mode weights, and sample
+//! diversity; on images, a grid of samples — and the math under them.
 
 pub mod diversity;
+pub mod exact_target;
+pub mod image_grid;
+pub mod images;
+pub mod metric;
 pub mod mmd;
 pub mod modes;
+pub mod points;
+pub mod registry;
+pub mod reward_metric;
 
 pub use diversity::mean_pairwise_distance;
+pub use metric::{EvalContext, Metric, MetricSetup, SampleBatch, Scalars};
 pub use mmd::{mmd2_unbiased, DEFAULT_BANDWIDTHS};
 pub use modes::{mode_fractions, ModeReport};
+pub use registry::{builtin_metrics, default_metrics, MetricEntry, MetricPlugin, MetricRegistry};

@@ -8,5 +8,8 @@ pub mod registry;
 pub mod reward;
 pub mod toy;
 
-pub use registry::{builtin_rewards, Registry, RewardFactory, RewardRegistry};
-pub use reward::{image_gradient, input_gradient, Reward, ToyReward};
+pub use registry::{builtin_reward, builtin_rewards, RewardEntry, RewardPlugin, RewardRegistry};
+pub use reward::{
+    image_gradient, input_gradient, require_gradient, DifferentiableReward, OnAnyBackend, Reward,
+    TensorReward, ToyReward,
+};

@@ -4,9 +4,14 @@
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
 
-use bench_rewards::{builtin_rewards, image_gradient};
+use bench_rewards::{builtin_reward, image_gradient, Reward};
 
 type B = Autodiff<Flex>;
+
+/// A built-in reward with its default parameters.
+fn reward(name: &str) -> Box<dyn Reward<B>> {
+    builtin_reward::<B>(name, &Default::default()).unwrap()
+}
 
 fn points(values: &[f32]) -> Tensor<B, 4> {
     let n = values.len() / 2;
@@ -19,9 +24,7 @@ fn points(values: &[f32]) -> Tensor<B, 4> {
 #[test]
 fn bump_gradient_is_its_closed_form() {
     // r = −‖x − c‖²/(2w²) with c = (0.6, 0.6), w = 0.5: ∇r = −(x − c)/w².
-    let reward = builtin_rewards::<B>()
-        .build("bump", &ron::Value::Unit)
-        .unwrap();
+    let reward = reward("bump");
     let xs = [0.1f32, -0.3, 1.2, 0.6, -0.8, 2.0];
     let g = image_gradient(reward.as_ref(), points(&xs), &vec![String::new(); 3])
         .unwrap()
@@ -36,9 +39,7 @@ fn bump_gradient_is_its_closed_form() {
 
 #[test]
 fn mixture_gradient_matches_finite_differences() {
-    let reward = builtin_rewards::<B>()
-        .build("mixture", &ron::Value::Unit)
-        .unwrap();
+    let reward = reward("mixture");
     let prompts = vec![String::new()];
     let x = [0.4f32, 0.7];
     let g = image_gradient(reward.as_ref(), points(&x), &prompts)
@@ -46,7 +47,7 @@ fn mixture_gradient_matches_finite_differences() {
         .into_data()
         .to_vec::<f32>()
         .unwrap();
-    let r = |p: [f32; 2]| reward.score(points(&p), &prompts).into_scalar() as f64;
+    let r = |p: [f32; 2]| reward.score(points(&p).inner(), &prompts).into_scalar() as f64;
     let h = 1e-3;
     for d in 0..2 {
         let (mut up, mut down) = (x, x);

@@ -4,7 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use bench::runner::{plan, Plugins};
+use bench::plan::plan;
+use bench::Plugins;
 
 #[test]
 fn every_shipped_config_validates() {

@@ -4,14 +4,18 @@
 use rand::{rngs::StdRng, SeedableRng};
 
 use bench::backend::Backend;
-use bench::eval::toy_samples;
 use bench_envs::toy2d::{Toy2d, Toy2dConfig};
-use bench_envs::{Denoiser, DiffusionEnv, LogProbReduction, SamplerConfig};
+use bench_envs::{
+    rollout, Denoiser, DiffusionEnv, DiffusionModel, EnvInfo, Environment, LogProbReduction,
+    SamplerConfig,
+};
+use bench_metrics::points::to_points;
 use bench_metrics::{mmd2_unbiased, mode_fractions, ModeReport, DEFAULT_BANDWIDTHS};
 use bench_models::{GaussianMixture, Point};
 use bench_rewards::toy::bump::BumpConfig;
 use bench_rewards::toy::mixture_density::MixtureConfig;
 use bench_rewards::toy::{Bump, ExactTarget, MixtureDensity, TargetKind};
+use burn::module::AutodiffModule;
 
 const N: usize = 1000;
 
@@ -41,11 +45,18 @@ fn null_mmd2_max(sample: impl Fn(&mut StdRng) -> Vec<Point>, draws: u64) -> f64 
 fn base_mmd2(inference_steps: usize) -> Vec<(f64, f64)> {
     let env = env(inference_steps);
     let mut rng = StdRng::seed_from_u64(7);
-    let policy = env.init_policy(&mut rng);
+    let policy = env.init_policy(&mut rng).valid();
     (0..env.prompts().len())
         .map(|prompt| {
             let base = env.base_distribution(prompt);
-            let samples = toy_samples(&env, Denoiser::Policy(&policy), prompt, N, &mut rng);
+            let x0 = rollout(
+                env.infer(),
+                Denoiser::Policy(&policy),
+                vec![prompt; N],
+                &mut rng,
+            )
+            .final_states();
+            let samples = to_points(&env.infer().decode(x0));
             let fractions = mode_fractions(&samples, &base);
             // Every mode holds its weight within 4 binomial standard deviations.
             let w = 1.0 / base.len() as f64;

@@ -3,16 +3,18 @@
 //! policy and in expectation, the gradient of the KL it is derived from and half of DAG-DB's
 //! (DAG, Proposition 4 and Remark 5).
 
-use burn::module::Param;
+use burn::module::{AutodiffModule, Param};
 use burn::tensor::{Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::common::*;
-use bench_algorithms::dag_kl::{reinforce_surrogate, ReinforceSettings};
 use bench_algorithms::detailed_balance::{db_terms, BackwardPolicy, LookAheadModel};
+use bench_algorithms::reinforce::{reinforce_surrogate, ReinforceSettings};
 use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::to_f64;
-use bench_envs::{normal_tensor, rollout, Denoiser, DiffusionEnv, LogProbReduction, Trajectory};
+use bench_envs::{
+    normal_tensor, rollout, Denoiser, DiffusionEnv, DiffusionModel, LogProbReduction, Trajectory,
+};
 
 const BETA: f64 = 1.5;
 
@@ -27,13 +29,16 @@ fn flow(env: &LinearGaussian) -> LinearFlow<AB> {
     }
 }
 
+/// Trajectories of `policy`, sampled on the inference backend and lifted as constants, as
+/// objectives get them.
 fn sample(env: &LinearGaussian, policy: &Table<AB>, n: usize, seed: u64) -> Trajectory<AB> {
     rollout(
-        env,
-        Denoiser::Policy(policy),
+        env.infer(),
+        Denoiser::Policy(&policy.valid()),
         vec![0; n],
         &mut StdRng::seed_from_u64(seed),
     )
+    .lift()
 }
 
 #[test]
@@ -45,7 +50,7 @@ fn residual_db_telescopes_to_relative_trajectory_balance() {
     let flow = flow(&env);
     let m = 5;
     let traj = sample(&env, &policy, m, 0);
-    let rewards = ctx.score(traj.final_states(), &traj.prompts);
+    let rewards = ctx.score(traj.final_states().inner(), &traj.prompts);
     let t = db_terms(
         &ctx,
         &policy,
@@ -82,7 +87,7 @@ fn residual_db_telescopes_to_relative_trajectory_balance() {
         Some(&traj.prompts),
     );
     let x0_hat = env.scheduler.predict_x0(x_start.clone(), eps, &vec![0; m]);
-    let look = ctx.score(x0_hat, &traj.prompts);
+    let look = ctx.score(x0_hat.inner(), &traj.prompts);
     let flow_start = to_f64(env.state_value(&flow, x_start, &vec![0; m], &traj.prompts));
     for i in 0..m {
         let telescoped: f64 = (0..steps).map(|k| residuals[k * m + i]).sum();
@@ -123,7 +128,7 @@ fn dag_kl_gradient_is_the_kl_gradient_and_half_of_dag_db_on_policy() {
     let (mut reinforce, mut pathwise) = (vec![], vec![]);
     for b in 0..batches {
         let traj = sample(&env, &policy, m, 100 + b as u64);
-        let rewards = ctx.score(traj.final_states(), &traj.prompts);
+        let rewards = ctx.score(traj.final_states().inner(), &traj.prompts);
         let terms = || {
             db_terms(
                 &ctx,
@@ -188,10 +193,11 @@ fn dag_kl_gradient_is_the_kl_gradient_and_half_of_dag_db_on_policy() {
         );
         let ahead = differentiable_reward(
             &ctx,
+            gradient_of(&reward),
             env.scheduler.predict_x0(x_next.clone(), eps, &next_steps),
             &s.prompts,
         );
-        let at_end = differentiable_reward(&ctx, x_next.clone(), &s.prompts);
+        let at_end = differentiable_reward(&ctx, gradient_of(&reward), x_next.clone(), &s.prompts);
         let mask = |on: bool| {
             Tensor::<AB, 1>::from_data(
                 TensorData::new(

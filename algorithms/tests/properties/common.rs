@@ -5,16 +5,20 @@
 
 #![allow(dead_code)]
 
+use std::ops::Deref;
+
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 
 use bench_algorithms::Context;
+use bench_core::SampleKind;
 use bench_envs::{
-    Denoiser, DiffusionEnv, LogProbReduction, SamplerConfig, ScheduleConfig, Scheduler,
+    Denoiser, DiffusionEnv, DiffusionModel, EnvInfo, Environment, LogProbReduction, SamplerConfig,
+    ScheduleConfig, Scheduler,
 };
-use bench_rewards::Reward;
+use bench_rewards::{OnAnyBackend, Reward, TensorReward};
 
 pub type AB = Autodiff<Flex>;
 pub const D: usize = 2;
@@ -59,35 +63,15 @@ pub struct LinearFlow<B: Backend> {
     pub c: Param<Tensor<B, 1>>,
 }
 
-pub struct LinearGaussian {
-    pub device: burn::tensor::Device<AB>,
+/// The linear-Gaussian diffusion on one backend.
+pub struct LinearModel<B: Backend> {
+    pub device: B::Device,
     pub scheduler: Scheduler,
     pub mean: [f64; D],
     pub std: f64,
-    prompts: Vec<String>,
 }
 
-impl LinearGaussian {
-    pub fn new(steps: usize) -> Self {
-        let scheduler = Scheduler::new(SamplerConfig {
-            guidance: 1.0,
-            log_prob: LogProbReduction::Sum,
-            schedule: ScheduleConfig {
-                inference_steps: steps,
-                ..ScheduleConfig::default()
-            },
-            ..SamplerConfig::default()
-        })
-        .unwrap();
-        Self {
-            device: Default::default(),
-            scheduler,
-            mean: [0.3, -0.2],
-            std: 0.5,
-            prompts: vec!["gauss".into()],
-        }
-    }
-
+impl<B: Backend> LinearModel<B> {
     pub fn steps(&self) -> usize {
         self.scheduler.num_steps()
     }
@@ -98,70 +82,37 @@ impl LinearGaussian {
         a * self.std * self.std + 1.0 - a
     }
 
-    pub fn column(&self, v: Vec<f64>) -> Tensor<AB, 2> {
+    pub fn column(&self, v: Vec<f64>) -> Tensor<B, 2> {
         let n = v.len();
         Tensor::from_data(
             TensorData::new(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), [n, 1]),
             &self.device,
         )
     }
-
-    pub fn policy(&self, offsets: Vec<f32>) -> Table<AB> {
-        Table::new(offsets, self.steps(), &self.device)
-    }
-
-    /// A policy whose ε offsets are pseudo-random in [−scale, scale].
-    pub fn random_policy(&self, seed: u64, scale: f32) -> Table<AB> {
-        let offsets = pseudo_random(self.steps() * D, seed);
-        self.policy(offsets.iter().map(|v| scale * v).collect())
-    }
-
-    pub fn field(&self, values: Vec<f32>) -> Table<AB> {
-        Table::new(values, self.steps() + 1, &self.device)
-    }
 }
 
-impl DiffusionEnv<AB> for LinearGaussian {
-    type Policy = Table<AB>;
-    type StateNet = LinearFlow<AB>;
-    type FieldNet = Table<AB>;
+impl<B: Backend> DiffusionModel<B> for LinearModel<B> {
+    type Policy = Table<B>;
+    type StateNet = LinearFlow<B>;
+    type FieldNet = Table<B>;
 
-    fn device(&self) -> &burn::tensor::Device<AB> {
+    fn device(&self) -> &B::Device {
         &self.device
     }
     fn scheduler(&self) -> &Scheduler {
         &self.scheduler
     }
-    fn prompts(&self) -> &[String] {
-        &self.prompts
-    }
     fn dims(&self) -> usize {
         D
-    }
-    fn init_policy(&self, _rng: &mut StdRng) -> Table<AB> {
-        self.policy(vec![0.0; self.steps() * D])
-    }
-    fn init_state_net(&self, _rng: &mut StdRng) -> LinearFlow<AB> {
-        LinearFlow {
-            w: Table::new(
-                vec![0.0; (self.steps() + 1) * D],
-                self.steps() + 1,
-                &self.device,
-            ),
-            c: Param::from_tensor(Tensor::zeros([self.steps() + 1], &self.device)),
-        }
-    }
-    fn init_field_net(&self, _rng: &mut StdRng) -> Table<AB> {
-        self.field(vec![0.0; (self.steps() + 1) * D])
     }
 
     fn eps_unguided(
         &self,
-        net: Denoiser<'_, Table<AB>>,
-        x: Tensor<AB, 2>,
+        net: Denoiser<'_, Table<B>>,
+        x: Tensor<B, 2>,
         steps: &[usize],
         _prompts: Option<&[usize]>,
-    ) -> Tensor<AB, 2> {
+    ) -> Tensor<B, 2> {
         // ε = √(1−ᾱ)(x − √ᾱ m)/v for x ~ N(√ᾱ m, v).
         let s = self.scheduler.schedule();
         let scale: Vec<f64> = steps
@@ -182,13 +133,13 @@ impl DiffusionEnv<AB> for LinearGaussian {
 
     fn state_value(
         &self,
-        net: &LinearFlow<AB>,
-        x: Tensor<AB, 2>,
+        net: &LinearFlow<B>,
+        x: Tensor<B, 2>,
         states: &[usize],
         _prompts: &[usize],
-    ) -> Tensor<AB, 1> {
+    ) -> Tensor<B, 1> {
         let n = states.len();
-        let idx = Tensor::<AB, 1, Int>::from_data(
+        let idx = Tensor::<B, 1, Int>::from_data(
             TensorData::new(states.iter().map(|&i| i as i64).collect::<Vec<_>>(), [n]),
             &self.device,
         );
@@ -197,38 +148,157 @@ impl DiffusionEnv<AB> for LinearGaussian {
 
     fn field(
         &self,
-        net: &Table<AB>,
-        _x: Tensor<AB, 2>,
+        net: &Table<B>,
+        _x: Tensor<B, 2>,
         states: &[usize],
         _prompts: &[usize],
-    ) -> Tensor<AB, 2> {
+    ) -> Tensor<B, 2> {
         net.rows(states)
     }
 
-    fn decode(&self, x0: Tensor<AB, 2>) -> Tensor<AB, 4> {
+    fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4> {
         let n = x0.dims()[0];
         x0.reshape([n, D, 1, 1])
     }
 }
 
-/// r(x) = a·x.
-pub struct LinearReward(pub [f64; D]);
+/// The environment: the model on the autodiff backend (what the tests differentiate, reached
+/// through `Deref`) and on its inner backend.
+pub struct LinearGaussian {
+    model: LinearModel<AB>,
+    inner: LinearModel<Flex>,
+    prompts: Vec<String>,
+}
 
-impl Reward<AB> for LinearReward {
+impl Deref for LinearGaussian {
+    type Target = LinearModel<AB>;
+
+    fn deref(&self) -> &LinearModel<AB> {
+        &self.model
+    }
+}
+
+impl LinearGaussian {
+    pub fn new(steps: usize) -> Self {
+        let scheduler = Scheduler::new(SamplerConfig {
+            guidance: 1.0,
+            log_prob: LogProbReduction::Sum,
+            schedule: ScheduleConfig {
+                inference_steps: steps,
+                ..ScheduleConfig::default()
+            },
+            ..SamplerConfig::default()
+        })
+        .unwrap();
+        let (mean, std) = ([0.3, -0.2], 0.5);
+        Self {
+            model: LinearModel {
+                device: Default::default(),
+                scheduler: scheduler.clone(),
+                mean,
+                std,
+            },
+            inner: LinearModel {
+                device: Default::default(),
+                scheduler,
+                mean,
+                std,
+            },
+            prompts: vec!["gauss".into()],
+        }
+    }
+
+    pub fn policy(&self, offsets: Vec<f32>) -> Table<AB> {
+        Table::new(offsets, self.steps(), &self.device)
+    }
+
+    /// A policy whose ε offsets are pseudo-random in [−scale, scale].
+    pub fn random_policy(&self, seed: u64, scale: f32) -> Table<AB> {
+        let offsets = pseudo_random(self.steps() * D, seed);
+        self.policy(offsets.iter().map(|v| scale * v).collect())
+    }
+
+    pub fn field(&self, values: Vec<f32>) -> Table<AB> {
+        Table::new(values, self.steps() + 1, &self.device)
+    }
+}
+
+impl EnvInfo for LinearGaussian {
+    fn prompts(&self) -> &[String] {
+        &self.prompts
+    }
+    fn sample_kind(&self) -> SampleKind {
+        SampleKind::Points2d
+    }
+}
+
+impl Environment<AB> for LinearGaussian {
+    type Policy = Table<AB>;
+
+    fn device(&self) -> &burn::tensor::Device<AB> {
+        &self.model.device
+    }
+    fn init_policy(&self, _rng: &mut StdRng) -> Table<AB> {
+        self.policy(vec![0.0; self.steps() * D])
+    }
+    fn eval_batch(&self) -> usize {
+        usize::MAX
+    }
+}
+
+impl DiffusionEnv<AB> for LinearGaussian {
+    type StateNet = LinearFlow<AB>;
+    type FieldNet = Table<AB>;
+    type Train = LinearModel<AB>;
+    type Infer = LinearModel<Flex>;
+
+    fn train(&self) -> &LinearModel<AB> {
+        &self.model
+    }
+    fn infer(&self) -> &LinearModel<Flex> {
+        &self.inner
+    }
+    fn init_state_net(&self, _rng: &mut StdRng) -> LinearFlow<AB> {
+        LinearFlow {
+            w: Table::new(
+                vec![0.0; (self.steps() + 1) * D],
+                self.steps() + 1,
+                &self.device,
+            ),
+            c: Param::from_tensor(Tensor::zeros([self.steps() + 1], &self.device)),
+        }
+    }
+    fn init_field_net(&self, _rng: &mut StdRng) -> Table<AB> {
+        self.field(vec![0.0; (self.steps() + 1) * D])
+    }
+}
+
+/// r(x) = a·x.
+pub struct LinearScore(pub [f64; D]);
+
+impl TensorReward for LinearScore {
     fn name(&self) -> &str {
         "linear"
     }
-    fn score(&self, images: Tensor<AB, 4>, _prompts: &[String]) -> Tensor<AB, 1> {
+    fn score<B: Backend>(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
         let n = images.dims()[0];
-        let a = Tensor::<AB, 2>::from_data(
+        let a = Tensor::<B, 2>::from_data(
             TensorData::new(self.0.map(|v| v as f32).to_vec(), [1, D]),
             &images.device(),
         );
         (images.reshape([n, D]) * a).sum_dim(1).reshape([n])
     }
-    fn differentiable(&self) -> bool {
-        true
-    }
+}
+
+/// r(x) = a·x, as a reward.
+#[allow(non_snake_case)]
+pub fn LinearReward(a: [f64; D]) -> OnAnyBackend<LinearScore> {
+    OnAnyBackend(LinearScore(a))
+}
+
+/// The differentiable side of a reward built here.
+pub fn gradient_of(reward: &dyn Reward<AB>) -> &dyn bench_rewards::DifferentiableReward<AB> {
+    reward.differentiable().expect("a differentiable reward")
 }
 
 pub fn context<'a>(

@@ -9,7 +9,9 @@ use rand::{rngs::StdRng, SeedableRng};
 
 use crate::common::*;
 use bench_algorithms::nabla_gfn::{losses, picks, prepare, NablaBatch, NablaGfnConfig};
-use bench_envs::{rollout, Denoiser, DiffusionEnv};
+use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
+use bench_rewards::Reward;
+use burn::module::AutodiffModule;
 
 const BETA: f64 = 2.0;
 const A: [f64; D] = [0.7, -0.4];
@@ -70,16 +72,23 @@ fn exact_solution(env: &LinearGaussian) -> (Vec<f32>, Vec<f32>) {
 
 fn batch(
     env: &LinearGaussian,
-    reward: &LinearReward,
+    reward: &dyn Reward<AB>,
     policy: &Table<AB>,
     c: &NablaGfnConfig,
 ) -> NablaBatch<AB> {
     let ctx = context(env, reward);
     let mut rng = StdRng::seed_from_u64(3);
-    let traj = rollout(env, Denoiser::Policy(policy), vec![0; 16], &mut rng);
+    let traj = rollout(
+        env.infer(),
+        Denoiser::Policy(&policy.valid()),
+        vec![0; 16],
+        &mut rng,
+    )
+    .lift();
     let rows = traj.gather(&picks(&traj, 0, &mut rng));
     prepare(
         &ctx,
+        gradient_of(reward),
         c,
         policy,
         rows,
@@ -98,7 +107,7 @@ fn every_loss_vanishes_at_the_exact_solution() {
     let field = env.field(field);
     let c = config(1.0);
     let b = batch(&env, &reward, &policy, &c);
-    let l = losses(&env, &c, &policy, &field, &policy, &b);
+    let l = losses(&env, &c, &policy, &field, &policy.valid(), &b);
     let value = |t: Tensor<AB, 1>| t.into_scalar() as f64;
     // Measured: forward and reverse ≈ 5e-10 (f32 rounding of scores that reach O(10²) at the
     // last steps), terminal and reg exactly 0; a 0.05 perturbation gives > 1e-2.
@@ -117,7 +126,7 @@ fn every_loss_vanishes_at_the_exact_solution() {
         0.05,
         env.steps(),
     );
-    let l = losses(&env, &c, &wrong, &field, &policy, &b);
+    let l = losses(&env, &c, &wrong, &field, &policy.valid(), &b);
     assert!(value(l.forward) > 1e-2);
 }
 
@@ -139,7 +148,7 @@ fn loss_gradients_match_finite_differences_away_from_the_solution() {
         0.3,
         rows + 1,
     );
-    let old = shifted(&policy, &pseudo_random(rows * D, 9), 0.01, rows);
+    let old = shifted(&policy, &pseudo_random(rows * D, 9), 0.01, rows).valid();
     for w_b in [0.0, 1.0] {
         let c = config(w_b);
         let b = batch(&env, &reward, &policy, &c);
@@ -175,7 +184,13 @@ fn the_closed_form_forward_score_is_the_autodiff_score() {
     let env = LinearGaussian::new(6);
     let policy = env.policy(pseudo_random(env.steps() * D, 2));
     let mut rng = StdRng::seed_from_u64(0);
-    let traj = rollout(&env, Denoiser::Policy(&policy), vec![0; 8], &mut rng);
+    let traj = rollout(
+        env.infer(),
+        Denoiser::Policy(&policy.valid()),
+        vec![0; 8],
+        &mut rng,
+    )
+    .lift();
     let s = traj.stack(&(0..env.steps()).collect::<Vec<_>>());
     let gaussian = env.transition(Denoiser::Policy(&policy), s.x_t, &s.steps, &s.prompts);
     let closed = ((gaussian.mean.clone() - s.x_next.clone()) / gaussian.std.clone().powi_scalar(2))

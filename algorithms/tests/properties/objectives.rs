@@ -6,7 +6,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use bench_algorithms::{build, builtin_algorithms, Context, Scalars};
 use bench_envs::toy2d::{Toy2d, Toy2dConfig};
 use bench_envs::{LogProbReduction, SamplerConfig};
-use bench_rewards::builtin_rewards;
+use bench_rewards::builtin_reward;
 
 type B = Autodiff<Flex>;
 
@@ -26,12 +26,9 @@ fn env() -> Toy2d<B> {
 /// One epoch of `name` with `params` on the toy with the bump reward.
 fn first_epoch(name: &str, params: &str) -> Scalars {
     let env = env();
-    let reward = builtin_rewards::<B>()
-        .build("bump", &ron::Value::Unit)
-        .unwrap();
-    let params: ron::Value = ron::from_str(params).unwrap();
+    let reward = builtin_reward::<B>("bump", &Default::default()).unwrap();
     let mut rng = StdRng::seed_from_u64(0);
-    let mut algorithm = build(&builtin_algorithms(), name, &params, &env, &mut rng).unwrap();
+    let mut algorithm = build(&builtin_algorithms(), name, params, &env, &mut rng).unwrap();
     algorithm
         .train_epoch(&Context {
             env: &env,

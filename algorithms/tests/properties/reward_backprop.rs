@@ -11,8 +11,9 @@ use bench_algorithms::refl::Refl;
 use bench_algorithms::reward_backprop::{backprop_loss, BackpropSettings, DifferentiableSampler};
 use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::uniform_prompts;
-use bench_envs::{normal_tensor, Denoiser, DiffusionEnv};
-use bench_rewards::{builtin_rewards, Reward};
+use bench_envs::{normal_tensor, Denoiser, DiffusionModel};
+use bench_rewards::{builtin_reward, Reward};
+use burn::module::AutodiffModule;
 
 fn settings(relu: bool) -> BackpropSettings {
     BackpropSettings {
@@ -24,9 +25,7 @@ fn settings(relu: bool) -> BackpropSettings {
 
 /// The toy mixture reward: a log-density, so the gradients are far from linear.
 fn mixture() -> Box<dyn Reward<AB>> {
-    builtin_rewards::<AB>()
-        .build("mixture", &ron::Value::Unit)
-        .unwrap()
+    builtin_reward::<AB>("mixture", &Default::default()).unwrap()
 }
 
 /// Autodiff's directional derivative of `sampler`'s loss against central differences.
@@ -41,9 +40,10 @@ fn check_finite_differences(sampler: &dyn DifferentiableSampler<AB, LinearGaussi
     let loss = |p: &Table<AB>| {
         backprop_loss(
             &ctx,
+            gradient_of(reward.as_ref()),
             sampler,
             p,
-            &policy,
+            &policy.valid(),
             &s,
             &mut StdRng::seed_from_u64(42),
         )
@@ -92,9 +92,10 @@ fn relu_of_reward_cuts_the_gradient_of_negative_rewards() {
     let policy = env.policy(vec![3.0; env.steps() * D]);
     let (loss, rewards) = backprop_loss(
         &ctx,
+        gradient_of(reward.as_ref()),
         &Draft { k: 1 },
         &policy,
-        &policy,
+        &policy.valid(),
         &settings(true),
         &mut StdRng::seed_from_u64(1),
     );
@@ -118,9 +119,10 @@ fn draft_with_every_step_is_full_backpropagation() {
     let draft = |k| {
         let (loss, _) = backprop_loss(
             &ctx,
+            gradient_of(reward.as_ref()),
             &Draft { k },
             &policy,
-            &policy,
+            &policy.valid(),
             &s,
             &mut StdRng::seed_from_u64(5),
         );
@@ -137,7 +139,9 @@ fn draft_with_every_step_is_full_backpropagation() {
     }
     let full = table_grad(
         &policy,
-        differentiable_reward(&ctx, x, &prompts).mean().neg(),
+        differentiable_reward(&ctx, gradient_of(reward.as_ref()), x, &prompts)
+            .mean()
+            .neg(),
     );
     let all = draft(steps);
     for (a, b) in all.iter().zip(&full) {

@@ -5,7 +5,7 @@
 //! Σ_k w_k N(√ᾱ μ_k, v_k I) with v_k = ᾱ s_k² + 1 − ᾱ, and
 //! E[ε | x_t] = −√(1−ᾱ)·∇log p_t(x_t) = √(1−ᾱ)·Σ_k γ_k(x_t)·(x_t − √ᾱ μ_k)/v_k.
 
-use burn::tensor::{activation::softmax, backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
 use bench_models::GaussianMixture;
 
@@ -75,10 +75,21 @@ impl<B: Backend> ExactEps<B> {
         let logits = self.log_weights.clone().select(0, idx)
             - d2.div(var.clone()).mul_scalar(0.5)
             - var.clone().log();
-        let weights = softmax(logits, 1) / var; // γ_k / v_k
+        let weights = softmax_rows(logits) / var; // γ_k / v_k
         let eps = (diff * weights.unsqueeze_dim::<3>(2))
             .sum_dim(1)
             .reshape([n, 2]);
         eps * sqrt_1ma
     }
+}
+
+/// Softmax over each row, written out as burn's default composition (max-shift, exp, sum,
+/// divide) rather than `activation::softmax`: the CPU backend's fused kernel rounds differently
+/// from that composition, which is what the autodiff backend runs, and the toy's model on the
+/// inference backend must compute ε bit for bit as the training one does (runs replay exactly,
+/// whichever backend a computation happens on).
+fn softmax_rows<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 2> {
+    let max = logits.clone().detach().max_dim(1);
+    let exp = (logits - max).exp();
+    exp.clone() / exp.sum_dim(1)
 }

@@ -8,13 +8,17 @@ pub mod exact_eps;
 pub mod networks;
 pub mod scenes;
 
-use burn::tensor::{backend::AutodiffBackend, Tensor};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Tensor,
+};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use bench_core::SampleKind;
 use bench_models::GaussianMixture;
 
-use crate::env::{Denoiser, DiffusionEnv};
+use crate::env::{Denoiser, DiffusionEnv, DiffusionModel, EnvInfo, Environment};
 use crate::sampler::{SamplerConfig, Scheduler};
 use exact_eps::ExactEps;
 use networks::{Features, ToyFieldNet, ToyPolicy, ToyStateNet};
@@ -41,61 +45,30 @@ impl Default for Toy2dConfig {
     }
 }
 
-pub struct Toy2d<B: AutodiffBackend> {
-    config: Toy2dConfig,
+/// The toy's diffusion model on one backend: the exact ε of each scene plus the policy's
+/// adapter.
+pub struct Toy2dModel<B: Backend> {
     device: B::Device,
     scheduler: Scheduler,
-    scenes: Vec<GaussianMixture>,
     exact: ExactEps<B>,
     features: Features,
 }
 
-impl<B: AutodiffBackend> Toy2d<B> {
-    /// # Errors
-    /// An unknown scene name (the message lists the known ones) or an invalid sampler.
-    pub fn new(
-        config: Toy2dConfig,
-        sampler: SamplerConfig,
+impl<B: Backend> Toy2dModel<B> {
+    fn new(
+        scenes: &[GaussianMixture],
+        scheduler: Scheduler,
+        features: Features,
         device: B::Device,
-    ) -> Result<Self, String> {
-        if config.prompts.is_empty() {
-            return Err("env.prompts: the toy needs at least one scene".into());
-        }
-        let scenes = config
-            .prompts
-            .iter()
-            .map(|p| scenes::scene(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let scheduler = Scheduler::new(sampler)?;
-        let exact = ExactEps::new(&scenes, &device);
-        let features = Features {
-            time_features: config.time_features,
-            num_prompts: scenes.len(),
-        };
-        Ok(Self {
-            config,
+    ) -> Self {
+        Self {
+            exact: ExactEps::new(scenes, &device),
             device,
             scheduler,
-            scenes,
-            exact,
             features,
-        })
+        }
     }
 
-    /// The clean mixture a prompt names.
-    pub fn scene(&self, prompt: usize) -> &GaussianMixture {
-        &self.scenes[prompt]
-    }
-
-    /// The exact law of the base sampler's output for a prompt: the scene noised to ᾱ₀, since
-    /// SD's schedule stops at timestep 0 (ᾱ₀ = 0.99915), not at clean data.
-    pub fn base_distribution(&self, prompt: usize) -> GaussianMixture {
-        let s = self.scheduler.schedule();
-        self.scenes[prompt].noised(s.alpha_bar_of_state(s.num_steps()))
-    }
-}
-
-impl<B: AutodiffBackend> Toy2d<B> {
     /// Network inputs for states at trajectory positions `states`.
     fn state_features(&self, x: Tensor<B, 2>, states: &[usize], prompts: &[usize]) -> Tensor<B, 2> {
         let s = self.scheduler.schedule();
@@ -107,7 +80,7 @@ impl<B: AutodiffBackend> Toy2d<B> {
     }
 }
 
-impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
+impl<B: Backend> DiffusionModel<B> for Toy2dModel<B> {
     type Policy = ToyPolicy<B>;
     type StateNet = ToyStateNet<B>;
     type FieldNet = ToyFieldNet<B>;
@@ -120,24 +93,8 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
         &self.scheduler
     }
 
-    fn prompts(&self) -> &[String] {
-        &self.config.prompts
-    }
-
     fn dims(&self) -> usize {
         2
-    }
-
-    fn init_policy(&self, rng: &mut StdRng) -> ToyPolicy<B> {
-        ToyPolicy::new(&self.features, self.config.hidden, rng, &self.device)
-    }
-
-    fn init_state_net(&self, rng: &mut StdRng) -> ToyStateNet<B> {
-        ToyStateNet::new(&self.features, self.config.hidden, rng, &self.device)
-    }
-
-    fn init_field_net(&self, rng: &mut StdRng) -> ToyFieldNet<B> {
-        ToyFieldNet::new(&self.features, self.config.hidden, rng, &self.device)
     }
 
     fn eps_unguided(
@@ -184,5 +141,113 @@ impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
     fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4> {
         let n = x0.dims()[0];
         x0.reshape([n, 2, 1, 1])
+    }
+}
+
+/// The toy environment: its model for training and for inference, and the scenes.
+pub struct Toy2d<B: AutodiffBackend> {
+    config: Toy2dConfig,
+    device: B::Device,
+    scenes: Vec<GaussianMixture>,
+    features: Features,
+    train: Toy2dModel<B>,
+    infer: Toy2dModel<B::InnerBackend>,
+}
+
+impl<B: AutodiffBackend> Toy2d<B> {
+    /// # Errors
+    /// An unknown scene name (the message lists the known ones) or an invalid sampler.
+    pub fn new(
+        config: Toy2dConfig,
+        sampler: SamplerConfig,
+        device: B::Device,
+    ) -> Result<Self, String> {
+        if config.prompts.is_empty() {
+            return Err("env.prompts: the toy needs at least one scene".into());
+        }
+        let scenes = config
+            .prompts
+            .iter()
+            .map(|p| scenes::scene(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scheduler = Scheduler::new(sampler)?;
+        let features = Features {
+            time_features: config.time_features,
+            num_prompts: scenes.len(),
+        };
+        Ok(Self {
+            train: Toy2dModel::new(&scenes, scheduler.clone(), features.clone(), device.clone()),
+            infer: Toy2dModel::new(&scenes, scheduler, features.clone(), device.clone()),
+            config,
+            device,
+            scenes,
+            features,
+        })
+    }
+
+    /// The clean mixture a prompt names.
+    pub fn scene(&self, prompt: usize) -> &GaussianMixture {
+        &self.scenes[prompt]
+    }
+
+    /// The exact law of the base sampler's output for a prompt: the scene noised to ᾱ₀, since
+    /// SD's schedule stops at timestep 0 (ᾱ₀ = 0.99915), not at clean data.
+    pub fn base_distribution(&self, prompt: usize) -> GaussianMixture {
+        let s = self.train.scheduler.schedule();
+        self.scenes[prompt].noised(s.alpha_bar_of_state(s.num_steps()))
+    }
+}
+
+impl<B: AutodiffBackend> EnvInfo for Toy2d<B> {
+    fn prompts(&self) -> &[String] {
+        &self.config.prompts
+    }
+
+    fn sample_kind(&self) -> SampleKind {
+        SampleKind::Points2d
+    }
+
+    fn exact_base(&self, prompt: usize) -> Option<GaussianMixture> {
+        Some(self.base_distribution(prompt))
+    }
+}
+
+impl<B: AutodiffBackend> Environment<B> for Toy2d<B> {
+    type Policy = ToyPolicy<B>;
+
+    fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    fn init_policy(&self, rng: &mut StdRng) -> ToyPolicy<B> {
+        ToyPolicy::new(&self.features, self.config.hidden, rng, &self.device)
+    }
+
+    /// A whole prompt per batch: its samples are 2-D points.
+    fn eval_batch(&self) -> usize {
+        usize::MAX
+    }
+}
+
+impl<B: AutodiffBackend> DiffusionEnv<B> for Toy2d<B> {
+    type StateNet = ToyStateNet<B>;
+    type FieldNet = ToyFieldNet<B>;
+    type Train = Toy2dModel<B>;
+    type Infer = Toy2dModel<B::InnerBackend>;
+
+    fn train(&self) -> &Toy2dModel<B> {
+        &self.train
+    }
+
+    fn infer(&self) -> &Toy2dModel<B::InnerBackend> {
+        &self.infer
+    }
+
+    fn init_state_net(&self, rng: &mut StdRng) -> ToyStateNet<B> {
+        ToyStateNet::new(&self.features, self.config.hidden, rng, &self.device)
+    }
+
+    fn init_field_net(&self, rng: &mut StdRng) -> ToyFieldNet<B> {
+        ToyFieldNet::new(&self.features, self.config.hidden, rng, &self.device)
     }
 }

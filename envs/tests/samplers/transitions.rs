@@ -5,8 +5,12 @@ use burn::tensor::{Tensor, TensorData};
 use statrs::distribution::{Continuous, Normal};
 
 use bench_envs::toy2d::{exact_eps::ExactEps, scenes, Toy2d, Toy2dConfig};
-use bench_envs::{Denoiser, DiffusionEnv, LogProbReduction, SamplerConfig, SamplerKind, Scheduler};
+use bench_envs::{
+    Denoiser, DiffusionEnv, DiffusionModel, Environment, LogProbReduction, SamplerConfig,
+    SamplerKind, Scheduler,
+};
 use bench_models::GaussianMixture;
+use burn::module::AutodiffModule;
 
 type B = Autodiff<Flex>;
 
@@ -142,6 +146,8 @@ fn exact_mixture_eps_is_the_scaled_score_of_the_noised_mixture() {
     }
 }
 
+/// The untrained policy is the base model; CFG combines its branches linearly; and the
+/// inference twin of the model computes bit for bit what the training model does.
 #[test]
 fn untrained_policy_is_the_base_model_exactly_and_cfg_combines_linearly() {
     let env = Toy2d::<B>::new(
@@ -161,11 +167,20 @@ fn untrained_policy_is_the_base_model_exactly_and_cfg_combines_linearly() {
     );
     let steps = [5usize, 40];
     let prompts = [0usize, 1];
-    let p = to_vec(env.eps(Denoiser::Policy(&policy), x.clone(), &steps, &prompts));
-    let b = to_vec(env.eps(Denoiser::Base, x.clone(), &steps, &prompts));
+    let model = env.train();
+    let p = to_vec(model.eps(Denoiser::Policy(&policy), x.clone(), &steps, &prompts));
+    let b = to_vec(model.eps(Denoiser::Base, x.clone(), &steps, &prompts));
     assert_eq!(p, b);
-    let c = to_vec(env.eps_unguided(Denoiser::Base, x.clone(), &steps, Some(&prompts)));
-    let u = to_vec(env.eps_unguided(Denoiser::Base, x, &steps, None));
+    let inner = policy.valid();
+    let twin = env.infer().eps(
+        Denoiser::Policy(&inner),
+        x.clone().inner(),
+        &steps,
+        &prompts,
+    );
+    assert_eq!(to_vec(Tensor::from_inner(twin)), p);
+    let c = to_vec(model.eps_unguided(Denoiser::Base, x.clone(), &steps, Some(&prompts)));
+    let u = to_vec(model.eps_unguided(Denoiser::Base, x, &steps, None));
     for i in 0..4 {
         assert!((b[i] - (u[i] + 3.0 * (c[i] - u[i]))).abs() < 1e-5);
     }

@@ -3,24 +3,20 @@
 
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::reward::Reward;
+use crate::reward::TensorReward;
 
 /// r(image) = mean over channels and pixels.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Brightness;
 
-impl<B: Backend> Reward<B> for Brightness {
+impl TensorReward for Brightness {
     fn name(&self) -> &str {
         "brightness"
     }
 
-    fn score(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
+    fn score<B: Backend>(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
         let [n, c, h, w] = images.dims();
         images.reshape([n, c * h * w]).mean_dim(1).reshape([n])
-    }
-
-    fn differentiable(&self) -> bool {
-        true
     }
 }
 
@@ -46,7 +42,8 @@ mod tests {
             r.clone().into_data().to_vec::<f32>().unwrap(),
             vec![0.5, 0.2]
         );
-        let g = crate::image_gradient(&Brightness, images, &["a".into(), "b".into()]).unwrap();
+        let reward: &dyn crate::Reward<B> = &crate::OnAnyBackend(Brightness);
+        let g = crate::image_gradient(reward, images, &["a".into(), "b".into()]).unwrap();
         assert!(g.into_data().iter::<f32>().all(|v| (v - 0.25).abs() < 1e-7));
     }
 }

@@ -2,19 +2,31 @@
 
 pub mod brightness;
 
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::AutodiffBackend;
 
-use crate::registry::RewardRegistry;
+use bench_core::{BuildContext, NoParams, SampleKind};
+
+use crate::registry::{RewardEntry, RewardPlugin, RewardRegistry};
+use crate::reward::{OnAnyBackend, Reward};
 
 pub use brightness::Brightness;
 
-pub(crate) fn register<B: Backend>(registry: &mut RewardRegistry<B>) {
+impl RewardPlugin for Brightness {
+    type Params = NoParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        _params: &NoParams,
+        _cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(OnAnyBackend(Brightness)))
+    }
+}
+
+pub(crate) fn register<B: AutodiffBackend>(registry: &mut RewardRegistry<B>) {
     registry.register(
         "brightness",
         "images: mean pixel value in [0, 1] (differentiable; a test reward with no weights)",
-        |p| {
-            crate::registry::params::<()>(p)?;
-            Ok(Box::new(Brightness))
-        },
+        RewardEntry::of::<Brightness>(),
     );
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_models::{Component, GaussianMixture, Point};
 
-use crate::reward::{Reward, ToyReward};
+use crate::reward::{TensorReward, ToyReward};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,12 +39,12 @@ impl Bump {
     }
 }
 
-impl<B: Backend> Reward<B> for Bump {
+impl TensorReward for Bump {
     fn name(&self) -> &str {
         "bump"
     }
 
-    fn score(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
+    fn score<B: Backend>(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
         let x = super::points(images);
         let n = x.dims()[0];
         let c = [self.config.centre[0] as f32, self.config.centre[1] as f32];
@@ -55,10 +55,6 @@ impl<B: Backend> Reward<B> for Bump {
             .sum_dim(1)
             .mul_scalar(-0.5 / w2)
             .reshape([n])
-    }
-
-    fn differentiable(&self) -> bool {
-        true
     }
 
     fn as_toy(&self) -> Option<&dyn ToyReward> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_models::{Component, GaussianMixture, Point};
 
-use crate::reward::{Reward, ToyReward};
+use crate::reward::{TensorReward, ToyReward};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,12 +50,12 @@ impl MixtureDensity {
     }
 }
 
-impl<B: Backend> Reward<B> for MixtureDensity {
+impl TensorReward for MixtureDensity {
     fn name(&self) -> &str {
         "mixture"
     }
 
-    fn score(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
+    fn score<B: Backend>(&self, images: Tensor<B, 4>, _prompts: &[String]) -> Tensor<B, 1> {
         let x = super::points(images);
         let n = x.dims()[0];
         let comps = self.mixture.components();
@@ -81,10 +81,6 @@ impl<B: Backend> Reward<B> for MixtureDensity {
         // log-sum-exp, stabilised by the (detached) row maximum.
         let max = logits.clone().max_dim(1).detach();
         ((logits - max.clone()).exp().sum_dim(1).log() + max).reshape([n])
-    }
-
-    fn differentiable(&self) -> bool {
-        true
     }
 
     fn as_toy(&self) -> Option<&dyn ToyReward> {

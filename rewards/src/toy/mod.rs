@@ -5,25 +5,55 @@ pub mod grid;
 pub mod mixture_density;
 pub mod target;
 
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Tensor,
+};
 
-use crate::registry::RewardRegistry;
+use bench_core::{BuildContext, SampleKind};
 
-pub use bump::Bump;
+use crate::registry::{RewardEntry, RewardPlugin, RewardRegistry};
+use crate::reward::{OnAnyBackend, Reward};
+
+pub use bump::{Bump, BumpConfig};
 pub use grid::GridDensity;
-pub use mixture_density::MixtureDensity;
-pub use target::{ExactTarget, TargetKind};
+pub use mixture_density::{MixtureConfig, MixtureDensity};
+pub use target::{ExactTarget, TargetKind, TargetSpec};
 
-pub(crate) fn register<B: Backend>(registry: &mut RewardRegistry<B>) {
+impl RewardPlugin for Bump {
+    type Params = BumpConfig;
+    const SAMPLES: SampleKind = SampleKind::Points2d;
+
+    fn build<B: AutodiffBackend>(
+        params: &BumpConfig,
+        _cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(OnAnyBackend(Bump::new(params.clone())?)))
+    }
+}
+
+impl RewardPlugin for MixtureDensity {
+    type Params = MixtureConfig;
+    const SAMPLES: SampleKind = SampleKind::Points2d;
+
+    fn build<B: AutodiffBackend>(
+        params: &MixtureConfig,
+        _cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(OnAnyBackend(MixtureDensity::new(params.clone())?)))
+    }
+}
+
+pub(crate) fn register<B: AutodiffBackend>(registry: &mut RewardRegistry<B>) {
     registry.register(
         "bump",
         "toy2d: r(x) = −‖x − centre‖²/(2·width²), a Gaussian bump in log space",
-        |p| Ok(Box::new(Bump::new(crate::registry::params(p)?)?)),
+        RewardEntry::of::<Bump>(),
     );
     registry.register(
         "mixture",
         "toy2d: r(x) = log Σ_j π_j N(x; m_j, σ_j²), a multi-modal density",
-        |p| Ok(Box::new(MixtureDensity::new(crate::registry::params(p)?)?)),
+        RewardEntry::of::<MixtureDensity>(),
     );
 }
 

@@ -21,6 +21,15 @@ pub enum TargetKind {
     Tilted,
 }
 
+/// The exact distribution an objective converges to on the toy, if it has one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetSpec {
+    pub kind: TargetKind,
+    /// The exponent on the reward in terms of true log-densities: β, times the number of
+    /// dimensions when log-probabilities are averaged rather than summed.
+    pub beta: f64,
+}
+
 #[derive(Clone, Debug)]
 pub struct ExactTarget {
     closed_form: Option<GaussianMixture>,

@@ -1,0 +1,136 @@
+//! What one `bench` process shares among its runs: the device, the networks loaded so far (an
+//! SD pipeline per model, reward and metric networks) and the environments built, one per
+//! distinct (environment, sampler) configuration.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bench_core::{BuildContext, NetworkCache};
+use bench_envs::sd::{SdEnv, SdPipeline};
+use bench_envs::toy2d::Toy2d;
+
+use crate::backend::{Backend, Device, Inner};
+use crate::run_config::{EnvConfig, RunConfig};
+
+pub struct Resources {
+    pub device: Device,
+    pub networks: NetworkCache,
+    toy: Mutex<HashMap<String, Arc<Toy2d<Backend>>>>,
+    sd: Mutex<HashMap<String, Arc<SdEnv<Backend>>>>,
+}
+
+fn cached<E>(
+    cache: &Mutex<HashMap<String, Arc<E>>>,
+    run: &RunConfig,
+    build: impl FnOnce() -> Result<E, String>,
+) -> Result<Arc<E>, String> {
+    let key = ron::to_string(&(&run.env, &run.sampler)).expect("configs serialise");
+    let mut map = cache
+        .lock()
+        .map_err(|_| "environment cache poisoned by a panic".to_string())?;
+    if let Some(env) = map.get(&key) {
+        return Ok(env.clone());
+    }
+    let env = Arc::new(build()?);
+    map.insert(key, env.clone());
+    Ok(env)
+}
+
+impl Resources {
+    pub fn new(device: Device) -> Self {
+        Self {
+            device,
+            networks: NetworkCache::default(),
+            toy: Mutex::default(),
+            sd: Mutex::default(),
+        }
+    }
+
+    /// What plugin factories get.
+    pub fn build_context(&self) -> BuildContext<'_, Backend> {
+        BuildContext {
+            device: self.device.clone(),
+            cache: &self.networks,
+        }
+    }
+
+    /// The same for plugins on the inference backend (metrics).
+    pub fn inference_context(&self) -> BuildContext<'_, Inner> {
+        BuildContext {
+            device: self.device.clone(),
+            cache: &self.networks,
+        }
+    }
+
+    /// The toy of a toy run.
+    ///
+    /// # Errors
+    /// Invalid environment or sampler settings, or a run on another environment.
+    pub fn toy(&self, run: &RunConfig) -> Result<Arc<Toy2d<Backend>>, String> {
+        match &run.env {
+            EnvConfig::Toy2d(c) => cached(&self.toy, run, || {
+                Toy2d::new(c.clone(), run.sampler.clone(), self.device.clone())
+            }),
+            EnvConfig::Sd(_) => Err("not a toy2d run".into()),
+        }
+    }
+
+    /// The SD environment of an SD run: its model's pipeline is loaded once per process,
+    /// whatever the samplers of the runs that use it.
+    ///
+    /// # Errors
+    /// Missing weights (naming files and where to get them), bad settings, or another env.
+    pub fn sd(&self, run: &RunConfig) -> Result<Arc<SdEnv<Backend>>, String> {
+        match &run.env {
+            EnvConfig::Sd(c) => cached(&self.sd, run, || {
+                let pipeline = self
+                    .sd_pipeline(&c.model)
+                    .map_err(|e| format!("env.model: {e}"))?;
+                SdEnv::new(
+                    c.clone(),
+                    run.sampler.clone(),
+                    pipeline,
+                    self.device.clone(),
+                )
+            }),
+            EnvConfig::Toy2d(_) => Err("not an sd run".into()),
+        }
+    }
+
+    /// The pipeline of an SD model, loaded on first use.
+    ///
+    /// # Errors
+    /// As [`SdPipeline::load`].
+    pub fn sd_pipeline(&self, model: &std::path::Path) -> Result<Arc<SdPipeline<Inner>>, String> {
+        let key = format!(
+            "sd-pipeline:{}",
+            std::fs::canonicalize(model)
+                .unwrap_or_else(|_| model.to_path_buf())
+                .display()
+        );
+        self.networks
+            .get_or_load(&key, || SdPipeline::load(model, &self.device))
+    }
+}
+
+/// Calls `$body` with `$env` bound to the run's environment (an `Arc` of its concrete type),
+/// so that generic code serves every environment; errors are prefixed with `$file`.
+macro_rules! with_env {
+    ($run:expr, $resources:expr, $file:expr, |$env:ident| $body:expr) => {
+        match &$run.env {
+            $crate::run_config::EnvConfig::Toy2d(_) => {
+                let $env = $resources
+                    .toy($run)
+                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
+                $body
+            }
+            $crate::run_config::EnvConfig::Sd(_) => {
+                let $env = $resources
+                    .sd($run)
+                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_env;

@@ -1,0 +1,117 @@
+//! `exact_target` on the toy: how close each prompt's samples are to exact samples of the
+//! run's target distribution (MMD²), which of the target's modes they cover, and the total
+//! variation between their mode weights and the target's; averaged over prompts (modes summed).
+
+use burn::tensor::backend::Backend;
+use rand::rngs::StdRng;
+
+use bench_core::{NoParams, SampleKind};
+use bench_models::Point;
+use bench_rewards::toy::ExactTarget;
+
+use crate::metric::{EvalContext, Metric, MetricSetup, SampleBatch, Scalars};
+use crate::mmd::{mmd2_unbiased, DEFAULT_BANDWIDTHS};
+use crate::modes::{mode_fractions, ModeReport};
+use crate::points::to_points;
+use crate::registry::MetricPlugin;
+
+/// MMD² and mode report of samples against a target (with as many exact samples).
+pub fn compare_with_target(
+    samples: &[Point],
+    target: &ExactTarget,
+    rng: &mut StdRng,
+) -> (f64, ModeReport) {
+    let exact = target.sample(samples.len(), rng);
+    let mmd2 = mmd2_unbiased(samples, &exact, &DEFAULT_BANDWIDTHS);
+    let report = ModeReport::new(
+        &mode_fractions(samples, target.modes()),
+        target.mode_weights(),
+    );
+    (mmd2, report)
+}
+
+pub struct ExactTargetMetric {
+    /// One exact target per prompt; none when the run has no target (nothing is reported).
+    targets: Option<Vec<ExactTarget>>,
+    current: Vec<Point>,
+    mmds: Vec<f64>,
+    tvs: Vec<f64>,
+    covered: usize,
+    modes: usize,
+}
+
+impl MetricPlugin for ExactTargetMetric {
+    type Params = NoParams;
+    const READS: &'static [SampleKind] = &[SampleKind::Points2d];
+
+    fn build<B: Backend>(
+        _params: &NoParams,
+        setup: &MetricSetup<'_, B>,
+    ) -> Result<Box<dyn Metric<B>>, String> {
+        let targets = match (setup.target, setup.toy_reward) {
+            (Some(spec), Some(toy)) => Some(
+                (0..setup.env.prompts().len())
+                    .map(|p| {
+                        let base = setup.env.exact_base(p).ok_or_else(|| {
+                            "exact_target needs an environment whose base model is known exactly \
+                             (toy2d)"
+                                .to_string()
+                        })?;
+                        Ok(ExactTarget::new(spec.kind, &base, toy, spec.beta))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+            ),
+            _ => None,
+        };
+        Ok(Box::new(Self {
+            targets,
+            current: vec![],
+            mmds: vec![],
+            tvs: vec![],
+            covered: 0,
+            modes: 0,
+        }))
+    }
+}
+
+impl<B: Backend> Metric<B> for ExactTargetMetric {
+    fn update(
+        &mut self,
+        batch: &SampleBatch<'_, B>,
+        _cx: &mut EvalContext<'_>,
+    ) -> Result<(), String> {
+        if self.targets.is_some() {
+            self.current.extend(to_points(batch.samples));
+        }
+        Ok(())
+    }
+
+    fn end_prompt(&mut self, prompt: usize, cx: &mut EvalContext<'_>) -> Result<(), String> {
+        if let Some(targets) = &self.targets {
+            let samples = std::mem::take(&mut self.current);
+            let (mmd2, report) = compare_with_target(&samples, &targets[prompt], cx.rng);
+            self.mmds.push(mmd2);
+            self.tvs.push(report.total_variation);
+            self.covered += report.covered;
+            self.modes += report.target_modes;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _cx: &mut EvalContext<'_>) -> Result<Scalars, String> {
+        if self.mmds.is_empty() {
+            return Ok(vec![]);
+        }
+        let mean = bench_core::stats::mean;
+        let out = vec![
+            ("mmd2".into(), mean(&self.mmds)),
+            ("modes_covered".into(), self.covered as f64),
+            ("modes_total".into(), self.modes as f64),
+            ("mode_tv".into(), mean(&self.tvs)),
+        ];
+        self.mmds.clear();
+        self.tvs.clear();
+        (self.covered, self.modes) = (0, 0);
+        Ok(out)
+    }
+}

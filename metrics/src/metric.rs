@@ -1,0 +1,97 @@
+//! The metric trait, in the shape of burn-train's metrics: `update` on each batch of an
+//! evaluation's samples, `finish` to named scalars.
+//!
+//! An evaluation streams its samples prompt by prompt, in batches the environment chooses, so
+//! that its memory does not grow with the number of samples; a metric keeps only what it needs
+//! (a running sum, a capped set of images, one prompt's 2-D points). What a metric keeps across
+//! evaluations — the base model's features, say — goes in its state directory inside the run,
+//! where a resumed run finds it again.
+
+use std::path::Path;
+
+use burn::tensor::{backend::Backend, Tensor};
+use rand::rngs::StdRng;
+
+use bench_core::BuildContext;
+use bench_envs::EnvInfo;
+use bench_rewards::toy::TargetSpec;
+use bench_rewards::ToyReward;
+
+/// Named scalars, in a stable order.
+pub type Scalars = Vec<(String, f64)>;
+
+/// A batch of one prompt's evaluation samples.
+pub struct SampleBatch<'a, B: Backend> {
+    /// The prompt's index among the environment's prompts, and its text.
+    pub prompt: usize,
+    pub prompt_text: &'a str,
+    /// Index of the batch's first sample among this prompt's.
+    pub first: usize,
+    /// What the reward scored: images `[N, C, H, W]` in [0, 1], or the toy's points
+    /// `[N, 2, 1, 1]`.
+    pub samples: &'a Tensor<B, 4>,
+    /// The reward of each sample.
+    pub rewards: &'a [f64],
+    /// The base model's samples from the same initial noise, when a metric asked for them.
+    pub base: Option<&'a Tensor<B, 4>>,
+}
+
+/// What an evaluation gives a metric besides its samples.
+pub struct EvalContext<'a> {
+    /// Epochs trained before this evaluation (0: the untrained policy, i.e. the base model).
+    pub epoch: usize,
+    /// The evaluation's RNG: metrics that draw (exact target samples) draw from it in
+    /// evaluation order, so an evaluation replays exactly from its seed.
+    pub rng: &'a mut StdRng,
+    /// This metric's directory in the run (`<run>/metrics/<name>/`), created on demand.
+    pub state_dir: &'a Path,
+    /// Where evaluation artifacts go (`<run>/samples/`).
+    pub samples_dir: &'a Path,
+}
+
+/// An evaluation metric on backend `B` (the inference backend).
+pub trait Metric<B: Backend>: Send {
+    /// Whether the evaluation should also sample the base model, from the same noise, and pass
+    /// those samples in [`SampleBatch::base`]. Asked before each evaluation, so a metric that
+    /// keeps what it needs of the base model in its state directory can stop asking.
+    fn wants_base_samples(&self) -> bool {
+        false
+    }
+
+    /// Takes one batch.
+    ///
+    /// # Errors
+    /// A failure that should stop the run (unreadable state, an I/O error).
+    fn update(
+        &mut self,
+        batch: &SampleBatch<'_, B>,
+        cx: &mut EvalContext<'_>,
+    ) -> Result<(), String>;
+
+    /// Every sample of `prompt` has been seen (metrics computed per prompt finish it here).
+    ///
+    /// # Errors
+    /// As [`Metric::update`].
+    fn end_prompt(&mut self, _prompt: usize, _cx: &mut EvalContext<'_>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The evaluation's scalars (none for a metric that only writes artifacts); the metric is
+    /// then ready for the next evaluation.
+    ///
+    /// # Errors
+    /// As [`Metric::update`].
+    fn finish(&mut self, cx: &mut EvalContext<'_>) -> Result<Scalars, String>;
+}
+
+/// What a metric's factory knows of the run it serves.
+pub struct MetricSetup<'a, B: Backend> {
+    pub build: BuildContext<'a, B>,
+    pub env: &'a dyn EnvInfo,
+    /// The run's reward by name, and its closed form on the toy.
+    pub reward: &'a str,
+    pub toy_reward: Option<&'a dyn ToyReward>,
+    /// The exact distribution to compare with, if the run has one: the objective's own
+    /// target, or the sweep's `eval.target` for objectives without one.
+    pub target: Option<TargetSpec>,
+}
