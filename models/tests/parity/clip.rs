@@ -12,11 +12,14 @@ use serde_json::Value;
 
 type B = Flex;
 
-/// The real CLIP vocabulary is committed gzipped; unpacked it is a diffusers `tokenizer/` folder.
+/// The real CLIP vocabulary is committed gzipped (in the models crate, which embeds it); unpacked
+/// it is a diffusers `tokenizer/` folder.
 fn real_tokenizer() -> (ClipTokenizer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     for name in ["vocab.json", "merges.txt"] {
-        let gz = std::fs::File::open(fixture(&format!("clip_tokenizer/{name}.gz"))).unwrap();
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/clip/{name}.gz"));
+        let gz = std::fs::File::open(path).unwrap();
         let mut text = Vec::new();
         flate2::read::GzDecoder::new(gz)
             .read_to_end(&mut text)
