@@ -28,8 +28,8 @@ use networks::{SdFieldNet, SdStateNet};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SdConfig {
-    /// A diffusers folder of SD v1.x (`model_index.json`, `tokenizer/`, `text_encoder/`,
-    /// `unet/`, `vae/`); `bench doctor --model DIR` checks one.
+    /// SD v1.x: a diffusers folder (`model_index.json`, `tokenizer/`, `text_encoder/`, `unet/`,
+    /// `vae/`) or a single-file `.safetensors` checkpoint; `bench doctor --model PATH` checks one.
     pub model: PathBuf,
     /// Training prompts.
     pub prompts: Vec<String>,
@@ -121,7 +121,7 @@ pub struct SdEnv<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> SdEnv<B> {
-    /// Loads the model folder and encodes the prompts.
+    /// Loads the model (folder or single file) and encodes the prompts.
     ///
     /// # Errors
     /// Missing or mismatched weights (naming the files and where to get SD v1.5), no prompts,
@@ -144,7 +144,7 @@ impl<B: AutodiffBackend> SdEnv<B> {
         device: B::Device,
     ) -> Result<Self, String> {
         let prompts = config.all_prompts()?;
-        let sd = SdComponents::<B>::from_folder(&config.model, &device)
+        let sd = SdComponents::<B>::load(&config.model, &device)
             .map_err(|e| format!("env.model: {e}"))?;
         let cond = encode_prompts(&sd, &prompts, &device);
         let null = encode_prompts(&sd, std::slice::from_ref(&config.negative_prompt), &device);
