@@ -1,10 +1,13 @@
 //! Loading the weights of diffusers/transformers checkpoints (safetensors) into burn modules.
 //!
-//! Every SD component (text encoder, UNet, VAE) loads through [`load_safetensors`], so that a
-//! user with a wrong or incomplete folder gets the same kind of message whichever part is off:
-//! the key, the shape our module expects, the shape found and the file. Module fields are named
-//! after the reference models' keys, so no remapping is needed; burn's PyTorch adapter transposes
-//! linear weights and renames norm parameters, and fp16/bf16 files are widened to f32 on load.
+//! Every SD component (text encoder, UNet, VAE) loads through [`load_safetensors`] or
+//! [`load_mapped`], so that a user with a wrong or incomplete checkpoint gets the same kind of
+//! message whichever part and layout is off: the key, the shape our module expects, the shape
+//! found and the file. Module fields are named after diffusers' and transformers 4's keys, so a
+//! diffusers folder loads without remapping; other layouts (transformers 5's text encoder keys,
+//! single files with the original SD key names) give [`load_mapped`] each module tensor's key in
+//! the file, and their errors name the file's keys. burn's PyTorch adapter transposes linear
+//! weights and renames norm parameters, and fp16/bf16 files are widened to f32 on load.
 
 use std::collections::BTreeMap;
 use std::fmt;
