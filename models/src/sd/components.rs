@@ -86,14 +86,8 @@ impl<B: Backend> SdComponents<B> {
 
     /// Loads `root/{tokenizer,text_encoder,unet,vae}`; `root/model_index.json` must exist, so
     /// that a wrong path fails on the folder, not on its first component.
-    pub fn from_folder(root: &Path, device: &B::Device) -> Result<Self, LoadError> {
-        let index = root.join("model_index.json");
-        if !index.is_file() {
-            return Err(LoadError::MissingFile {
-                what: "diffusers folder (model_index.json)".into(),
-                paths: vec![index],
-            });
-        }
+    fn from_folder(root: &Path, device: &B::Device) -> Result<Self, LoadError> {
+        missing_index(root).map_or(Ok(()), Err)?;
         Ok(Self {
             tokenizer: ClipTokenizer::from_folder(&root.join("tokenizer"))?,
             text_encoder: ClipTextModel::from_folder(&root.join("text_encoder"), device)?,
@@ -185,7 +179,6 @@ pub fn check_model(path: &Path) -> ModelCheck {
 pub fn check_folder(root: &Path) -> Vec<(&'static str, Result<ComponentCheck, LoadError>)> {
     type B = burn::backend::Flex;
     let device = Default::default();
-    let index = root.join("model_index.json");
     let weights = |folder: &str, check: &dyn Fn(&Path) -> Result<FileReport, LoadError>| {
         let folder = root.join(folder);
         let file = component_weights(&folder)?;
@@ -198,14 +191,7 @@ pub fn check_folder(root: &Path) -> Vec<(&'static str, Result<ComponentCheck, Lo
     vec![
         (
             "model_index.json",
-            if index.is_file() {
-                Ok(ComponentCheck::Found)
-            } else {
-                Err(LoadError::MissingFile {
-                    what: "diffusers folder (model_index.json)".into(),
-                    paths: vec![index],
-                })
-            },
+            missing_index(root).map_or(Ok(ComponentCheck::Found), Err),
         ),
         (
             "tokenizer",
@@ -248,4 +234,36 @@ pub fn check_folder(root: &Path) -> Vec<(&'static str, Result<ComponentCheck, Lo
             }),
         ),
     ]
+}
+
+/// The error for a folder without `model_index.json`. A folder that holds `.safetensors` files
+/// instead is most likely a single-file download (`--local-dir` of
+/// `v1-5-pruned-emaonly.safetensors`): the message names them, since the file is what to pass.
+fn missing_index(root: &Path) -> Option<LoadError> {
+    let index = root.join("model_index.json");
+    if index.is_file() {
+        return None;
+    }
+    let mut singles: Vec<String> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "safetensors"))
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
+    singles.sort();
+    let what = if singles.is_empty() {
+        "diffusers folder (model_index.json)".to_string()
+    } else {
+        format!(
+            "diffusers folder (model_index.json; the folder holds {}: a single-file checkpoint is \
+             loaded by giving the file itself)",
+            singles.join(", ")
+        )
+    };
+    Some(LoadError::MissingFile {
+        what,
+        paths: vec![index],
+    })
 }

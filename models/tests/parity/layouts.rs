@@ -519,3 +519,19 @@ fn broken_single_files_are_reported_by_key_and_file() {
         assert!(err.contains(part), "{part} not in {err}");
     }
 }
+
+/// A folder holding a single file instead of a diffusers layout (a `--local-dir` download of
+/// `v1-5-pruned-emaonly.safetensors`) fails on the missing `model_index.json`, naming the file
+/// to pass instead.
+#[test]
+fn a_folder_holding_a_single_file_points_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("v1-5-pruned-emaonly.safetensors");
+    std::fs::copy(fixture(SINGLE), &file).unwrap();
+    let err = SdComponents::<B>::load(tmp.path(), &Default::default())
+        .expect_err("not a diffusers folder")
+        .to_string();
+    let index = tmp.path().join("model_index.json").display().to_string();
+    let file = format!("`{}`", file.display());
+    assert!(err.contains(&index) && err.contains(&file), "{err}");
+}
