@@ -3,10 +3,11 @@
 //!
 //! Built with the `tokenizers` crate from a diffusers `tokenizer/` folder (`vocab.json` +
 //! `merges.txt`), or from the copy of CLIP's vocabulary built into this crate
-//! ([`ClipTokenizer::sd_v1`]) for checkpoints that hold none. The text cleanup follows transformers' slow `CLIPTokenizer` (what diffusers
-//! loads for SD) when `ftfy` is absent: control characters dropped, every whitespace a space,
-//! CJK characters split apart, NFC, lower case. The fast tokenizer differs from it on CJK text
-//! and zero-width characters; the slow one is what SD checkpoints were used with.
+//! ([`ClipTokenizer::sd_v1`]) for checkpoints that hold none. The text cleanup follows
+//! transformers' slow `CLIPTokenizer` (what diffusers loads for SD) when `ftfy` is absent:
+//! control characters dropped, every whitespace a space, CJK characters split apart, NFC, lower
+//! case. The fast tokenizer differs from it on CJK text and zero-width characters; the slow one
+//! is what SD checkpoints were used with.
 
 use std::path::Path;
 
@@ -101,8 +102,8 @@ impl ClipTokenizer {
             .map(|(i, line)| match line.split(' ').collect::<Vec<_>>()[..] {
                 [a, b] => Ok((a.to_string(), b.to_string())),
                 _ => Err(err(&format!(
-                    "merges.txt: line {} is not a merge: {line:?}",
-                    i + 2
+                    "merges.txt: merge {} is not two symbols: {line:?}",
+                    i + 1
                 ))),
             })
             .collect::<Result<Vec<_>, _>>()?;

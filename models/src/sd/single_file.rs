@@ -8,6 +8,11 @@
 //! has in the file, so that a missing or mis-shaped tensor is reported under the name the file
 //! uses. Keys outside the three components (`model_ema.*`, the LDM noise-schedule buffers,
 //! `position_ids`) are ignored; so are the EMA weights, as `from_single_file` does by default.
+//! Some files name the text encoder `cond_stage_model.transformer.embeddings.…`, without
+//! transformers 4's `text_model.` (AUTOMATIC1111 renames those keys on load): they are read as
+//! they are. diffusers 0.31 does not recognise that encoder as part of the file
+//! (`is_clip_model` looks for the `text_model.` key) and fails with `SingleFileComponentError`
+//! ("Weights for this component appear to be missing") unless given a text encoder.
 //!
 //! Configs are read off the tensor shapes where the shapes tell (see [`infer_unet_config`],
 //! [`infer_vae_config`], [`infer_text_config`]); what they cannot tell is SD v1's choice, as
