@@ -3,19 +3,51 @@
 
 use std::path::Path;
 
-use bench_models::sd::components::{check_folder, ComponentCheck};
+use bench_models::sd::components::{check_model, ComponentCheck};
+use bench_models::sd::ModelLayout;
 use bench_models::weights::SD15_SOURCE;
 
-/// Prints the report for a model folder; `Ok(true)` when everything needed is there.
+/// Prints the report for a model (diffusers folder or single file); `Ok(true)` when everything
+/// needed is there.
 ///
 /// # Errors
 /// Never for a bad folder (that is the report's business); kept for symmetry with the CLI.
 pub fn doctor(model: &Path) -> Result<bool, String> {
-    println!("model folder: {}", model.display());
+    let check = check_model(model);
+    let layout = match check.layout {
+        Some(ModelLayout::DiffusersFolder) => "diffusers folder",
+        Some(ModelLayout::SingleFile) => "single-file checkpoint, original SD key names",
+        None => "not loadable",
+    };
+    println!("model: {} ({layout})", model.display());
     let mut ok = true;
-    for (part, check) in check_folder(model) {
+    for (part, check) in check.parts {
         match check {
             Ok(ComponentCheck::Found) => println!("  ok       {part}"),
+            Ok(ComponentCheck::BuiltIn(what)) => println!("  ok       {part}: {what}"),
+            Ok(ComponentCheck::InFile(p)) if p.report.problems.is_empty() => println!(
+                "  ok       {part}: `{}*` ({}; {}, {} tensors, {} parameters)",
+                p.prefix,
+                p.config,
+                p.report.dtypes.join("/"),
+                p.report.tensors,
+                p.report.parameters
+            ),
+            Ok(ComponentCheck::InFile(p)) => {
+                ok = false;
+                println!(
+                    "  MISFIT   {part}: `{}*` ({}) has {} tensor(s) that do not fit:",
+                    p.prefix,
+                    p.config,
+                    p.report.problems.len()
+                );
+                for problem in p.report.problems.iter().take(10) {
+                    println!("             {problem}");
+                }
+                if p.report.problems.len() > 10 {
+                    println!("             … and {} more", p.report.problems.len() - 10);
+                }
+            }
             Ok(ComponentCheck::Weights(report)) if report.problems.is_empty() => println!(
                 "  ok       {part}: {} ({}, {} tensors, {} parameters)",
                 report.file.display(),
@@ -48,6 +80,14 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
                 println!("  MISSING  {part}: {short}");
             }
         }
+    }
+    if !check.ignored.is_empty() {
+        let groups: Vec<String> = check
+            .ignored
+            .iter()
+            .map(|(group, n)| format!("{group} ({n})"))
+            .collect();
+        println!("  ignored  tensors of no component: {}", groups.join(", "));
     }
     println!(
         "backend: burn 0.21 CPU (flex), {} threads; GPU (cuda): not built into this binary",

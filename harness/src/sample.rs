@@ -38,7 +38,7 @@ pub enum SamplerChoice {
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// A diffusers folder of SD v1.x (see `bench doctor`).
+    /// SD v1.x: a diffusers folder or a single-file .safetensors checkpoint (see `bench doctor`).
     #[arg(long, default_value = "sd-v1-5")]
     pub model: PathBuf,
     /// The prompt (repeat for several).
@@ -200,8 +200,13 @@ fn progress(quiet: bool, total: usize) -> ProgressBar {
 
 /// The timestep spacing DPM-Solver takes from the folder's scheduler config, as diffusers'
 /// `DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)` does ("linspace" when the
-/// config names none, as SD v1.4's).
+/// config names none, as SD v1.4's). A single-file checkpoint has no scheduler config: diffusers'
+/// `from_single_file` then uses SD v1.5's repository config, whose PNDM scheduler names no
+/// spacing either, so "linspace" too (tools/fixtures/make_sd_tiny.py checks this on diffusers).
 fn folder_spacing(model: &Path) -> Result<TimestepSpacing, String> {
+    if model.is_file() {
+        return Ok(TimestepSpacing::Linspace);
+    }
     let path = model.join("scheduler/scheduler_config.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(TimestepSpacing::Linspace);

@@ -1,11 +1,15 @@
 //! Loading the weights of diffusers/transformers checkpoints (safetensors) into burn modules.
 //!
-//! Every SD component (text encoder, UNet, VAE) loads through [`load_safetensors`], so that a
-//! user with a wrong or incomplete folder gets the same kind of message whichever part is off:
-//! the key, the shape our module expects, the shape found and the file. Module fields are named
-//! after the reference models' keys, so no remapping is needed; burn's PyTorch adapter transposes
-//! linear weights and renames norm parameters, and fp16/bf16 files are widened to f32 on load.
+//! Every SD component (text encoder, UNet, VAE) loads through [`load_safetensors`] or
+//! [`load_mapped`], so that a user with a wrong or incomplete checkpoint gets the same kind of
+//! message whichever part and layout is off: the key, the shape our module expects, the shape
+//! found and the file. Module fields are named after diffusers' and transformers 4's keys, so a
+//! diffusers folder loads without remapping; other layouts (transformers 5's text encoder keys,
+//! single files with the original SD key names) give [`load_mapped`] each module tensor's key in
+//! the file, and their errors name the file's keys. burn's PyTorch adapter transposes linear
+//! weights and renames norm parameters, and fp16/bf16 files are widened to f32 on load.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -19,14 +23,18 @@ use burn::tensor::{DType, Tensor};
 use serde::de::DeserializeOwned;
 use std::rc::Rc;
 
-/// Where users get the weights this loader reads.
+/// Where users get the weights this loader reads: SD v1.5's diffusers folder, or its single
+/// file (original CompVis key names, what most SD v1.x downloads are).
 pub const SD15_SOURCE: &str =
     "the diffusers folder of `stable-diffusion-v1-5/stable-diffusion-v1-5` \
 on Hugging Face (https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5), e.g. \
 `huggingface-cli download stable-diffusion-v1-5/stable-diffusion-v1-5 model_index.json \
 scheduler/scheduler_config.json tokenizer/vocab.json tokenizer/merges.txt text_encoder/config.json \
 text_encoder/model.safetensors unet/config.json unet/diffusion_pytorch_model.safetensors \
-vae/config.json vae/diffusion_pytorch_model.safetensors --local-dir sd-v1-5`";
+vae/config.json vae/diffusion_pytorch_model.safetensors --local-dir sd-v1-5`, or the single file \
+`v1-5-pruned-emaonly.safetensors` of the same repository \
+(`huggingface-cli download stable-diffusion-v1-5/stable-diffusion-v1-5 \
+v1-5-pruned-emaonly.safetensors --local-dir .`, then `--model v1-5-pruned-emaonly.safetensors`)";
 
 /// One tensor that does not fit the module (names and shapes in the file's PyTorch layout).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +72,9 @@ pub enum LoadError {
     MissingFile { what: String, paths: Vec<PathBuf> },
     #[error("cannot read `{}`: {message}", path.display())]
     Read { path: PathBuf, message: String },
+    /// A file that reads but is not (all of) an SD v1 checkpoint in a layout this loader knows.
+    #[error("`{}`: {message}", path.display())]
+    Layout { path: PathBuf, message: String },
     #[error("`{}` does not fit the model ({} tensor(s)):\n  {}", file.display(), problems.len(),
         problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
     Tensors {
@@ -90,24 +101,89 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
     })
 }
 
-/// The weights file of a diffusers component folder (`unet/`, `vae/`, `text_encoder/`): diffusers
-/// names it `diffusion_pytorch_model.safetensors`, transformers `model.safetensors`; the `.fp16`
-/// variants are taken when they are all there is.
+/// The weights file names a diffusers component folder may hold, in order of preference:
+/// transformers names it `model.safetensors`, diffusers `diffusion_pytorch_model.safetensors`;
+/// `variant="fp16"` saves add `.fp16` before the extension.
+pub const WEIGHT_FILE_NAMES: [&str; 4] = [
+    "model.safetensors",
+    "diffusion_pytorch_model.safetensors",
+    "model.fp16.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+];
+
+/// The weights file of a diffusers component folder (`unet/`, `vae/`, `text_encoder/`): the
+/// full-precision file when there is one (a folder with both keeps the fp16 variant for users
+/// who ask diffusers for it; full precision loses nothing here, where everything runs in f32),
+/// else the fp16 variant.
+///
+/// # Errors
+/// [`LoadError::MissingFile`] naming every accepted path.
 pub fn component_weights(folder: &Path) -> Result<PathBuf, LoadError> {
-    let names = [
-        "model.safetensors",
-        "diffusion_pytorch_model.safetensors",
-        "model.fp16.safetensors",
-        "diffusion_pytorch_model.fp16.safetensors",
-    ];
-    names
+    WEIGHT_FILE_NAMES
         .iter()
         .map(|n| folder.join(n))
         .find(|p| p.is_file())
         .ok_or_else(|| LoadError::MissingFile {
             what: "weights file".into(),
-            paths: names[..2].iter().map(|n| folder.join(n)).collect(),
+            paths: WEIGHT_FILE_NAMES.iter().map(|n| folder.join(n)).collect(),
         })
+}
+
+/// One tensor's entry in a safetensors header.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct TensorInfo {
+    /// As safetensors spells it: `F16`, `F32`, `BF16`, `I64`, …
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
+/// A safetensors file's tensors by key, from its header alone.
+pub type Header = BTreeMap<String, TensorInfo>;
+
+/// Reads the header of a safetensors file (8 bytes of length, then JSON) without touching the
+/// tensor data, so that a 4 GB checkpoint is inspected in microseconds.
+///
+/// # Errors
+/// [`LoadError::MissingFile`] when there is no file, [`LoadError::Read`] when it is not a
+/// safetensors file.
+pub fn read_header(file: &Path) -> Result<Header, LoadError> {
+    use std::io::Read;
+    let read_err = |message: String| LoadError::Read {
+        path: file.to_path_buf(),
+        message,
+    };
+    let mut f = std::fs::File::open(file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::MissingFile {
+            what: "weights file".into(),
+            paths: vec![file.to_path_buf()],
+        },
+        _ => read_err(e.to_string()),
+    })?;
+    let file_len = f.metadata().map_err(|e| read_err(e.to_string()))?.len();
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|_| {
+        read_err("not a safetensors file (shorter than its 8-byte header length)".into())
+    })?;
+    let len = u64::from_le_bytes(len);
+    // safetensors caps headers at 100 MB; a larger "length" means the file is something else.
+    if len > 100_000_000 || len + 8 > file_len {
+        return Err(read_err(format!(
+            "not a safetensors file (header length {len}, file length {file_len})"
+        )));
+    }
+    let mut json = vec![0u8; len as usize];
+    f.read_exact(&mut json)
+        .map_err(|e| read_err(e.to_string()))?;
+    let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&json)
+        .map_err(|e| read_err(format!("not a safetensors file: {e}")))?;
+    raw.remove("__metadata__");
+    raw.into_iter()
+        .map(|(k, v)| {
+            serde_json::from_value(v)
+                .map(|info| (k.clone(), info))
+                .map_err(|e| read_err(format!("tensor `{k}`: {e}")))
+        })
+        .collect()
 }
 
 /// The (key, shape) pairs a module expects from a PyTorch-layout checkpoint, sorted by key.
@@ -264,6 +340,144 @@ pub fn check_safetensors<B: Backend, M: Module<B>>(
         parameters,
         problems,
     })
+}
+
+/// Where one of a module's tensors sits in a file whose keys are not the module's own: its key
+/// there, and whether a linear weight `[out, in]` is stored as the equivalent 1×1 convolution
+/// kernel `[out, in, 1, 1]` (the original SD VAE's attention projections; both are accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileKey {
+    pub key: String,
+    pub conv1x1: bool,
+}
+
+impl FileKey {
+    /// A tensor stored under `key` in the module's own layout.
+    pub fn plain(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            conv1x1: false,
+        }
+    }
+}
+
+/// Compares a module with a file whose keys `map` gives (module key in PyTorch naming → file
+/// key), from the file's `header` only. Problems name the file's keys and shapes, since those
+/// are what a user can look up in the file. `prefix` is the part of the file that belongs to
+/// this module (`""` for a whole file): `tensors` and `dtypes` count only those keys.
+pub fn check_mapped<B: Backend, M: Module<B>>(
+    module: &M,
+    file: &Path,
+    header: &Header,
+    prefix: &str,
+    map: &dyn Fn(&str) -> FileKey,
+) -> FileReport {
+    let expected = expected_tensors(module);
+    let parameters = expected
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    let problems = expected
+        .into_iter()
+        .filter_map(|(key, shape)| {
+            let to = map(&key);
+            let stored = if to.conv1x1 && shape.len() == 2 {
+                vec![shape[0], shape[1], 1, 1]
+            } else {
+                shape.clone()
+            };
+            match header.get(&to.key) {
+                None => Some(TensorProblem::Missing {
+                    key: to.key,
+                    expected: stored,
+                }),
+                Some(info) if info.shape == stored || info.shape == shape => None,
+                Some(info) => Some(TensorProblem::Shape {
+                    key: to.key,
+                    expected: stored,
+                    found: info.shape.clone(),
+                }),
+            }
+        })
+        .collect();
+    let mine: Vec<&TensorInfo> = header
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| v)
+        .collect();
+    let mut dtypes: Vec<String> = mine.iter().map(|i| i.dtype.clone()).collect();
+    dtypes.sort();
+    dtypes.dedup();
+    FileReport {
+        file: file.to_path_buf(),
+        dtypes,
+        tensors: mine.len(),
+        parameters,
+        problems,
+    }
+}
+
+/// Loads `module` from a file whose keys `map` gives (see [`check_mapped`]), checking every
+/// tensor first; other keys of the file are ignored. fp16/bf16 tensors are widened to f32 and 1×1
+/// convolution kernels standing for linear weights are reshaped, as the data is read.
+///
+/// # Errors
+/// [`LoadError::Tensors`] naming every missing or mis-shaped tensor by its key in the file;
+/// [`LoadError::Read`] for an unreadable file.
+pub fn load_mapped<B: Backend, M: Module<B>>(
+    mut module: M,
+    file: &Path,
+    map: &dyn Fn(&str) -> FileKey,
+) -> Result<M, LoadError> {
+    let read_err = |e: &dyn fmt::Display| LoadError::Read {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    };
+    let header = read_header(file)?;
+    let report = check_mapped(&module, file, &header, "", map);
+    if !report.problems.is_empty() {
+        return Err(LoadError::Tensors {
+            file: file.to_path_buf(),
+            problems: report.problems,
+        });
+    }
+    let mut store = SafetensorsStore::from_file(file);
+    let found = store.get_all_snapshots().map_err(|e| read_err(&e))?;
+    let snapshots = expected_tensors(&module)
+        .into_iter()
+        .map(|(key, shape)| {
+            let to = map(&key);
+            let stored = &found[&to.key];
+            let path: Vec<String> = key.split('.').map(String::from).collect();
+            let data = stored.clone_data_fn();
+            let reshape = stored.shape.to_vec() != shape;
+            let target = shape.clone();
+            TensorSnapshot::from_closure(
+                Rc::new(move || {
+                    let mut d = data()?;
+                    if reshape {
+                        d.shape = target.clone().into();
+                    }
+                    Ok(d)
+                }),
+                stored.dtype,
+                shape.into(),
+                path,
+                vec![],
+                stored.tensor_id.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let result = module.apply(
+        snapshots,
+        None,
+        Some(Box::new(PyTorchToBurnAdapter.chain(WidenToF32))),
+        false,
+    );
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(read_err(&result));
+    }
+    Ok(module)
 }
 
 /// Widens fp16/bf16/f64 tensors to f32, the dtype of every module here, whatever the module type

@@ -1,4 +1,5 @@
-//! The `bench` binary end to end: CLI, resume, exactness, sampling, tiny SD, convergence.
+//! The `bench` binary end to end: CLI, resume, exactness, sampling, tiny SD, checkpoint layouts,
+//! convergence.
 //!
 //! One test binary per crate: every binary links all of burn, so separate files would each
 //! re-link (and re-monomorphise) it; modules share one link and run in parallel.
@@ -7,6 +8,7 @@ mod cli;
 mod configs;
 mod convergence;
 mod exactness;
+mod layouts;
 mod resume;
 mod sample;
 mod sd_tiny;

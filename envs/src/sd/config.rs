@@ -10,8 +10,8 @@ use bench_models::sd::{AuxNetConfig, LoraConfig};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SdConfig {
-    /// A diffusers folder of SD v1.x (`model_index.json`, `tokenizer/`, `text_encoder/`,
-    /// `unet/`, `vae/`); `bench doctor --model DIR` checks one.
+    /// SD v1.x: a diffusers folder (`model_index.json`, `tokenizer/`, `text_encoder/`, `unet/`,
+    /// `vae/`) or a single-file `.safetensors` checkpoint; `bench doctor --model PATH` checks one.
     pub model: PathBuf,
     /// Training prompts.
     pub prompts: Vec<String>,

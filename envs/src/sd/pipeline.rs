@@ -22,12 +22,13 @@ pub struct SdPipeline<B: Backend> {
 }
 
 impl<B: Backend> SdPipeline<B> {
-    /// Loads a model folder.
+    /// Loads a model: a diffusers folder (fp16 variants, transformers 4 or 5 text encoders) or
+    /// a single-file checkpoint (see [`SdComponents::load`]).
     ///
     /// # Errors
     /// Missing or mismatched weights, naming the files and where to get SD v1.5.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, String> {
-        let sd = SdComponents::<B>::from_folder(path, device).map_err(|e| e.to_string())?;
+        let sd = SdComponents::<B>::load(path, device).map_err(|e| e.to_string())?;
         Ok(Self {
             path: path.to_path_buf(),
             tokenizer: sd.tokenizer,

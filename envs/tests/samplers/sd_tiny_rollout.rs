@@ -19,7 +19,7 @@ const PROMPTS: [&str; 2] = ["a photo of a cat", "an astronaut riding a horse"];
 #[test]
 fn ddim_cfg_rollout_matches_diffusers_pipeline() {
     let device = Default::default();
-    let sd = SdComponents::<B>::from_folder(&fixture("sd_tiny"), &device).unwrap();
+    let sd = SdComponents::<B>::load(&fixture("sd_tiny"), &device).unwrap();
     let scheduler = Scheduler::new(SamplerConfig {
         kind: SamplerKind::Ddim,
         eta: 1.0,

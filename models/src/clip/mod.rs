@@ -3,5 +3,5 @@
 pub mod text_model;
 pub mod tokenizer;
 
-pub use text_model::{ClipActivation, ClipTextConfig, ClipTextModel};
+pub use text_model::{text_encoder_keys, ClipActivation, ClipTextConfig, ClipTextModel};
 pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};

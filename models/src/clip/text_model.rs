@@ -1,9 +1,9 @@
 //! The CLIP text transformer that conditions SD v1 (transformers' `CLIPTextModel`).
 //!
 //! SD v1 uses the full last hidden state `[N, 77, hidden]` after the final layer norm (not the
-//! pooled output) as the UNet's cross-attention context. Fields are named after transformers'
-//! keys (`text_model.encoder.layers.{i}.self_attn.q_proj`, …) so that a checkpoint loads
-//! without remapping.
+//! pooled output) as the UNet's cross-attention context. Fields are named after transformers
+//! 4's keys (`text_model.encoder.layers.{i}.self_attn.q_proj`, …); transformers 5's and SD single
+//! files' layouts are mapped onto them by [`text_encoder_keys`].
 
 use std::path::Path;
 
@@ -17,11 +17,16 @@ use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::Deserialize;
 
 use crate::attention::multi_head_attention;
-use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
+use crate::weights::{
+    component_weights, load_mapped, read_header, read_json, FileKey, Header, LoadError,
+};
 
 /// The fields of transformers' `CLIPTextConfig` (`text_encoder/config.json`) that the forward
-/// pass depends on; other fields are ignored.
+/// pass depends on; other fields are ignored (transformers 5 writes `dtype` where 4 wrote
+/// `torch_dtype`). An absent field means what it means to transformers: `CLIPTextConfig()`'s
+/// default ([`ClipTextConfig::default`]), since a config file need not repeat default values.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct ClipTextConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -30,12 +35,25 @@ pub struct ClipTextConfig {
     pub num_attention_heads: usize,
     pub max_position_embeddings: usize,
     pub hidden_act: ClipActivation,
-    #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
 }
 
-fn default_eps() -> f64 {
-    1e-5
+/// transformers' `CLIPTextConfig()` defaults (the same in 4.46 and 5.24; a fixture test reads
+/// them from transformers 5): CLIP ViT-B/32's text tower, *not* SD v1's ViT-L/14 one
+/// ([`ClipTextConfig::sd15`]).
+impl Default for ClipTextConfig {
+    fn default() -> Self {
+        Self {
+            vocab_size: 49408,
+            hidden_size: 512,
+            intermediate_size: 2048,
+            num_hidden_layers: 12,
+            num_attention_heads: 8,
+            max_position_embeddings: 77,
+            hidden_act: ClipActivation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
 }
 
 /// The MLP activations CLIP text encoders use: OpenAI's CLIP (SD v1) uses QuickGELU.
@@ -171,10 +189,13 @@ pub struct ClipMlp<B: Backend> {
 
 impl<B: Backend> ClipTextModel<B> {
     /// Builds the model from a transformers/diffusers folder (`text_encoder/` with
-    /// `config.json` and `model.safetensors`, fp32 or fp16).
+    /// `config.json` and `model.safetensors` or its fp16 variant), with transformers 4's keys
+    /// or transformers 5's own (see [`text_encoder_keys`]).
     pub fn from_folder(folder: &Path, device: &B::Device) -> Result<Self, LoadError> {
         let config: ClipTextConfig = read_json(&folder.join("config.json"))?;
-        load_safetensors(config.init(device), &component_weights(folder)?)
+        let file = component_weights(folder)?;
+        let keys = text_encoder_keys(&read_header(&file)?, "");
+        load_mapped(config.init(device), &file, &keys)
     }
 
     /// The last hidden state `[N, L, hidden]` (after the final layer norm) for token ids
@@ -196,6 +217,32 @@ impl<B: Backend> ClipTextModel<B> {
             x = x.clone() + layer.mlp.forward(layer.layer_norm2.forward(x));
         }
         m.final_layer_norm.forward(x)
+    }
+}
+
+/// Where the text encoder's tensors (module keys `text_model.…`) are in a file whose CLIP keys
+/// start with `prefix` (`""` in a `text_encoder/` folder, `cond_stage_model.transformer.` in an
+/// SD v1 single file).
+///
+/// transformers 4's `CLIPTextModel` wraps the transformer in a `text_model` submodule, so its
+/// keys read `text_model.embeddings.…`. transformers 5 dropped the wrapper: its state dict (what
+/// `save_pretrained(save_original_format=False)`, PEFT-loaded or offloaded saves and plain
+/// `save_file(model.state_dict())` write) reads `embeddings.…`, although its default
+/// `save_pretrained` still restores transformers 4's keys. Some SD v1 single files likewise come
+/// from transformers versions without the wrapper. The file's own token embedding key tells
+/// which layout it has; an encoder found under neither is reported with transformers 4's keys.
+pub fn text_encoder_keys(header: &Header, prefix: &str) -> impl Fn(&str) -> FileKey {
+    let bare = !header.contains_key(&format!(
+        "{prefix}text_model.embeddings.token_embedding.weight"
+    )) && header.contains_key(&format!("{prefix}embeddings.token_embedding.weight"));
+    let prefix = prefix.to_string();
+    move |key: &str| {
+        let key = if bare {
+            key.strip_prefix("text_model.").unwrap_or(key)
+        } else {
+            key
+        };
+        FileKey::plain(format!("{prefix}{key}"))
     }
 }
 

@@ -2,15 +2,17 @@
 //! first, `<|endoftext|>` last, padded with `<|endoftext|>`.
 //!
 //! Built with the `tokenizers` crate from a diffusers `tokenizer/` folder (`vocab.json` +
-//! `merges.txt`). The text cleanup follows transformers' slow `CLIPTokenizer` (what diffusers
-//! loads for SD) when `ftfy` is absent: control characters dropped, every whitespace a space,
-//! CJK characters split apart, NFC, lower case. The fast tokenizer differs from it on CJK text
-//! and zero-width characters; the slow one is what SD checkpoints were used with.
+//! `merges.txt`), or from the copy of CLIP's vocabulary built into this crate
+//! ([`ClipTokenizer::sd_v1`]) for checkpoints that hold none. The text cleanup follows
+//! transformers' slow `CLIPTokenizer` (what diffusers loads for SD) when `ftfy` is absent:
+//! control characters dropped, every whitespace a space, CJK characters split apart, NFC, lower
+//! case. The fast tokenizer differs from it on CJK text and zero-width characters; the slow one
+//! is what SD checkpoints were used with.
 
 use std::path::Path;
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use tokenizers::models::bpe::BPE;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::{BertNormalizer, Lowercase, Sequence as NormalizerSequence, NFC};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
@@ -46,22 +48,67 @@ impl ClipTokenizer {
     }
 
     pub fn from_files(vocab: &Path, merges: &Path) -> Result<Self, LoadError> {
+        let mut texts = Vec::with_capacity(2);
         for (what, path) in [
             ("tokenizer vocabulary", vocab),
             ("tokenizer merges", merges),
         ] {
-            if !path.is_file() {
-                return Err(LoadError::MissingFile {
+            let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => LoadError::MissingFile {
                     what: what.into(),
                     paths: vec![path.to_path_buf()],
-                });
-            }
+                },
+                _ => LoadError::Read {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                },
+            })?;
+            texts.push(text);
         }
+        Self::from_texts(&texts[0], &texts[1], vocab.parent().unwrap_or(vocab))
+    }
+
+    /// SD v1's tokenizer, built into this crate: the BPE of `openai/clip-vit-large-patch14`
+    /// (CLIP's 49408-token vocabulary and its merges), which every SD v1.x checkpoint was trained
+    /// with and which diffusers' `from_single_file` fetches for one. For checkpoints that hold no
+    /// tokenizer (single files).
+    pub fn sd_v1() -> Self {
+        let unzip = |gz: &[u8]| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut text)
+                .expect("the built-in CLIP vocabulary is valid gzipped UTF-8");
+            text
+        };
+        let vocab = unzip(include_bytes!("../../assets/clip/vocab.json.gz"));
+        let merges = unzip(include_bytes!("../../assets/clip/merges.txt.gz"));
+        Self::from_texts(&vocab, &merges, Path::new("<built-in CLIP tokenizer>"))
+            .expect("the built-in CLIP vocabulary builds a tokenizer")
+    }
+
+    /// From the contents of `vocab.json` and `merges.txt` (read as transformers and the
+    /// `tokenizers` crate read them: the merges file's `#version` line is skipped, every other
+    /// line is one merge of two space-separated symbols). `source` names them in errors.
+    fn from_texts(vocab: &str, merges: &str, source: &Path) -> Result<Self, LoadError> {
         let err = |e: &dyn std::fmt::Display| LoadError::Read {
-            path: vocab.parent().unwrap_or(vocab).to_path_buf(),
+            path: source.to_path_buf(),
             message: e.to_string(),
         };
-        let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
+        let vocab: std::collections::HashMap<String, u32> =
+            serde_json::from_str(vocab).map_err(|e| err(&format!("vocab.json: {e}")))?;
+        let merges = merges
+            .lines()
+            .filter(|l| !l.starts_with("#version"))
+            .enumerate()
+            .map(|(i, line)| match line.split(' ').collect::<Vec<_>>()[..] {
+                [a, b] => Ok((a.to_string(), b.to_string())),
+                _ => Err(err(&format!(
+                    "merges.txt: merge {} is not two symbols: {line:?}",
+                    i + 1
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
             .end_of_word_suffix("</w>".into())
             .unk_token(EOS.into())
             .build()
@@ -115,6 +162,11 @@ impl ClipTokenizer {
         // Special tokens written in a prompt become their ids, as in transformers.
         inner.add_special_tokens(&[AddedToken::from(BOS, true), AddedToken::from(EOS, true)]);
         Ok(Self { inner, bos, eos })
+    }
+
+    /// The number of token ids (49408 for CLIP's vocabulary).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
     }
 
     pub fn bos_id(&self) -> u32 {

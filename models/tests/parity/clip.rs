@@ -12,11 +12,14 @@ use serde_json::Value;
 
 type B = Flex;
 
-/// The real CLIP vocabulary is committed gzipped; unpacked it is a diffusers `tokenizer/` folder.
+/// The real CLIP vocabulary is committed gzipped (in the models crate, which embeds it); unpacked
+/// it is a diffusers `tokenizer/` folder.
 fn real_tokenizer() -> (ClipTokenizer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     for name in ["vocab.json", "merges.txt"] {
-        let gz = std::fs::File::open(fixture(&format!("clip_tokenizer/{name}.gz"))).unwrap();
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/clip/{name}.gz"));
+        let gz = std::fs::File::open(path).unwrap();
         let mut text = Vec::new();
         flate2::read::GzDecoder::new(gz)
             .read_to_end(&mut text)
@@ -26,10 +29,19 @@ fn real_tokenizer() -> (ClipTokenizer, tempfile::TempDir) {
     (ClipTokenizer::from_folder(dir.path()).unwrap(), dir)
 }
 
+/// The built-in tokenizer (what a single-file checkpoint gets) and the same vocabulary read as
+/// a diffusers `tokenizer/` folder both give transformers' ids.
 #[test]
 fn tokenizer_matches_transformers_on_every_fixture_prompt() {
-    let (tok, _dir) = real_tokenizer();
-    assert_eq!((tok.bos_id(), tok.eos_id()), (49406, 49407));
+    let (folder, _dir) = real_tokenizer();
+    for (what, tok) in [("folder", folder), ("built-in", ClipTokenizer::sd_v1())] {
+        assert_eq!((tok.bos_id(), tok.eos_id()), (49406, 49407), "{what}");
+        assert_eq!(tok.vocab_size(), 49408, "{what}");
+        assert_transformers_ids(&tok, what);
+    }
+}
+
+fn assert_transformers_ids(tok: &ClipTokenizer, what: &str) {
     assert_eq!(
         tok.encode("a photo of a cat")[..8],
         [49406, 320, 1125, 539, 320, 2368, 49407, 49407]
@@ -56,7 +68,7 @@ fn tokenizer_matches_transformers_on_every_fixture_prompt() {
             ));
         }
     }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(wrong.is_empty(), "{what}:\n{}", wrong.join("\n"));
 }
 
 fn fixture_prompts(file: &str) -> Vec<String> {

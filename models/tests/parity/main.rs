@@ -7,6 +7,7 @@ mod autodiff;
 mod checkpointing;
 mod clip;
 mod common;
+mod layouts;
 mod lora;
 mod unet;
 mod vae;

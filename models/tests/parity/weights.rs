@@ -119,7 +119,7 @@ fn a_missing_weights_file_names_the_path_and_where_to_get_sd15() {
     );
     let tokenizer =
         bench_models::clip::ClipTokenizer::from_folder(dir.path()).expect_err("no vocab.json");
-    let not_sd = bench_models::sd::SdComponents::<B>::from_folder(dir.path(), &Default::default());
+    let not_sd = bench_models::sd::SdComponents::<B>::load(dir.path(), &Default::default());
     let index = dir.path().join("model_index.json").display().to_string();
     let not_sd = not_sd.expect_err("no model_index.json").to_string();
     assert!(not_sd.contains(&index), "{not_sd}");
