@@ -115,6 +115,78 @@ fn bad_algorithm_parameter_is_named() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("betta") && err.contains("dag_db"), "{err}");
+    assert!(
+        err.contains("sweep.ron:12:75:"),
+        "the position of the field: {err}"
+    );
+    assert!(!wrote);
+}
+
+#[test]
+fn an_option_is_chosen_in_ron_syntax_and_a_bad_choice_is_placed() {
+    let with = |look: &str| {
+        TINY.replace(
+            r#"(name: "ddpo", params: (sample_batch: 8, train_batch: 8)),"#,
+            &format!(r#"(name: "residual_db", params: (sample_batch: 8, look_ahead: {look})),"#),
+        )
+    };
+    let (out, _) = run_text(&with("Bse"));
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("sweep.ron:11:") && err.contains("`Bse`") && err.contains("`Base`"),
+        "{err}"
+    );
+    let (out, _) = run_text(&with("\"Base\""));
+    assert!(stderr(&out).contains("without quotes"), "{}", stderr(&out));
+}
+
+/// A reward or metric that cannot read what the environment produces is refused when the sweep
+/// is planned, at its position, and nothing is written.
+#[test]
+fn samples_of_the_wrong_kind_are_refused_at_plan_time() {
+    let (out, wrote) = run_text(&TINY.replace(r#"(name: "bump")"#, r#"(name: "brightness")"#));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("sweep.ron:14:15:")
+            && err.contains("reward `brightness` scores images")
+            && err.contains("Toy2d produces 2-D points"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked") && !wrote);
+
+    let sd = format!(
+        r#"Sweep(
+    name: "sd",
+    env: Sd((model: "{}", prompts: ["a cat"], resolution: 16)),
+    epochs: 1,
+    algorithms: [(name: "ddpo")],
+    rewards: [(name: "mixture")],
+)"#,
+        crate::support::fixture("sd_tiny").display()
+    );
+    let (out, wrote) = run_text(&sd);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("sweep.ron:6:15:")
+            && err.contains("reward `mixture` scores 2-D points")
+            && err.contains("Sd produces images"),
+        "{err}"
+    );
+    assert!(!wrote);
+
+    let metric = TINY.replace(
+        "target: (kind: Power, beta: 1.0)),",
+        r#"target: (kind: Power, beta: 1.0), metrics: [(name: "image_grid")]),"#,
+    );
+    let (out, wrote) = run_text(&metric);
+    let err = stderr(&out);
+    assert!(
+        err.contains("sweep.ron:8:") && err.contains("metric `image_grid` reads images"),
+        "{err}"
+    );
     assert!(!wrote);
 }
 

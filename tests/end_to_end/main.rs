@@ -9,6 +9,7 @@ mod configs;
 mod convergence;
 mod exactness;
 mod layouts;
+mod plugins_api;
 mod resume;
 mod sample;
 mod sd_tiny;
