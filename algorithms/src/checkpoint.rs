@@ -2,8 +2,9 @@
 //! same module, and small state files as RON.
 //!
 //! Why both: optimizer states are keyed by parameter ids, which only burn's record keeps;
-//! resuming from it continues Adam's moments exactly, while the safetensors file is what other
-//! tools (and a later `--lora` option) read.
+//! resuming from it continues Adam's moments exactly, while the safetensors file is readable by
+//! any tool. (A finished SD run's LoRA is exported separately, in diffusers' key names, under
+//! `policy/`: that is the file `bench sample --lora` and diffusers read.)
 
 use std::path::Path;
 

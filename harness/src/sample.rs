@@ -135,7 +135,7 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     .map_err(|e| format!("--{e}"))?;
     let lora = match &args.lora {
         Some(file) => Some(
-            UNetLora::load(model.unet(), file, args.lora_alpha, &device)
+            UNetLora::load(&model.unet().lora_layout(), file, args.lora_alpha, &device)
                 .map_err(|e| format!("--lora: {e}"))?,
         ),
         None => None,

@@ -137,7 +137,12 @@ impl<B: AutodiffBackend> Environment<B> for SdEnv<B> {
     }
 
     fn init_policy(&self, rng: &mut StdRng) -> UNetLora<B> {
-        UNetLora::new(self.train.unet(), self.config.lora, rng, &self.device)
+        UNetLora::new(
+            &self.train.unet().lora_layout(),
+            self.config.lora,
+            rng,
+            &self.device,
+        )
     }
 
     fn eval_batch(&self) -> usize {

@@ -20,7 +20,6 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::unet::UNet2DConditionModel;
 use crate::weights::{load_safetensors_remapped, LoadError};
 
 /// File name diffusers uses for LoRA weights.
@@ -79,7 +78,31 @@ pub struct LoraBlock<B: Backend> {
     pub attentions: Vec<LoraTransformer<B>>,
 }
 
-/// A LoRA for a whole [`UNet2DConditionModel`], block by block.
+/// The shapes of the attention projections a LoRA adapts, as a UNet reports them
+/// (`UNet2DConditionModel::lora_layout`): per block, per transformer, per transformer block,
+/// its self- and cross-attention. The UNet calls its LoRA; this module knows only these shapes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoraLayout {
+    pub down_blocks: Vec<BlockLayout>,
+    pub mid_block: BlockLayout,
+    pub up_blocks: Vec<BlockLayout>,
+}
+
+/// One UNet block's attention layers: transformers × transformer blocks × (attn1, attn2).
+pub type BlockLayout = Vec<Vec<[AttentionShape; 2]>>;
+
+/// One attention layer's projection widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Width of the queries' input (and of `to_out`'s output).
+    pub query: usize,
+    /// Width of the keys' and values' input (the text context for cross-attention).
+    pub context: usize,
+    /// Width of the projections' output.
+    pub inner: usize,
+}
+
+/// A LoRA for a whole UNet ([`super::UNet2DConditionModel`]), block by block.
 #[derive(Module, Debug)]
 pub struct UNetLora<B: Backend> {
     pub down_blocks: Vec<LoraBlock<B>>,
@@ -125,36 +148,30 @@ impl<B: Backend> LoraPair<B> {
 }
 
 impl<B: Backend> UNetLora<B> {
-    /// A fresh LoRA for `unet`'s attention layers that leaves its output unchanged.
+    /// A fresh LoRA for a UNet's attention layers (`layout`) that leaves its output unchanged.
     pub fn new(
-        unet: &UNet2DConditionModel<B>,
+        layout: &LoraLayout,
         config: LoraConfig,
         rng: &mut impl Rng,
         device: &B::Device,
     ) -> Self {
         let r = config.rank;
-        let mut block = |b: &super::unet::UNetBlock<B>| LoraBlock {
+        let mut block = |b: &BlockLayout| LoraBlock {
             attentions: b
-                .attentions
                 .iter()
                 .map(|t| LoraTransformer {
                     transformer_blocks: t
-                        .transformer_blocks
                         .iter()
-                        .map(|tb| {
-                            let mut attention = |a: &super::unet::Attention<B>| {
-                                let [c_in, c] = a.to_q.weight.shape().dims::<2>();
-                                let kv = a.to_k.weight.shape().dims::<2>()[0];
-                                LoraAttention {
-                                    to_q: LoraPair::new(c_in, c, r, rng, device),
-                                    to_k: LoraPair::new(kv, c, r, rng, device),
-                                    to_v: LoraPair::new(kv, c, r, rng, device),
-                                    to_out: vec![LoraPair::new(c, c_in, r, rng, device)],
-                                }
+                        .map(|[attn1, attn2]| {
+                            let mut attention = |a: &AttentionShape| LoraAttention {
+                                to_q: LoraPair::new(a.query, a.inner, r, rng, device),
+                                to_k: LoraPair::new(a.context, a.inner, r, rng, device),
+                                to_v: LoraPair::new(a.context, a.inner, r, rng, device),
+                                to_out: vec![LoraPair::new(a.inner, a.query, r, rng, device)],
                             };
                             LoraTransformerBlock {
-                                attn1: attention(&tb.attn1),
-                                attn2: attention(&tb.attn2),
+                                attn1: attention(attn1),
+                                attn2: attention(attn2),
                             }
                         })
                         .collect(),
@@ -162,9 +179,9 @@ impl<B: Backend> UNetLora<B> {
                 .collect(),
         };
         Self {
-            down_blocks: unet.down_blocks.iter().map(&mut block).collect(),
-            mid_block: block(&unet.mid_block),
-            up_blocks: unet.up_blocks.iter().map(&mut block).collect(),
+            down_blocks: layout.down_blocks.iter().map(&mut block).collect(),
+            mid_block: block(&layout.mid_block),
+            up_blocks: layout.up_blocks.iter().map(&mut block).collect(),
             config,
         }
     }
@@ -174,10 +191,10 @@ impl<B: Backend> UNetLora<B> {
     }
 
     /// Loads a LoRA file (diffusers, peft or attention-processor names; see the module doc)
-    /// into a LoRA shaped for `unet`. diffusers' files carry no alpha, so the file's update is
+    /// into a LoRA shaped by `layout`. diffusers' files carry no alpha, so the file's update is
     /// taken at scale 1 (`alpha = rank`), as diffusers does; pass `alpha` to override.
     pub fn load(
-        unet: &UNet2DConditionModel<B>,
+        layout: &LoraLayout,
         file: &Path,
         alpha: Option<f64>,
         device: &B::Device,
@@ -188,7 +205,7 @@ impl<B: Backend> UNetLora<B> {
             alpha: alpha.unwrap_or(rank as f64),
         };
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        let lora = Self::new(unet, config, &mut rng, device);
+        let lora = Self::new(layout, config, &mut rng, device);
         load_safetensors_remapped(lora, file, &LOAD_REMAP)
     }
 

@@ -10,6 +10,6 @@ pub mod vae;
 
 pub use aux_nets::{AuxNetConfig, UNetField, UNetFlowHead};
 pub use components::{ModelLayout, SdComponents};
-pub use lora::{LoraConfig, UNetLora, LORA_FILE};
+pub use lora::{AttentionShape, BlockLayout, LoraConfig, LoraLayout, UNetLora, LORA_FILE};
 pub use unet::{UNet2DConditionModel, UNetConfig};
 pub use vae::{AutoencoderKl, DiagonalGaussian, VaeConfig};

@@ -15,7 +15,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::blocks::{conv, group_norm, linear, Downsample2D, ResnetBlock2D, Upsample2D};
-use super::lora::{LoraAttention, LoraBlock, LoraTransformer, UNetLora};
+use super::lora::{
+    AttentionShape, BlockLayout, LoraAttention, LoraBlock, LoraLayout, LoraTransformer, UNetLora,
+};
 use crate::attention::multi_head_attention;
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
@@ -436,7 +438,42 @@ impl<B: Backend> FeedForward<B> {
     }
 }
 
+impl<B: Backend> UNetBlock<B> {
+    fn lora_layout(&self) -> BlockLayout {
+        let shape = |a: &Attention<B>| {
+            let [query, inner] = a.to_q.weight.shape().dims::<2>();
+            AttentionShape {
+                query,
+                context: a.to_k.weight.shape().dims::<2>()[0],
+                inner,
+            }
+        };
+        self.attentions
+            .iter()
+            .map(|t| {
+                t.transformer_blocks
+                    .iter()
+                    .map(|tb| [shape(&tb.attn1), shape(&tb.attn2)])
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 impl<B: Backend> UNet2DConditionModel<B> {
+    /// The shapes of the attention projections a LoRA adapts.
+    pub fn lora_layout(&self) -> LoraLayout {
+        LoraLayout {
+            down_blocks: self
+                .down_blocks
+                .iter()
+                .map(UNetBlock::lora_layout)
+                .collect(),
+            mid_block: self.mid_block.lora_layout(),
+            up_blocks: self.up_blocks.iter().map(UNetBlock::lora_layout).collect(),
+        }
+    }
+
     /// Builds the UNet from a diffusers `unet/` folder (`config.json` and
     /// `diffusion_pytorch_model.safetensors`, fp32 or fp16).
     pub fn from_folder(folder: &Path, device: &B::Device) -> Result<Self, LoadError> {

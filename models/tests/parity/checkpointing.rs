@@ -21,7 +21,12 @@ fn lora_gradients<B: AutodiffBackend>() -> Vec<f32> {
         .unwrap()
         .no_grad();
     let mut rng = StdRng::seed_from_u64(3);
-    let mut lora = UNetLora::new(&unet, LoraConfig::default(), &mut rng, &device);
+    let mut lora = UNetLora::new(
+        &unet.lora_layout(),
+        LoraConfig::default(),
+        &mut rng,
+        &device,
+    );
     lora.mid_block.attentions[0].transformer_blocks[0]
         .attn1
         .to_q

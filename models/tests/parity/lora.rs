@@ -82,7 +82,8 @@ fn max_diff(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f64 {
 #[test]
 fn peft_lora_gives_diffusers_eps() {
     let unet = unet();
-    let lora = UNetLora::load(&unet, &lora_file(), None, &Default::default()).unwrap();
+    let lora =
+        UNetLora::<B>::load(&unet.lora_layout(), &lora_file(), None, &Default::default()).unwrap();
     assert_eq!(lora.config.rank, 4);
     let (err, scale) = compare(eps(&unet, Some(&lora)), IO, "eps");
     assert!(scale > 1.0);
@@ -97,7 +98,12 @@ fn peft_lora_gives_diffusers_eps() {
 fn fresh_lora_is_the_base_model() {
     let unet = unet();
     let mut rng = StdRng::seed_from_u64(0);
-    let lora = UNetLora::new(&unet, LoraConfig::default(), &mut rng, &Default::default());
+    let lora = UNetLora::new(
+        &unet.lora_layout(),
+        LoraConfig::default(),
+        &mut rng,
+        &Default::default(),
+    );
     assert_eq!(max_diff(eps(&unet, Some(&lora)), eps(&unet, None)), 0.0);
 }
 
@@ -105,7 +111,8 @@ fn fresh_lora_is_the_base_model() {
 fn saved_lora_has_diffusers_keys_and_reloads() {
     let unet = unet();
     let dir = tempfile::tempdir().unwrap();
-    let lora = UNetLora::load(&unet, &lora_file(), None, &Default::default()).unwrap();
+    let lora =
+        UNetLora::<B>::load(&unet.lora_layout(), &lora_file(), None, &Default::default()).unwrap();
     let out = dir.path().join("saved.safetensors");
     lora.save(&out).unwrap();
     let ours = read_all(&out);
@@ -128,15 +135,16 @@ fn saved_lora_has_diffusers_keys_and_reloads() {
     };
     let scaled = UNetLora {
         config,
-        ..UNetLora::load(&unet, &lora_file(), None, &Default::default()).unwrap()
+        ..UNetLora::<B>::load(&unet.lora_layout(), &lora_file(), None, &Default::default()).unwrap()
     };
     scaled.save(&out).unwrap();
-    let reread = UNetLora::load(&unet, &out, None, &Default::default()).unwrap();
+    let reread = UNetLora::<B>::load(&unet.lora_layout(), &out, None, &Default::default()).unwrap();
     let before = eps(&unet, Some(&scaled));
     let after = eps(&unet, Some(&reread));
     assert!(max_diff(before.clone(), after) < 1e-5);
     // and differs from the same weights at scale 1.
-    let unscaled = UNetLora::load(&unet, &lora_file(), None, &Default::default()).unwrap();
+    let unscaled =
+        UNetLora::<B>::load(&unet.lora_layout(), &lora_file(), None, &Default::default()).unwrap();
     assert!(max_diff(before, eps(&unet, Some(&unscaled))) > 0.05);
 }
 
@@ -146,7 +154,10 @@ fn peft_and_attention_processor_names_load() {
     let dir = tempfile::tempdir().unwrap();
     let reference = eps(
         &unet,
-        Some(&UNetLora::load(&unet, &lora_file(), None, &Default::default()).unwrap()),
+        Some(
+            &UNetLora::<B>::load(&unet.lora_layout(), &lora_file(), None, &Default::default())
+                .unwrap(),
+        ),
     );
     let original = read_all(&lora_file());
     type Rename = fn(&str) -> String;
@@ -174,7 +185,8 @@ fn peft_and_attention_processor_names_load() {
             .collect();
         let path = dir.path().join(format!("{name}.safetensors"));
         write_all(&path, &renamed);
-        let lora = UNetLora::load(&unet, &path, None, &Default::default()).unwrap();
+        let lora =
+            UNetLora::<B>::load(&unet.lora_layout(), &path, None, &Default::default()).unwrap();
         let d = max_diff(eps(&unet, Some(&lora)), reference.clone());
         assert!(d < 1e-6, "{name} names: ε differs by {d:.2e}");
     }
@@ -189,7 +201,8 @@ fn missing_lora_tensor_is_named() {
     assert!(tensors.remove(gone).is_some());
     let path = dir.path().join("partial.safetensors");
     write_all(&path, &tensors);
-    let err = UNetLora::load(&unet, &path, None, &Default::default()).unwrap_err();
+    let err =
+        UNetLora::<B>::load(&unet.lora_layout(), &path, None, &Default::default()).unwrap_err();
     assert!(matches!(err, LoadError::Tensors { .. }));
     let message = err.to_string();
     assert!(
