@@ -2,6 +2,9 @@
 //! SD pipeline per model, reward and metric networks) and the environments built, one per
 //! distinct (environment, sampler) configuration.
 
+// The device type follows the backend (a cargo feature); not every backend's is `Copy`.
+#![allow(clippy::clone_on_copy)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
