@@ -10,37 +10,7 @@ use std::path::Path;
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
 
-use crate::support::{bench, bench_ok, fixture};
-
-/// diffusers' images `[N, 3, H, W]` in [0, 1] from `file`, as 8-bit values, image by image.
-fn expected_pixels(file: &str, name: &str) -> Vec<Vec<u8>> {
-    let bytes = fs::read(fixture(file)).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(name).unwrap();
-    let [n, c, h, w]: [usize; 4] = view.shape().try_into().unwrap();
-    let v: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (0..n)
-        .map(|i| {
-            let mut out = Vec::with_capacity(c * h * w);
-            for p in 0..h * w {
-                for ch in 0..c {
-                    let x = v[i * c * h * w + ch * h * w + p];
-                    out.push((x * 255.0).round().clamp(0.0, 255.0) as u8);
-                }
-            }
-            out
-        })
-        .collect()
-}
-
-fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
-}
+use crate::support::{bench, bench_ok, expected_pixels, fixture, max_level_diff};
 
 /// `bench sample` on `model` with the fixtures' prompts, latents and CFG 7.5; each image's pixels.
 fn sample(model: &Path, out: &Path, extra: &[&str]) -> Vec<Vec<u8>> {

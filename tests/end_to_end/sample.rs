@@ -7,40 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use safetensors::SafeTensors;
-
-use crate::support::{bench, bench_ok, fixture};
-
-/// diffusers' images `[N, 3, H, W]` in [0, 1] as 8-bit values, image by image.
-fn expected_pixels(name: &str) -> Vec<Vec<u8>> {
-    let bytes = fs::read(fixture("sd_tiny/sample.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(name).unwrap();
-    let [n, c, h, w]: [usize; 4] = view.shape().try_into().unwrap();
-    let v: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (0..n)
-        .map(|i| {
-            // NCHW to interleaved RGB, as PNG stores pixels.
-            let mut out = Vec::with_capacity(c * h * w);
-            for p in 0..h * w {
-                for ch in 0..c {
-                    let x = v[i * c * h * w + ch * h * w + p];
-                    out.push((x * 255.0).round().clamp(0.0, 255.0) as u8);
-                }
-            }
-            out
-        })
-        .collect()
-}
-
-fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
-}
+use crate::support::{bench, bench_ok, expected_pixels, fixture, max_level_diff};
 
 /// Runs `bench sample` with the fixture's prompts and latents; returns each image's pixels.
 fn sample(dir: &Path, extra: &[&str]) -> Vec<Vec<u8>> {
@@ -97,16 +64,25 @@ fn sample_reproduces_diffusers_images_from_the_same_noise() {
     ];
     for (name, extra) in cases {
         let ours = sample(tmp.path(), extra);
-        for (i, (a, b)) in ours.iter().zip(expected_pixels(name)).enumerate() {
+        for (i, (a, b)) in ours
+            .iter()
+            .zip(expected_pixels("sd_tiny/sample.safetensors", name))
+            .enumerate()
+        {
             let d = max_level_diff(a, &b);
             // f32 differences of ~1e-5 can flip a rounding: one 8-bit level at most.
             assert!(d <= 1, "{name} image {i}: off by {d} levels");
         }
     }
     // The three settings give different images, so each comparison above tests its own.
-    let ddim = expected_pixels("ddim_images");
+    let ddim = expected_pixels("sd_tiny/sample.safetensors", "ddim_images");
     for other in ["dpmpp_images", "lora_ddim_images"] {
-        assert!(max_level_diff(&ddim[0], &expected_pixels(other)[0]) > 10);
+        assert!(
+            max_level_diff(
+                &ddim[0],
+                &expected_pixels("sd_tiny/sample.safetensors", other)[0]
+            ) > 10
+        );
     }
 }
 
@@ -116,7 +92,11 @@ fn sample_reproduces_diffusers_images_from_the_same_noise() {
 fn seed_gives_diffusers_images_for_the_same_torch_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let ours = sample_with(tmp.path(), &["--steps", "4", "--eta", "0", "--seed", "7"]);
-    for (i, (a, b)) in ours.iter().zip(expected_pixels("ddim_images")).enumerate() {
+    for (i, (a, b)) in ours
+        .iter()
+        .zip(expected_pixels("sd_tiny/sample.safetensors", "ddim_images"))
+        .enumerate()
+    {
         let d = max_level_diff(a, &b);
         assert!(d <= 1, "image {i}: off by {d} levels");
     }

@@ -39,3 +39,35 @@ where
     );
     out
 }
+
+/// diffusers' images `[N, 3, H, W]` in [0, 1] stored as tensor `name` of fixture `file`, as
+/// 8-bit interleaved RGB (as PNG stores pixels), image by image.
+pub fn expected_pixels(file: &str, name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(fixture(file)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = st.tensor(name).unwrap();
+    let [n, c, h, w]: [usize; 4] = view.shape().try_into().unwrap();
+    let v: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut out = Vec::with_capacity(c * h * w);
+            for p in 0..h * w {
+                for ch in 0..c {
+                    let x = v[i * c * h * w + ch * h * w + p];
+                    out.push((x * 255.0).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// The largest difference between two images' 8-bit values.
+pub fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
+}
