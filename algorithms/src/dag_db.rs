@@ -6,6 +6,7 @@
 //! the pretrained denoiser (target ∝ p_base·exp(β·r)); the output is regularised towards the
 //! guided ε of the model that sampled the epoch (a trust region, coefficient 1 in the paper).
 
+use bench_core::Validate;
 use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,8 @@ pub struct DagDbOwn {
 }
 
 impl FamilyMember<DbShared> for DagDbOwn {}
+
+impl Validate for DagDbOwn {}
 
 /// DAG-DB's registry entry.
 pub struct DagDb;

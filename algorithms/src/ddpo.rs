@@ -1,6 +1,7 @@
 //! DDPO (Black et al., 2023): PPO's clipped surrogate on per-step log-probability ratios, with
 //! advantages normalised per prompt (the loop of [`crate::policy_gradient`]).
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,12 @@ pub struct DdpoOwn {
 impl Default for DdpoOwn {
     fn default() -> Self {
         Self { inner_epochs: 1 }
+    }
+}
+
+impl Validate for DdpoOwn {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("inner_epochs", self.inner_epochs, 1)
     }
 }
 

@@ -9,6 +9,7 @@
 //! form, target ∝ p_base·exp(β·r)). x̂₀ comes from the model being trained, frozen, without
 //! guidance (a constant), as in the reference code.
 
+use bench_core::validate::{self, Invalid, Validate};
 use std::path::Path;
 
 use burn::module::AutodiffModule;
@@ -250,6 +251,20 @@ impl Default for DbShared {
     }
 }
 
+impl Validate for DbShared {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("sample_batch", self.sample_batch, 1)?;
+        validate::count_within("train_batch", self.train_batch, 1, self.sample_batch)?;
+        validate::non_negative("beta", self.beta)?;
+        validate::within("beta_anneal", self.beta_anneal, 0.0, 1.0)?;
+        validate::non_negative("reg_coef", self.reg_coef)?;
+        self.optim.validate().map_err(|e| e.within("optim"))?;
+        self.flow_optim
+            .validate()
+            .map_err(|e| e.within("flow_optim"))
+    }
+}
+
 /// Everything the shared loop needs: the shared fields and what tells the objectives apart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DbSettings {
@@ -282,6 +297,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> DbAlgorithm<B, E> {
         if !(0.0..=1.0).contains(&s.beta_anneal) {
             return Err(format!("beta_anneal = {} must be in [0, 1]", s.beta_anneal));
         }
+        crate::util::check_trajectories(env, s.sample_batch, "sample_batch")?;
         Ok(Box::new(Self {
             policy: Trained::new(env.init_policy(rng), s.optim.clone()),
             flow: Trained::new(env.init_state_net(rng), s.flow_optim.clone()),

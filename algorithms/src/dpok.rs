@@ -6,6 +6,7 @@
 //! Without reward normalisation the objective E[α·r] − γ·Σ_t KL_t is KL-regularised RL on whole
 //! trajectories, whose optimum is p_base(x₀)·exp(α·r(x₀)/γ): a tilted target we can check.
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,13 @@ impl Default for DpokOwn {
             kl_coef: 0.01,
             normalize: true,
         }
+    }
+}
+
+impl Validate for DpokOwn {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::finite("reward_coef", self.reward_coef)?;
+        validate::positive("kl_coef", self.kl_coef)
     }
 }
 

@@ -2,6 +2,7 @@
 //! earlier ones run without a graph. DRaFT-1 is K = 1; K = all steps is full backpropagation
 //! through the sampler (AlignProp without checkpointing).
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub struct DraftOwn {
 impl Default for DraftOwn {
     fn default() -> Self {
         Self { k: 1 }
+    }
+}
+
+impl Validate for DraftOwn {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("k", self.k, 1)
     }
 }
 

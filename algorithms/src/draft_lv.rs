@@ -3,6 +3,7 @@
 //! x′₀ ~ p_θ(x₀|x′₁), differentiably; the reward of x′₀ is maximised. Several such
 //! noise-and-denoise draws average out the variance of the last step's gradient.
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,12 @@ pub struct DraftLvOwn {
 impl Default for DraftLvOwn {
     fn default() -> Self {
         Self { lv_samples: 1 }
+    }
+}
+
+impl Validate for DraftLvOwn {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("lv_samples", self.lv_samples, 1)
     }
 }
 

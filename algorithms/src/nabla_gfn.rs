@@ -16,6 +16,7 @@
 //! Scores are true log-density gradients whatever the sampler's log-prob reduction, as in the
 //! released code; losses are means over rows and dimensions.
 
+use bench_core::validate::{self, Invalid, Validate};
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
@@ -112,6 +113,29 @@ impl Default for NablaGfnConfig {
                 ..OptimConfig::default()
             },
         }
+    }
+}
+
+impl Validate for NablaGfnConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("sample_batch", self.sample_batch, 1)?;
+        validate::count_within("train_batch", self.train_batch, 1, self.sample_batch)?;
+        validate::non_negative("beta", self.beta)?;
+        validate::non_negative("w_f", self.w_f)?;
+        validate::non_negative("w_b", self.w_b)?;
+        if !(self.prior_strength > 0.0 && self.prior_strength <= 1.0) {
+            return Err(Invalid::new(
+                "prior_strength",
+                format!("= {} must be in (0, 1]", self.prior_strength),
+            ));
+        }
+        validate::non_negative("reg_coef", self.reg_coef)?;
+        validate::non_negative("reward_smoothing", self.reward_smoothing)?;
+        validate::at_least("smoothing_samples", self.smoothing_samples, 1)?;
+        self.optim.validate().map_err(|e| e.within("optim"))?;
+        self.field_optim
+            .validate()
+            .map_err(|e| e.within("field_optim"))
     }
 }
 
@@ -342,6 +366,7 @@ impl Objective for NablaGfn {
         if config.sample_batch == 0 || config.train_batch == 0 {
             return Err("sample_batch and train_batch must be positive".into());
         }
+        crate::util::check_trajectories(env, config.sample_batch, "sample_batch")?;
         if !(config.prior_strength > 0.0 && config.prior_strength <= 1.0) {
             return Err(format!(
                 "prior_strength = {} must be in (0, 1]",

@@ -1,6 +1,7 @@
 //! AdamW with *global* gradient-norm clipping (burn 0.21 clips per tensor only), one per
 //! trained network.
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
@@ -33,6 +34,14 @@ impl Default for OptimConfig {
             weight_decay: 1e-4,
             max_grad_norm: 1.0,
         }
+    }
+}
+
+impl Validate for OptimConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::positive("lr", self.lr)?;
+        validate::non_negative("weight_decay", self.weight_decay)?;
+        validate::non_negative("max_grad_norm", self.max_grad_norm)
     }
 }
 

@@ -2,6 +2,7 @@
 //! descend PPO's clipped surrogate on every transition, plus (DPOK) a closed-form KL to the
 //! pretrained model on every step.
 
+use bench_core::validate::{self, Invalid, Validate};
 use std::path::Path;
 
 use burn::tensor::{backend::AutodiffBackend, Tensor};
@@ -52,6 +53,17 @@ impl Default for PpoShared {
     }
 }
 
+impl Validate for PpoShared {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("sample_batch", self.sample_batch, 1)?;
+        validate::count_within("train_batch", self.train_batch, 1, self.sample_batch)?;
+        validate::positive("clip_range", self.clip_range)?;
+        validate::positive("adv_clip_max", self.adv_clip_max)?;
+        validate::at_least("buffer_size", self.buffer_size, 1)?;
+        self.optim.validate().map_err(|e| e.within("optim"))
+    }
+}
+
 /// DPOK's KL regularisation: the objective E[α·r] − γ·Σ_t KL(p_θ(·|x_t) ‖ p_base(·|x_t)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KlToBase {
@@ -92,6 +104,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> PolicyGradient<B, E> {
         if s.sample_batch == 0 || s.train_batch == 0 {
             return Err("sample_batch and train_batch must be positive".into());
         }
+        crate::util::check_trajectories(env, s.sample_batch, "sample_batch")?;
         if let Some(kl) = &settings.kl {
             if kl.kl_coef <= 0.0 {
                 return Err(format!("kl_coef = {} must be positive", kl.kl_coef));

@@ -1,6 +1,7 @@
 //! ReFL (Xu et al., ImageReward): sample with the frozen policy down to a random stop step t,
 //! then maximise r(x̂₀_θ(sg(x_t))): one differentiable ε-prediction from a detached state.
 
+use bench_core::validate::{Invalid, Validate};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::{rngs::StdRng, Rng};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,19 @@ impl Default for ReflOwn {
         Self {
             stop_steps: (35, 49),
         }
+    }
+}
+
+impl Validate for ReflOwn {
+    fn validate(&self) -> Result<(), Invalid> {
+        let (lo, hi) = self.stop_steps;
+        if lo > hi {
+            return Err(Invalid::new(
+                "stop_steps",
+                format!("= ({lo}, {hi}) needs lo ≤ hi"),
+            ));
+        }
+        Ok(())
     }
 }
 

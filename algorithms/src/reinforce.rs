@@ -3,6 +3,7 @@
 //! whose advantage is −δ, leave-one-out normalised among the transitions of the same step and
 //! clipped. On-policy its expected gradient is half of DAG-DB's (Remark 5).
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,14 @@ impl Default for ReinforceSettings {
             normalize: true,
             baseline: true,
         }
+    }
+}
+
+impl Validate for ReinforceSettings {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::positive("clip_range", self.clip_range)?;
+        validate::positive("adv_clip_max", self.adv_clip_max)?;
+        validate::non_negative("kl_coef", self.kl_coef)
     }
 }
 

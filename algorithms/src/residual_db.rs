@@ -9,6 +9,7 @@
 //! p_base·R^β the fixed point. Written out, this is DAG-DB with the pretrained denoiser as the
 //! backward policy (DAG's Remark 3), so it runs on the same loop.
 
+use bench_core::Validate;
 use burn::tensor::backend::AutodiffBackend;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ pub struct ResidualDbOwn {
     /// Whose x̂₀ the forward-looking term uses: `Current` (the paper's x̂_θ) or `Base`.
     pub look_ahead: LookAheadModel,
 }
+
+impl Validate for ResidualDbOwn {}
 
 /// ∇-GFlowNet Section 4.3: 64 trajectories per epoch, 32 per update, no β annealing; lr 3e-4
 /// and output regularisation 1 are DAG's defaults too.

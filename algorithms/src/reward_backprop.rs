@@ -1,6 +1,7 @@
 //! The loop shared by the reward-gradient objectives (ReFL, DRaFT-K, DRaFT-LV): draw samples
 //! whose graph reaches the policy, and descend −r (or −ReLU(r)) on them.
 
+use bench_core::validate::{self, Invalid, Validate};
 use std::path::Path;
 
 use burn::module::AutodiffModule;
@@ -43,6 +44,14 @@ impl Default for BackpropSettings {
                 ..OptimConfig::default()
             },
         }
+    }
+}
+
+impl Validate for BackpropSettings {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("batch", self.batch, 1)?;
+        validate::at_least("updates", self.updates, 1)?;
+        self.optim.validate().map_err(|e| e.within("optim"))
     }
 }
 
@@ -160,6 +169,7 @@ where
         if settings.batch == 0 || settings.updates == 0 {
             return Err("batch and updates must be positive".into());
         }
+        crate::util::check_trajectories(env, settings.batch, "batch")?;
         Ok(Box::new(Self {
             policy: Trained::new(env.init_policy(rng), settings.optim.clone()),
             settings,

@@ -62,3 +62,21 @@ pub fn scatter_rows<B: Backend>(
 pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     to_f64(t)[0]
 }
+
+/// Refuses `n` trajectories per epoch whose states alone could not fit in memory (the states,
+/// their stacked copy for training, their log-probabilities), before anything is allocated.
+///
+/// # Errors
+/// The estimate against the machine's memory, naming `field`.
+pub fn check_trajectories<
+    B: burn::tensor::backend::AutodiffBackend,
+    E: bench_envs::DiffusionEnv<B>,
+>(
+    env: &E,
+    n: usize,
+    field: &str,
+) -> Result<(), String> {
+    let steps = env.scheduler().num_steps() as f64;
+    let bytes = n as f64 * (2.0 * (steps + 1.0) * env.dims() as f64 + steps) * 4.0;
+    bench_core::validate::fits_in_memory(&format!("{field} = {n} trajectories"), bytes)
+}

@@ -18,6 +18,7 @@ pub mod registry;
 pub mod sample_kind;
 pub mod source;
 pub mod stats;
+pub mod validate;
 
 pub use cache::NetworkCache;
 pub use context::BuildContext;
@@ -26,3 +27,4 @@ pub use params::{Family, FamilyMember, NoParams, Params, ParamsCodec, ParamsText
 pub use registry::Registry;
 pub use sample_kind::SampleKind;
 pub use source::Source;
+pub use validate::{Invalid, Validate};

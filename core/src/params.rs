@@ -16,10 +16,12 @@ use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::source::{byte_offset, explain, ron_options, Source};
+use crate::validate::{Invalid, Validate};
 
 /// A plugin's parameter type. Every serde struct with a `Default` (and `deny_unknown_fields`,
-/// so that a misspelt field is an error) is one; [`Family`] composes an objective's own fields
-/// with a family's shared ones, written flat.
+/// so that a misspelt field is an error) that says what ranges its values take ([`Validate`])
+/// is one; [`Family`] composes an objective's own fields with a family's shared ones, written
+/// flat.
 pub trait Params: Clone + fmt::Debug + Send + Sync + 'static {
     /// The value of the written fields, every other field taking its default.
     ///
@@ -44,10 +46,22 @@ pub trait Params: Clone + fmt::Debug + Send + Sync + 'static {
 
 impl<T> Params for T
 where
-    T: Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + Sync + 'static,
+    T: Serialize
+        + DeserializeOwned
+        + Default
+        + Validate
+        + Clone
+        + fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     fn from_fields(fields: &ParamsText, source: &Source) -> Result<Self, String> {
-        fields.parse_as::<T>(source)
+        let value = fields.parse_as::<T>(source)?;
+        value
+            .validate()
+            .map_err(|e| fields.locate_invalid(&e, source))?;
+        Ok(value)
     }
 
     fn canonical(&self) -> String {
@@ -64,6 +78,8 @@ where
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
+
+impl Validate for NoParams {}
 
 /// One written field: its name, its RON text, and where that text begins in its source.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +207,19 @@ impl ParamsText {
         }
     }
 
+    /// `file:line:col: message` of a value out of range, at the field written for it (its top
+    /// level for a nested one), or where the parameters begin when it was not written.
+    pub fn locate_invalid(&self, invalid: &Invalid, source: &Source) -> String {
+        let top = invalid.field.split('.').next().unwrap_or_default();
+        let at = self
+            .fields
+            .iter()
+            .rev()
+            .find(|f| f.name == top)
+            .map_or(self.at, |f| f.at);
+        format!("{}: {invalid}", source.locate(at))
+    }
+
     /// The resolved text of these fields as `P`: see the module's documentation.
     ///
     /// # Errors
@@ -232,6 +261,15 @@ pub fn canonical<P: Serialize>(params: &P) -> String {
     ron::ser::to_string_pretty(params, config).expect("plugin parameters serialise to RON")
 }
 
+/// The fields of canonical (or any struct-shaped) RON text, as `(name, value text)` in order;
+/// empty when the text is not a struct (what tables compare runs by).
+pub fn fields_of(text: &str) -> Vec<(String, String)> {
+    let source = Source::new("fields", text);
+    ParamsText::parse(&source, &source.text)
+        .map(|p| p.fields.into_iter().map(|f| (f.name, f.value)).collect())
+        .unwrap_or_default()
+}
+
 /// Reads resolved text back (the run's own `config.ron`).
 ///
 /// # Errors
@@ -259,6 +297,7 @@ pub struct Family<O, S> {
 }
 
 impl<O: FamilyMember<S>, S: Params> Params for Family<O, S> {
+    /// Each part validates itself as it is parsed.
     fn from_fields(fields: &ParamsText, source: &Source) -> Result<Self, String> {
         let (own_names, shared_names) = (O::field_names(), S::field_names());
         let mut own = ParamsText::empty(fields.at);
@@ -354,6 +393,12 @@ mod tests {
         pair: (usize, usize),
     }
 
+    impl Validate for P {
+        fn validate(&self) -> Result<(), Invalid> {
+            crate::validate::non_negative("beta", self.beta)
+        }
+    }
+
     impl Default for P {
         fn default() -> Self {
             Self {
@@ -369,6 +414,8 @@ mod tests {
     struct Own {
         tilted: bool,
     }
+
+    impl Validate for Own {}
 
     impl FamilyMember<P> for Own {
         fn shared_defaults() -> P {
@@ -397,6 +444,12 @@ mod tests {
         let src = source("(beta: \"x\")");
         let err = Family::<Own, P>::from_fields(&params(&src), &src).unwrap_err();
         assert!(err.starts_with("sweep.ron:1:8"), "{err}");
+        let src = source("(tilted: true, beta: -2.0)");
+        let err = Family::<Own, P>::from_fields(&params(&src), &src).unwrap_err();
+        assert!(
+            err.starts_with("sweep.ron:1:22: beta = -2 must be"),
+            "{err}"
+        );
     }
 
     fn source(text: &str) -> Source {

@@ -5,6 +5,8 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use bench_core::validate::{self, Invalid, Validate};
+
 use crate::dpm_solver::{DpmSolver, DpmSolverKind, FinalSigma};
 use crate::gaussian::{DiagGaussian, LogProbReduction};
 use crate::schedule::{NoiseSchedule, ScheduleConfig};
@@ -52,6 +54,26 @@ impl Default for SamplerConfig {
             guidance: 5.0,
             schedule: ScheduleConfig::default(),
         }
+    }
+}
+
+impl Validate for SamplerConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.kind == SamplerKind::Ddim {
+            validate::positive("eta", self.eta).map_err(|e| {
+                Invalid::new(
+                    "eta",
+                    format!(
+                        "{}: training needs transitions with a log-probability",
+                        e.message
+                    ),
+                )
+            })?;
+        } else {
+            validate::non_negative("eta", self.eta)?;
+        }
+        validate::finite("guidance", self.guidance)?;
+        self.schedule.validate()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The variance-preserving noise schedule of Stable Diffusion and its inference timesteps.
 
+use bench_core::validate::{self, Invalid, Validate};
 use serde::{Deserialize, Serialize};
 
 /// The training schedule: SD's scaled-linear β from 0.00085 to 0.012 over 1000 steps.
@@ -24,6 +25,16 @@ impl Default for ScheduleConfig {
             inference_steps: 50,
             steps_offset: 1,
         }
+    }
+}
+
+impl Validate for ScheduleConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::count_within("train_steps", self.train_steps, 1, 100_000)?;
+        validate::count_within("inference_steps", self.inference_steps, 1, self.train_steps)?;
+        validate::within("beta_start", self.beta_start, f64::MIN_POSITIVE, 1.0)?;
+        validate::within("beta_end", self.beta_end, self.beta_start, 1.0)?;
+        validate::count_within("steps_offset", self.steps_offset, 0, self.train_steps - 1)
     }
 }
 

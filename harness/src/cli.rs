@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use crate::plan::plan;
 use crate::plugins::Plugins;
 use crate::progress::Progress;
-use crate::runner::execute;
-use crate::table::{aggregate, collect, render, Format};
+use crate::runner::{execute, Summary};
+use crate::table::{aggregate, collect, notes, render, Format};
 
 /// Reward finetuning of diffusion models: run algorithm × reward × seed sweeps, resume them
 /// after a crash, and tabulate the results.
@@ -37,6 +37,9 @@ enum Command {
         /// on it.
         #[arg(long)]
         jobs: Option<usize>,
+        /// Validate the sweep and list its runs' directories; run and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Aggregate finished runs below a directory: mean ± std over seeds per
     /// (reward, algorithm) of the final evaluation.
@@ -83,32 +86,65 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             results,
             quiet,
             jobs,
+            dry_run,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
             let plan = plan(&sweep, &results, plugins)?;
+            if dry_run {
+                for (id, run) in &plan.runs {
+                    println!("{}", plan.dir.join(id).display());
+                    let _ = run;
+                }
+                println!(
+                    "{} runs; nothing was run or written (--dry-run)",
+                    plan.runs.len()
+                );
+                return Ok(());
+            }
+            crate::interrupt::install();
             let progress = Progress::new(quiet);
             let started = std::time::Instant::now();
-            execute(&plan, &sweep, plugins, &progress, jobs)?;
-            let rows = aggregate(&collect(&plan.dir, None)?);
-            if !quiet {
-                println!("\n{}", render(&rows, Format::Markdown));
-                println!(
-                    "{} runs in {:.1} s; results in {}",
-                    plan.runs.len(),
-                    started.elapsed().as_secs_f64(),
-                    plan.dir.display()
-                );
+            let statuses = execute(&plan, &sweep, plugins, &progress, jobs);
+            let summary = Summary::of(&statuses);
+            if !quiet && plan.dir.is_dir() {
+                let found = collect(&plan.dir, None)?;
+                println!("\n{}", render(&aggregate(&found.runs), Format::Markdown));
+                for note in notes(&found) {
+                    eprintln!("{note}");
+                }
             }
-            Ok(())
+            eprintln!(
+                "{} runs in {:.1} s: {}; results in {}",
+                plan.runs.len(),
+                started.elapsed().as_secs_f64(),
+                summary.line(),
+                plan.dir.display()
+            );
+            if summary.is_clean() {
+                Ok(())
+            } else if summary.interrupted > 0 {
+                Err("interrupted; rerun the same command to resume".into())
+            } else {
+                Err(format!(
+                    "{} run(s) diverged and {} failed (see above); the others are done",
+                    summary.diverged, summary.failed
+                ))
+            }
         }
         Command::Table { dir, format, epoch } => {
-            let results = collect(&dir, epoch)?;
-            if results.is_empty() {
-                return Err(format!("no finished runs below {}", dir.display()));
+            let found = collect(&dir, epoch)?;
+            for note in notes(&found) {
+                eprintln!("{note}");
             }
-            print!("{}", render(&aggregate(&results), format));
+            if found.runs.is_empty() {
+                return Err(format!(
+                    "no finished runs to tabulate below {}",
+                    dir.display()
+                ));
+            }
+            print!("{}", render(&aggregate(&found.runs), format));
             Ok(())
         }
         Command::Sample(args) => crate::sample::sample(&args),
@@ -117,7 +153,7 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
                 Ok(())
             } else {
                 Err(format!(
-                    "{} is not a complete SD v1.x folder",
+                    "{} is not a usable SD v1.x model (see above)",
                     model.display()
                 ))
             }

@@ -81,6 +81,20 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
             }
         }
     }
+    if check.layout == Some(ModelLayout::DiffusersFolder) {
+        let scheduler = model.join("scheduler/scheduler_config.json");
+        if scheduler.is_file() {
+            println!("  ok       scheduler: {}", scheduler.display());
+        } else {
+            // Optional: bench's samplers carry SD's schedule; the file only sets DPM-Solver's
+            // timestep spacing.
+            println!(
+                "  note     scheduler: {} is missing; `bench sample --sampler dpm-solver` then \
+                 uses \"linspace\" timesteps (SD v1.5's own config says the same)",
+                scheduler.display()
+            );
+        }
+    }
     if !check.ignored.is_empty() {
         let groups: Vec<String> = check
             .ignored

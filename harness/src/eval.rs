@@ -21,8 +21,32 @@ use bench_rewards::Reward;
 
 use crate::backend::{Backend, Inner};
 
+/// Why an evaluation did not give scalars.
+#[derive(Debug)]
+pub enum EvalError {
+    /// The samples or their rewards are not finite: the run has diverged.
+    NonFinite {
+        what: String,
+        value: f64,
+    },
+    Failed(String),
+}
+
+impl From<String> for EvalError {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Whether every value of `t` is finite.
+fn all_finite<B: burn::tensor::backend::Backend>(t: &Tensor<B, 4>) -> bool {
+    let bad = t.clone().is_nan().bool_or(t.clone().is_inf()).any();
+    !bad.into_data().iter::<bool>().any(|b| b)
+}
+
 /// The samples of one evaluation as CSV (`prompt,sample,reward`, and the toy's `x,y`),
-/// written to a temporary file as they come and renamed into place when complete.
+/// written to a temporary file as they come and renamed into place when complete (removed if
+/// the evaluation fails).
 struct SampleCsv {
     path: PathBuf,
     tmp: PathBuf,
@@ -78,16 +102,30 @@ impl SampleCsv {
     }
 
     fn finish(self) -> Result<(), String> {
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?
-            .into_inner()
-            .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?;
-        file.sync_all()
-            .map_err(|e| format!("writing {}: {e}", self.tmp.display()))?;
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| format!("renaming to {}: {e}", self.path.display()))
+        let (tmp, path) = (self.tmp.clone(), self.path.clone());
+        let result = (|| {
+            let file = self
+                .out
+                .into_inner()
+                .map_err(|e| e.error().to_string())?
+                .into_inner()
+                .map_err(|e| e.error().to_string())?;
+            file.sync_all().map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+        })();
+        result.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("writing {}: {e}", path.display())
+        })
+    }
+}
+
+/// An evaluation that fails part-way leaves no half-written CSV behind.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -124,14 +162,15 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
     /// Evaluates `policy` after `epoch` epochs: samples, their CSV, and the metrics' scalars.
     ///
     /// # Errors
-    /// A metric's failure, two metrics reporting the same scalar, or an I/O failure.
+    /// Non-finite samples or rewards (a diverged policy), a metric's failure, two metrics
+    /// reporting the same scalar, or an I/O failure.
     pub fn run(
         &self,
         policy: &E::Policy,
         metrics: &mut Metrics,
         epoch: usize,
         rng: &mut StdRng,
-    ) -> Result<Scalars, String> {
+    ) -> Result<Scalars, EvalError> {
         let (env, infer) = (self.env, self.env.infer());
         let policy = policy.valid();
         let wants_base = metrics.metrics.iter().any(|(_, m)| m.wants_base_samples());
@@ -139,6 +178,7 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
             self.samples_dir.join(format!("epoch-{epoch:06}.csv")),
             env.sample_kind(),
         )?;
+        let _cleanup = Cleanup(csv.tmp.clone());
         let batch_size = env.eval_batch().max(1);
         for (p, prompt) in env.prompts().iter().enumerate() {
             let mut done = 0;
@@ -151,6 +191,18 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
                 let samples = infer.decode(x0);
                 let prompts = vec![prompt.clone(); n];
                 let rewards = to_f64(self.reward.score(samples.clone(), &prompts));
+                if !all_finite(&samples) {
+                    return Err(EvalError::NonFinite {
+                        what: "evaluation samples".into(),
+                        value: f64::NAN,
+                    });
+                }
+                if let Some(r) = rewards.iter().find(|r| !r.is_finite()) {
+                    return Err(EvalError::NonFinite {
+                        what: "evaluation reward".into(),
+                        value: *r,
+                    });
+                }
                 let base: Option<Tensor<Inner, 4>> = base_rng.map(|mut r| {
                     infer.decode(rollout(infer, Denoiser::Base, vec![p; n], &mut r).final_states())
                 });
@@ -177,10 +229,10 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
         for ((name, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
             for (k, v) in m.finish(&mut self.context(epoch, rng, dir))? {
                 if scalars.iter().any(|(j, _)| *j == k) {
-                    return Err(format!(
+                    return Err(EvalError::Failed(format!(
                         "metric `{name}` reports `{k}`, which another metric of this run \
                          reports too"
-                    ));
+                    )));
                 }
                 scalars.push((k, v));
             }

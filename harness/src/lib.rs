@@ -2,9 +2,12 @@
 //! and tabulate their results.
 
 pub mod backend;
+pub mod checkpoints;
 pub mod cli;
+pub mod divergence;
 pub mod doctor;
 pub mod eval;
+pub mod interrupt;
 pub mod plan;
 pub mod plugins;
 pub mod progress;
@@ -15,6 +18,7 @@ pub mod runner;
 pub mod sample;
 pub mod store;
 pub mod sweep;
+mod sweep_spec;
 pub mod table;
 pub mod torch_noise;
 pub mod training;

@@ -47,6 +47,14 @@ pub fn build<E: HarnessEnv>(
 ) -> Result<Components<E>, String> {
     let c = &run.config;
     let kind = env.sample_kind();
+    // Evaluation holds one batch of trajectories at a time (a whole prompt on the toy).
+    let rows = env.eval_batch().min(c.eval.samples_per_prompt) as f64;
+    let steps = env.scheduler().num_steps() as f64;
+    bench_core::validate::fits_in_memory(
+        &format!("eval.samples_per_prompt = {}", c.eval.samples_per_prompt),
+        rows * (2.0 * (steps + 1.0) * env.dims() as f64 + steps) * 4.0,
+    )
+    .map_err(|e| format!("{}: {e}", run.eval_at))?;
     let reward_entry = plugins
         .rewards
         .get(&c.reward.name)
@@ -151,7 +159,7 @@ pub fn plan_on(
     let sweep = sweep::load(file, plugins)?;
     let resources = Resources::new(device);
     for run in &sweep.runs {
-        with_env!(&run.config, resources, file, |env| {
+        with_env!(run, resources, file, |env| {
             build(run, env.as_ref(), plugins, &resources)?;
         });
     }

@@ -13,7 +13,8 @@ use bench_envs::sd::{SdEnv, SdPipeline};
 use bench_envs::toy2d::Toy2d;
 
 use crate::backend::{Backend, Device, Inner};
-use crate::run_config::{EnvConfig, RunConfig};
+use crate::run_config::EnvConfig;
+use crate::sweep::PlannedRun;
 
 pub struct Resources {
     pub device: Device,
@@ -24,10 +25,11 @@ pub struct Resources {
 
 fn cached<E>(
     cache: &Mutex<HashMap<String, Arc<E>>>,
-    run: &RunConfig,
+    run: &PlannedRun,
     build: impl FnOnce() -> Result<E, String>,
 ) -> Result<Arc<E>, String> {
-    let key = ron::to_string(&(&run.env, &run.sampler)).expect("configs serialise");
+    let key = ron::to_string(&(&run.config.env, &run.config.sampler, &run.base_dir))
+        .expect("configs serialise");
     let mut map = cache
         .lock()
         .map_err(|_| "environment cache poisoned by a panic".to_string())?;
@@ -69,32 +71,38 @@ impl Resources {
     ///
     /// # Errors
     /// Invalid environment or sampler settings, or a run on another environment.
-    pub fn toy(&self, run: &RunConfig) -> Result<Arc<Toy2d<Backend>>, String> {
-        match &run.env {
+    pub fn toy(&self, run: &PlannedRun) -> Result<Arc<Toy2d<Backend>>, String> {
+        match &run.config.env {
             EnvConfig::Toy2d(c) => cached(&self.toy, run, || {
-                Toy2d::new(c.clone(), run.sampler.clone(), self.device.clone())
+                Toy2d::new(c.clone(), run.config.sampler.clone(), self.device.clone())
             }),
             EnvConfig::Sd(_) => Err("not a toy2d run".into()),
         }
     }
 
     /// The SD environment of an SD run: its model's pipeline is loaded once per process,
-    /// whatever the samplers of the runs that use it.
+    /// whatever the samplers of the runs that use it. Relative paths are the sweep file's.
     ///
     /// # Errors
-    /// Missing weights (naming files and where to get them), bad settings, or another env.
-    pub fn sd(&self, run: &RunConfig) -> Result<Arc<SdEnv<Backend>>, String> {
-        match &run.env {
-            EnvConfig::Sd(c) => cached(&self.sd, run, || {
-                let pipeline = self
-                    .sd_pipeline(&c.model)
-                    .map_err(|e| format!("env.model: {e}"))?;
-                SdEnv::new(
-                    c.clone(),
-                    run.sampler.clone(),
-                    pipeline,
-                    self.device.clone(),
-                )
+    /// Missing weights (naming the path tried and where to get them), bad settings, or
+    /// another env.
+    pub fn sd(&self, run: &PlannedRun) -> Result<Arc<SdEnv<Backend>>, String> {
+        match &run.config.env {
+            EnvConfig::Sd(written) => cached(&self.sd, run, || {
+                let c = written.relative_to(&run.base_dir);
+                let pipeline = self.sd_pipeline(&c.model).map_err(|e| {
+                    let tried = if written.model.is_relative() {
+                        format!(
+                            " (`{}` is relative to the sweep file's folder `{}`)",
+                            written.model.display(),
+                            run.base_dir.display()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!("env.model{tried}: {e}")
+                })?;
+                SdEnv::new(c, run.config.sampler.clone(), pipeline, self.device.clone())
             }),
             EnvConfig::Toy2d(_) => Err("not an sd run".into()),
         }
@@ -120,7 +128,7 @@ impl Resources {
 /// so that generic code serves every environment; errors are prefixed with `$file`.
 macro_rules! with_env {
     ($run:expr, $resources:expr, $file:expr, |$env:ident| $body:expr) => {
-        match &$run.env {
+        match &$run.config.env {
             $crate::run_config::EnvConfig::Toy2d(_) => {
                 let $env = $resources
                     .toy($run)

@@ -7,7 +7,7 @@
 use ron::value::RawValue;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use bench_core::SampleKind;
+use bench_core::{Invalid, SampleKind, Validate};
 use bench_envs::sd::SdConfig;
 use bench_envs::toy2d::Toy2dConfig;
 use bench_envs::SamplerConfig;
@@ -20,6 +20,15 @@ pub enum EnvConfig {
     Toy2d(Toy2dConfig),
     /// Stable Diffusion v1.x from a diffusers folder, with a LoRA policy.
     Sd(SdConfig),
+}
+
+impl Validate for EnvConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        match self {
+            Self::Toy2d(c) => c.validate(),
+            Self::Sd(c) => c.validate(),
+        }
+    }
 }
 
 impl EnvConfig {

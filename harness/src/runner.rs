@@ -1,10 +1,13 @@
-//! Runs a planned sweep: skips finished runs, resumes interrupted ones from their last
-//! checkpoint, and never lets two processes share a run.
+//! Runs a planned sweep: skips finished runs, resumes interrupted ones from their last valid
+//! checkpoint, never lets two processes share a run, and goes on past a run that diverges or
+//! fails, so that one bad setting costs only its own runs.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::divergence::Divergence;
+use crate::interrupt::interrupted;
 use crate::plan::Plan;
 use crate::plugins::Plugins;
 use crate::progress::Progress;
@@ -12,12 +15,12 @@ use crate::resources::{with_env, Resources};
 use crate::run_id::canonical;
 use crate::store::{write_atomic, RunDir};
 use crate::sweep::PlannedRun;
-use crate::training::Training;
+use crate::training::{Outcome, Training};
 
 pub use crate::plan::plan;
 
 /// What happened to one run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum RunStatus {
     /// Finished by an earlier invocation: nothing was redone.
     AlreadyDone,
@@ -25,74 +28,122 @@ pub enum RunStatus {
     Completed { resumed_from: usize },
     /// Another process holds the run's lock.
     Locked,
+    /// A quantity became non-finite (now, or in an earlier invocation).
+    Diverged(Divergence),
+    /// Stopped by Ctrl-C at a checkpoint; the same command resumes it.
+    Interrupted { at: usize },
+    /// The run could not go on (the message says why); others went on.
+    Failed(String),
+    /// Not started: the sweep was interrupted first.
+    NotStarted,
+}
+
+impl RunStatus {
+    fn describe(&self) -> String {
+        match self {
+            Self::AlreadyDone => "already done, skipped".to_string(),
+            Self::Completed { resumed_from: 0 } => "completed".to_string(),
+            Self::Completed { resumed_from } => {
+                format!("resumed at epoch {resumed_from}, completed")
+            }
+            Self::Locked => "locked by another process, skipped".to_string(),
+            Self::Diverged(d) => d.describe(),
+            Self::Interrupted { at } => format!("interrupted after epoch {at}, checkpointed"),
+            Self::Failed(e) => format!("failed: {e}"),
+            Self::NotStarted => "not started".to_string(),
+        }
+    }
+}
+
+/// How many runs ended each way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub done: usize,
+    pub skipped: usize,
+    pub locked: usize,
+    pub diverged: usize,
+    pub failed: usize,
+    pub interrupted: usize,
+}
+
+impl Summary {
+    pub fn of(statuses: &[(String, RunStatus)]) -> Self {
+        let mut s = Self::default();
+        for (_, status) in statuses {
+            match status {
+                RunStatus::Completed { .. } => s.done += 1,
+                RunStatus::AlreadyDone => s.skipped += 1,
+                RunStatus::Locked => s.locked += 1,
+                RunStatus::Diverged(_) => s.diverged += 1,
+                RunStatus::Failed(_) => s.failed += 1,
+                RunStatus::Interrupted { .. } | RunStatus::NotStarted => s.interrupted += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether the sweep's exit status should say something went wrong.
+    pub fn is_clean(&self) -> bool {
+        self.diverged == 0 && self.failed == 0 && self.interrupted == 0
+    }
+
+    pub fn line(&self) -> String {
+        let mut parts = vec![
+            format!("{} done", self.done),
+            format!("{} already done", self.skipped),
+            format!("{} locked", self.locked),
+            format!("{} diverged", self.diverged),
+            format!("{} failed", self.failed),
+        ];
+        if self.interrupted > 0 {
+            parts.push(format!("{} interrupted", self.interrupted));
+        }
+        parts.join(", ")
+    }
 }
 
 /// Runs every run of the plan, `jobs` at a time (runs are independent and each is
-/// deterministic, so the results do not depend on `jobs`).
-///
-/// # Errors
-/// The first run that fails; runs already finished keep their results and no new run starts.
+/// deterministic, so the results do not depend on `jobs`). A run that diverges or fails is
+/// reported and the others go on; Ctrl-C stops every run at its next safe point.
 pub fn execute(
     plan: &Plan,
     file: &Path,
     plugins: &Plugins,
     progress: &Progress,
     jobs: usize,
-) -> Result<Vec<(String, RunStatus)>, String> {
+) -> Vec<(String, RunStatus)> {
     let bar = progress.sweep(plan.runs.len());
     let next = AtomicUsize::new(0);
-    let statuses: Mutex<Vec<Option<RunStatus>>> = Mutex::new(vec![None; plan.runs.len()]);
-    let failure: Mutex<Option<String>> = Mutex::new(None);
+    let statuses: Mutex<Vec<RunStatus>> = Mutex::new(vec![RunStatus::NotStarted; plan.runs.len()]);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, plan.runs.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= plan.runs.len() || failure.lock().expect("no poisoning").is_some() {
+                if i >= plan.runs.len() || interrupted() {
                     break;
                 }
                 let (id, run) = &plan.runs[i];
                 let dir = RunDir::new(plan.dir.join(id));
-                match run_one(run, &dir, plugins, &plan.resources, file, progress, id) {
-                    Ok(status) => {
-                        progress.println(&format!("{id}: {}", describe(&status)), false);
-                        statuses.lock().expect("no poisoning")[i] = Some(status);
-                        bar.inc(1);
-                    }
-                    Err(e) => {
-                        failure
-                            .lock()
-                            .expect("no poisoning")
-                            .get_or_insert(format!("{id}: {e}"));
-                        break;
-                    }
+                let status = run_one(run, &dir, plugins, &plan.resources, file, progress, id)
+                    .unwrap_or_else(RunStatus::Failed);
+                let error = matches!(status, RunStatus::Failed(_) | RunStatus::Diverged(_));
+                progress.println(&format!("{id}: {}", status.describe()), error);
+                if let Ok(mut all) = statuses.lock() {
+                    all[i] = status;
                 }
+                bar.inc(1);
             });
         }
     });
     bar.finish();
-    if let Some(e) = failure.into_inner().expect("no poisoning") {
-        return Err(e);
-    }
-    Ok(plan
-        .runs
+    plan.runs
         .iter()
-        .zip(statuses.into_inner().expect("no poisoning"))
-        .map(|((id, _), s)| (id.clone(), s.expect("every run ran")))
-        .collect())
+        .zip(statuses.into_inner().unwrap_or_default())
+        .map(|((id, _), s)| (id.clone(), s))
+        .collect()
 }
 
-fn describe(status: &RunStatus) -> String {
-    match status {
-        RunStatus::AlreadyDone => "already done, skipped".to_string(),
-        RunStatus::Completed { resumed_from: 0 } => "completed".to_string(),
-        RunStatus::Completed { resumed_from } => {
-            format!("resumed at epoch {resumed_from}, completed")
-        }
-        RunStatus::Locked => "locked by another process, skipped".to_string(),
-    }
-}
-
-/// Trains one run to completion, resuming from its last checkpoint.
+/// Trains one run to completion, resuming from its last valid checkpoint.
 ///
 /// # Errors
 /// A failure of the run's components or of the disk.
@@ -108,6 +159,9 @@ pub fn run_one(
     if dir.is_done() {
         return Ok(RunStatus::AlreadyDone);
     }
+    if let Some(d) = diverged(dir) {
+        return Ok(RunStatus::Diverged(d));
+    }
     let Some(_lock) = dir.try_lock()? else {
         return Ok(RunStatus::Locked);
     };
@@ -115,7 +169,7 @@ pub fn run_one(
         return Ok(RunStatus::AlreadyDone);
     }
     write_atomic(&dir.config(), canonical(&run.config).as_bytes())?;
-    let resumed_from = with_env!(&run.config, resources, file, |env| {
+    let outcome = with_env!(run, resources, file, |env| {
         Training {
             run,
             env: env.as_ref(),
@@ -127,5 +181,20 @@ pub fn run_one(
         }
         .run()?
     });
-    Ok(RunStatus::Completed { resumed_from })
+    Ok(match outcome {
+        Outcome::Completed { resumed_from } => RunStatus::Completed { resumed_from },
+        Outcome::Diverged(d) => RunStatus::Diverged(d),
+        Outcome::Interrupted { at } => RunStatus::Interrupted { at },
+    })
+}
+
+/// The divergence an earlier invocation recorded: the run is not retried (it would diverge
+/// again; delete its `DIVERGED` to retry).
+fn diverged(dir: &RunDir) -> Option<Divergence> {
+    let text = std::fs::read_to_string(dir.diverged_marker()).ok()?;
+    Some(Divergence::parse(&text).unwrap_or(Divergence {
+        epoch: 0,
+        quantity: "unreadable DIVERGED marker".into(),
+        value: f64::NAN,
+    }))
 }

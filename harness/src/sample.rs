@@ -61,16 +61,16 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
     /// Classifier-free guidance weight (1: none).
-    #[arg(long, default_value_t = 7.5)]
+    #[arg(long, default_value_t = 7.5, value_parser = finite)]
     pub cfg: f64,
     #[arg(long, value_enum, default_value_t = SamplerChoice::Ddim)]
     pub sampler: SamplerChoice,
     /// DDIM's stochasticity (0: deterministic, diffusers' default).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite)]
     pub eta: f64,
-    /// Image side in pixels.
-    #[arg(long, default_value_t = 512)]
-    pub resolution: usize,
+    /// Image side in pixels (default: the model's own, 512 for SD v1.5).
+    #[arg(long)]
+    pub resolution: Option<usize>,
     /// A LoRA file (diffusers, peft or attention-processor key names), e.g. a run's
     /// `policy/pytorch_lora_weights.safetensors`.
     #[arg(long)]
@@ -85,7 +85,8 @@ pub struct SampleArgs {
     /// Images sampled per batch.
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
-    /// Output PNG. Several images go to `<stem>-<i>.png`, or into one grid with `--grid`.
+    /// Output PNG (its folder must exist). Several images go to `<stem>-<i>.png`, or into one
+    /// grid with `--grid`.
     #[arg(long, default_value = "sample.png")]
     pub out: PathBuf,
     /// One grid image (a row per prompt) instead of one file per image.
@@ -96,6 +97,38 @@ pub struct SampleArgs {
     pub quiet: bool,
 }
 
+/// A finite number, for flags where NaN or infinity would make no image.
+fn finite(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not finite")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses an output that could not be written, before any sampling: a format other than PNG
+/// or a folder that does not exist.
+fn check_output(out: &Path) -> Result<(), String> {
+    let png = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !png {
+        return Err(format!(
+            "--out {}: images are written as PNG; name a .png file",
+            out.display()
+        ));
+    }
+    match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(format!(
+            "--out {}: the folder {} does not exist",
+            out.display(),
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `bench sample`.
 ///
 /// # Errors
@@ -103,11 +136,18 @@ pub struct SampleArgs {
 pub fn sample(args: &SampleArgs) -> Result<(), String> {
     let mut prompts = args.prompt.clone();
     if let Some(file) = &args.prompt_file {
-        prompts.extend(read_prompt_file(file)?);
+        prompts.extend(read_prompt_file(file).map_err(|e| format!("--prompt-file: {e}"))?);
     }
     if prompts.is_empty() || args.per_prompt == 0 || args.batch == 0 {
         return Err("give at least one prompt; --per-prompt and --batch must be positive".into());
     }
+    if args.steps == 0 || args.steps > 1000 {
+        return Err(format!("--steps {} must be in 1..=1000", args.steps));
+    }
+    if args.eta < 0.0 {
+        return Err(format!("--eta {} must be ≥ 0", args.eta));
+    }
+    check_output(&args.out)?;
     let sampler = SamplerConfig {
         kind: match args.sampler {
             SamplerChoice::Ddpm => SamplerKind::Ddpm,
@@ -125,11 +165,18 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     let device = Device::default();
     let pipeline =
         SdPipeline::<Inner>::load(&args.model, &device).map_err(|e| format!("--model: {e}"))?;
+    let resolution = args
+        .resolution
+        .unwrap_or_else(|| pipeline.native_resolution());
+    bench_core::validate::fits_in_memory(
+        &format!("--resolution {resolution} with --batch {}", args.batch),
+        pipeline.attention_bytes(resolution, 2 * args.batch),
+    )?;
     let model = SdModel::new(
         &pipeline,
         &prompts,
         &args.negative_prompt,
-        args.resolution,
+        resolution,
         Scheduler::for_sampling(sampler)?,
     )
     .map_err(|e| format!("--{e}"))?;

@@ -7,10 +7,12 @@
 //!     config.ron            the resolved run configuration
 //!     metrics.csv           one row per epoch: training scalars
 //!     eval.csv              epoch,metric,value at each evaluation
-//!     checkpoints/epoch-000010/   trainable weights (safetensors), optimizer states
+//!     checkpoints/epoch-000010/   trainable weights (safetensors), optimizer states and
+//!                           CHECKSUMS (SHA-256 of every file, written last)
 //!     samples/epoch-000010.csv    the samples of each evaluation (epoch 0: the base model)
 //!     metrics/<metric>/     what a metric keeps across evaluations
 //!     DONE                  completion marker with the final evaluation
+//!     DIVERGED              marker of a run stopped by a non-finite quantity (epoch, what)
 //!     .lock                 held while a process works on the run
 //! ```
 
@@ -57,7 +59,16 @@ impl RunDir {
         self.done_marker().exists()
     }
 
-    fn checkpoints(&self) -> PathBuf {
+    /// Marker of a run stopped because a quantity became non-finite (see [`crate::divergence`]).
+    pub fn diverged_marker(&self) -> PathBuf {
+        self.path.join("DIVERGED")
+    }
+
+    pub fn is_diverged(&self) -> bool {
+        self.diverged_marker().exists()
+    }
+
+    pub fn checkpoints(&self) -> PathBuf {
         self.path.join("checkpoints")
     }
 
@@ -76,43 +87,44 @@ impl RunDir {
         }
     }
 
-    /// The latest complete checkpoint: `(epochs done, directory)`.
-    pub fn latest_checkpoint(&self) -> Option<(usize, PathBuf)> {
-        let entries = fs::read_dir(self.checkpoints()).ok()?;
-        entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let epoch = name.strip_prefix("epoch-")?.parse().ok()?;
-                Some((epoch, e.path()))
-            })
-            .max_by_key(|(epoch, _)| *epoch)
-    }
-
-    /// Writes a checkpoint through `save` into a temporary directory and renames it into
-    /// place, so that a crash leaves either the whole checkpoint or none.
+    /// Removes what a killed or failed process left half-written in the run (temporary files
+    /// and checkpoint directories). Call it holding the run's lock: no one else writes here.
     ///
     /// # Errors
-    /// An I/O failure or the failure of `save`.
-    pub fn write_checkpoint(
-        &self,
-        epoch: usize,
-        save: impl FnOnce(&Path) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let final_dir = self.checkpoints().join(format!("epoch-{epoch:06}"));
-        let tmp = self
-            .checkpoints()
-            .join(format!(".tmp-epoch-{epoch:06}-{}", std::process::id()));
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        }
-        fs::create_dir_all(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
-        save(&tmp)?;
-        if final_dir.exists() {
-            fs::remove_dir_all(&final_dir).map_err(|e| format!("{}: {e}", final_dir.display()))?;
-        }
-        fs::rename(&tmp, &final_dir).map_err(|e| format!("{}: {e}", final_dir.display()))
+    /// A temporary that cannot be removed.
+    pub fn remove_temporaries(&self) -> Result<usize, String> {
+        remove_temporaries(&self.path)
     }
+}
+
+/// Whether a file or directory name is one of our temporaries (`.<name>.tmp-<pid>` files,
+/// `.tmp-epoch-…` checkpoint directories).
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-") || name.starts_with(".tmp-")
+}
+
+fn remove_temporaries(dir: &Path) -> Result<usize, String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_temporary(&name) {
+            if is_dir {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            }
+            .map_err(|e| format!("removing the leftover {}: {e}", path.display()))?;
+            removed += 1;
+        } else if is_dir {
+            removed += remove_temporaries(&path)?;
+        }
+    }
+    Ok(removed)
 }
 
 /// A table of rows `epoch, values…` kept in memory and rewritten atomically.

@@ -5,7 +5,7 @@
 //! patch — names `file:line:col`, and each run carries its parameters resolved.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ron::value::RawValue;
 use serde::Deserialize;
@@ -15,90 +15,8 @@ use bench_envs::SamplerConfig;
 use bench_metrics::default_metrics;
 
 use crate::plugins::Plugins;
-use crate::run_config::{
-    Component, EnvConfig, EvalConfig, ResolvedParams, RunConfig, TargetConfig,
-};
-
-fn default_seeds() -> Vec<u64> {
-    vec![0]
-}
-
-fn default_checkpoint_every() -> usize {
-    10
-}
-
-fn default_every() -> usize {
-    10
-}
-
-fn default_samples() -> usize {
-    500
-}
-
-/// `eval: (...)` as written.
-#[derive(Debug, Deserialize)]
-#[serde(rename = "EvalConfig", deny_unknown_fields)]
-struct EvalSpec<'a> {
-    #[serde(default = "default_every")]
-    every: usize,
-    #[serde(default = "default_samples")]
-    samples_per_prompt: usize,
-    #[serde(default)]
-    target: Option<TargetConfig>,
-    /// The metrics; the environment's defaults when absent.
-    #[serde(default, borrow)]
-    metrics: Option<Vec<&'a RawValue>>,
-}
-
-impl Default for EvalSpec<'_> {
-    fn default() -> Self {
-        Self {
-            every: default_every(),
-            samples_per_prompt: default_samples(),
-            target: None,
-            metrics: None,
-        }
-    }
-}
-
-/// A variant applied to every run of the grid, as written.
-#[derive(Debug, Deserialize)]
-#[serde(rename = "Override", deny_unknown_fields)]
-struct OverrideSpec<'a> {
-    label: String,
-    #[serde(default)]
-    epochs: Option<usize>,
-    #[serde(default)]
-    sampler: Option<SamplerConfig>,
-    /// Parameter patches by component name: `{"dag_db": (beta: 2.0)}` (or `{"beta": 2.0}`)
-    /// replaces those fields of every algorithm, reward or metric of that name.
-    #[serde(default, borrow)]
-    params: BTreeMap<String, &'a RawValue>,
-}
-
-/// A sweep file as written.
-#[derive(Debug, Deserialize)]
-#[serde(rename = "Sweep", deny_unknown_fields)]
-struct SweepSpec<'a> {
-    /// Results go to `<results>/<name>/`.
-    name: String,
-    env: EnvConfig,
-    #[serde(default)]
-    sampler: SamplerConfig,
-    epochs: usize,
-    #[serde(default = "default_checkpoint_every")]
-    checkpoint_every: usize,
-    #[serde(default, borrow)]
-    eval: EvalSpec<'a>,
-    #[serde(default = "default_seeds")]
-    seeds: Vec<u64>,
-    #[serde(borrow)]
-    algorithms: Vec<&'a RawValue>,
-    #[serde(borrow)]
-    rewards: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    overrides: Vec<OverrideSpec<'a>>,
-}
+use crate::run_config::{Component, EnvConfig, EvalConfig, ResolvedParams, RunConfig};
+use crate::sweep_spec::{self, SweepSpec};
 
 /// One component as written: `(name: "...", label: "...", params: (...))`.
 #[derive(Debug, Deserialize)]
@@ -172,6 +90,13 @@ struct Override {
 #[derive(Clone, Debug)]
 pub struct PlannedRun {
     pub config: RunConfig,
+    /// Checkpoints kept (not part of the run's identity: it does not change its results).
+    pub keep_checkpoints: usize,
+    /// The sweep file's folder: relative paths in the run's config (models, prompt files) are
+    /// relative to it.
+    pub base_dir: PathBuf,
+    /// Where `eval` was written.
+    pub eval_at: String,
     pub algorithm_at: String,
     pub reward_at: String,
     /// One position per metric of `config.eval.metrics`.
@@ -194,28 +119,22 @@ pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
     let source =
         Source::read(path).map_err(|e| e.replace("cannot read", "cannot read sweep file"))?;
     let spec: SweepSpec = source.parse_all()?;
-    let whole = path.display();
-    if spec.algorithms.is_empty() || spec.rewards.is_empty() || spec.seeds.is_empty() {
-        return Err(format!(
-            "{whole}: a sweep needs at least one algorithm, one reward and one seed"
-        ));
-    }
-    if spec.epochs == 0 || spec.checkpoint_every == 0 || spec.eval.every == 0 {
-        return Err(format!(
-            "{whole}: epochs, checkpoint_every and eval.every must be positive"
-        ));
-    }
+    let header = sweep_spec::read(&source, &spec)?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let parse_all = |raws: &[&RawValue]| -> Result<Vec<Written>, String> {
         raws.iter().map(|r| Written::parse(&source, r)).collect()
     };
     let algorithms = parse_all(&spec.algorithms)?;
     let rewards = parse_all(&spec.rewards)?;
-    let metrics = match &spec.eval.metrics {
+    let metrics = match &header.eval.metrics {
         Some(raws) => parse_all(raws)?,
-        None => default_metric_components(&spec.env, &source),
+        None => default_metric_components(&header.env, &source),
     };
     let mut overrides = vec![];
-    for o in &spec.overrides {
+    for o in &header.overrides {
         let mut patches = BTreeMap::new();
         for (name, raw) in &o.params {
             let known = algorithms.iter().chain(&rewards).chain(&metrics);
@@ -284,24 +203,24 @@ pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
                 let algorithm = a.resolve("algorithm", o.patches.get(&a.name), a_codec, &source)?;
                 let reward = r.resolve("reward", o.patches.get(&r.name), r_codec, &source)?;
                 let metrics = resolve_metrics(o)?;
-                let sampler = o.sampler.clone().unwrap_or_else(|| spec.sampler.clone());
-                let epochs = o.epochs.unwrap_or(spec.epochs);
-                let changed = sampler != spec.sampler
-                    || epochs != spec.epochs
+                let sampler = o.sampler.clone().unwrap_or_else(|| header.sampler.clone());
+                let epochs = o.epochs.unwrap_or(header.epochs);
+                let changed = sampler != header.sampler
+                    || epochs != header.epochs
                     || algorithm != base_algorithm
                     || reward != base_reward
                     || metrics != base_metrics;
-                for &seed in &spec.seeds {
+                for &seed in &header.seeds {
                     let config = RunConfig {
-                        sweep: spec.name.clone(),
-                        env: spec.env.clone(),
+                        sweep: header.name.clone(),
+                        env: header.env.clone(),
                         sampler: sampler.clone(),
                         epochs,
-                        checkpoint_every: spec.checkpoint_every,
+                        checkpoint_every: header.checkpoint_every,
                         eval: EvalConfig {
-                            every: spec.eval.every,
-                            samples_per_prompt: spec.eval.samples_per_prompt,
-                            target: spec.eval.target.clone(),
+                            every: header.eval.every,
+                            samples_per_prompt: header.eval.samples_per_prompt,
+                            target: header.eval.target.clone(),
                             metrics: metrics.clone(),
                         },
                         seed,
@@ -317,9 +236,12 @@ pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
                     if !runs.iter().any(|p| same_run(&p.config, &config)) {
                         runs.push(PlannedRun {
                             config,
+                            keep_checkpoints: header.keep_checkpoints,
+                            base_dir: base_dir.clone(),
+                            eval_at: header.eval_at.clone(),
                             algorithm_at: a.at.clone(),
                             reward_at: r.at.clone(),
-                            metrics_at: metrics_positions(&metrics, &spec.eval.metrics, &source),
+                            metrics_at: metrics_positions(&metrics, &header.eval.metrics, &source),
                         });
                     }
                 }
@@ -327,7 +249,7 @@ pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
         }
     }
     Ok(Sweep {
-        name: spec.name,
+        name: header.name,
         runs,
     })
 }

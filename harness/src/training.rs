@@ -1,12 +1,16 @@
-//! Training one run in its environment: build its components, resume from its last
-//! checkpoint, train and evaluate epoch by epoch, export the policy and mark it done.
+//! Training one run in its environment: build its components, resume from its last valid
+//! checkpoint, train and evaluate epoch by epoch, and end it — done (policy exported, `DONE`),
+//! diverged (`DIVERGED`), or interrupted at a safe point (a checkpoint to resume from).
 
 use std::time::Instant;
 
 use bench_algorithms::{Algorithm, Context, Scalars};
 
 use crate::backend::Backend;
-use crate::eval::{Evaluation, Metrics};
+use crate::checkpoints;
+use crate::divergence::{self, Divergence};
+use crate::eval::{EvalError, Evaluation, Metrics};
+use crate::interrupt::interrupted;
 use crate::plan::{build, Components};
 use crate::plugins::{HarnessEnv, Plugins};
 use crate::progress::Progress;
@@ -14,7 +18,18 @@ use crate::resources::Resources;
 use crate::store::{write_atomic, CsvLog, RunDir};
 use crate::sweep::PlannedRun;
 
-/// A locked run in its environment, trained to its last epoch.
+/// How a training session of a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Trained to its last epoch, from `resumed_from` epochs.
+    Completed { resumed_from: usize },
+    /// A quantity became non-finite; the run is marked and stops for good.
+    Diverged(Divergence),
+    /// Ctrl-C: stopped after `at` epochs, with a checkpoint there.
+    Interrupted { at: usize },
+}
+
+/// A locked run in its environment.
 pub struct Training<'a, E: HarnessEnv> {
     pub run: &'a PlannedRun,
     pub env: &'a E,
@@ -22,33 +37,62 @@ pub struct Training<'a, E: HarnessEnv> {
     pub plugins: &'a Plugins,
     pub resources: &'a Resources,
     pub progress: &'a Progress,
-    /// The run's id, for progress bars.
+    /// The run's id, for messages and progress bars.
     pub name: &'a str,
 }
 
 impl<E: HarnessEnv> Training<'_, E> {
-    /// Trains from the last checkpoint to the end; returns the epoch it resumed from.
+    /// Builds the run's components and restores the newest checkpoint that verifies and loads;
+    /// a corrupted or partial one is named and skipped for the previous one (or a fresh start).
+    fn resume(&self) -> Result<(Components<E>, usize), String> {
+        for (epoch, path) in checkpoints::list(self.dir) {
+            let mut components = build(self.run, self.env, self.plugins, self.resources)?;
+            let loaded = checkpoints::verify(&path).and_then(|()| components.algorithm.load(&path));
+            match loaded {
+                Ok(()) => return Ok((components, epoch)),
+                Err(e) => self.progress.println(
+                    &format!(
+                        "{}: checkpoint {} is unusable ({e}); trying an earlier one",
+                        self.name,
+                        path.display()
+                    ),
+                    true,
+                ),
+            }
+        }
+        Ok((build(self.run, self.env, self.plugins, self.resources)?, 0))
+    }
+
+    /// Trains from the last valid checkpoint to the end.
     ///
     /// # Errors
     /// A failure of a component or of the disk.
-    pub fn run(&self) -> Result<usize, String> {
+    pub fn run(&self) -> Result<Outcome, String> {
         let config = &self.run.config;
-        let Components {
-            reward,
-            mut algorithm,
-            metrics,
-            ..
-        } = build(self.run, self.env, self.plugins, self.resources)?;
-        let start = match self.dir.latest_checkpoint() {
-            Some((epoch, path)) => {
-                algorithm.load(&path)?;
-                epoch
-            }
-            None => 0,
-        };
+        let leftovers = self.dir.remove_temporaries()?;
+        if leftovers > 0 {
+            self.progress.println(
+                &format!(
+                    "{}: removed {leftovers} file(s) a stopped process left half-written",
+                    self.name
+                ),
+                true,
+            );
+        }
+        let (
+            Components {
+                reward,
+                mut algorithm,
+                metrics,
+                ..
+            },
+            start,
+        ) = self.resume()?;
         let mut metrics_log = CsvLog::read_before(&self.dir.metrics(), start + 1);
-        // Evaluations are indexed by epochs done; epoch 0 is the untrained policy.
-        let mut eval_log = CsvLog::read_before(&self.dir.eval(), start + 1);
+        // Evaluations are indexed by epochs done; epoch 0 (the untrained policy) is evaluated
+        // again when a run starts from scratch, so its old rows go.
+        let kept = if start == 0 { 0 } else { start + 1 };
+        let mut eval_log = CsvLog::read_before(&self.dir.eval(), kept);
         eval_log.header = vec!["epoch".into(), "metric".into(), "value".into()];
         let mut metrics = Metrics::new(metrics, &self.dir.path);
         let evaluation = Evaluation {
@@ -64,46 +108,85 @@ impl<E: HarnessEnv> Training<'_, E> {
             epochs: config.epochs,
             seed: config.seed,
         };
-        let mut evaluate = |algorithm: &dyn Algorithm<Backend, E>, done: usize| {
-            let mut rng = context(done).rng("eval");
-            let scalars = evaluation.run(algorithm.policy(), &mut metrics, done, &mut rng)?;
-            for (k, v) in &scalars {
-                eval_log
-                    .rows
-                    .push(vec![done.to_string(), k.clone(), format!("{v}")]);
-            }
-            eval_log.write(&self.dir.eval()).map(|()| scalars)
-        };
+        let mut evaluate =
+            |algorithm: &dyn Algorithm<Backend, E>, done: usize| -> Result<Scalars, Stop> {
+                let mut rng = context(done).rng("eval");
+                let scalars = evaluation
+                    .run(algorithm.policy(), &mut metrics, done, &mut rng)
+                    .map_err(|e| match e {
+                        EvalError::NonFinite { what, value } => Stop::Diverged(Divergence {
+                            epoch: done,
+                            quantity: what,
+                            value,
+                        }),
+                        EvalError::Failed(e) => Stop::Failed(e),
+                    })?;
+                for (k, v) in &scalars {
+                    eval_log
+                        .rows
+                        .push(vec![done.to_string(), k.clone(), format!("{v}")]);
+                }
+                eval_log.write(&self.dir.eval())?;
+                Ok(scalars)
+            };
 
         let bar = self.progress.run(self.name, config.epochs);
         bar.set_position(start as u64);
         let mut last_eval = Vec::new();
-        if start == 0 {
-            // Epoch 0 is the base model: every table can show where training started.
-            evaluate(algorithm.as_ref(), 0)?;
-        }
-        for epoch in start..config.epochs {
-            let t0 = Instant::now();
-            let scalars = algorithm.train_epoch(&context(epoch))?;
-            let done = epoch + 1;
-            log_epoch(&mut metrics_log, done, t0.elapsed().as_secs_f64(), &scalars);
-            metrics_log.write(&self.dir.metrics())?;
-            if done % config.eval.every == 0 || done == config.epochs {
-                last_eval = evaluate(algorithm.as_ref(), done)?;
+        let stopped = (|| -> Result<Outcome, Stop> {
+            if start == 0 {
+                // Epoch 0 is the base model: every table can show where training started.
+                evaluate(algorithm.as_ref(), 0)?;
             }
-            if done % config.checkpoint_every == 0 || done == config.epochs {
-                self.dir.write_checkpoint(done, |p| algorithm.save(p))?;
+            let mut checkpointed = start;
+            for epoch in start..config.epochs {
+                if interrupted() {
+                    if checkpointed != epoch {
+                        checkpoints::write(self.dir, epoch, |p| algorithm.save(p))?;
+                    }
+                    return Ok(Outcome::Interrupted { at: epoch });
+                }
+                let t0 = Instant::now();
+                let scalars = algorithm.train_epoch(&context(epoch))?;
+                let done = epoch + 1;
+                log_epoch(&mut metrics_log, done, t0.elapsed().as_secs_f64(), &scalars);
+                metrics_log.write(&self.dir.metrics())?;
+                for warning in divergence::check(done, &scalars).map_err(Stop::Diverged)? {
+                    self.progress
+                        .println(&format!("{}: warning: {warning}", self.name), true);
+                }
+                if done % config.eval.every == 0 || done == config.epochs {
+                    last_eval = evaluate(algorithm.as_ref(), done)?;
+                }
+                if done % config.checkpoint_every == 0 || done == config.epochs {
+                    checkpoints::write(self.dir, done, |p| algorithm.save(p))?;
+                    checkpoints::prune(self.dir, self.run.keep_checkpoints)?;
+                    checkpointed = done;
+                }
+                if let Some((_, r)) = scalars.iter().find(|(k, _)| k == "reward_mean") {
+                    bar.set_message(format!("reward {r:.3}"));
+                }
+                bar.inc(1);
             }
-            if let Some((_, r)) = scalars.iter().find(|(k, _)| k == "reward_mean") {
-                bar.set_message(format!("reward {r:.3}"));
-            }
-            bar.inc(1);
-        }
+            Ok(Outcome::Completed {
+                resumed_from: start,
+            })
+        })();
         bar.finish_and_clear();
-        self.env
-            .export_policy(algorithm.policy(), &self.dir.path.join("policy"))?;
-        self.mark_done(last_eval, &eval_log)?;
-        Ok(start)
+        match stopped {
+            Ok(Outcome::Completed { resumed_from }) => {
+                self.env
+                    .export_policy(algorithm.policy(), &self.dir.path.join("policy"))?;
+                self.mark_done(last_eval, &eval_log)?;
+                Ok(Outcome::Completed { resumed_from })
+            }
+            Ok(other) => Ok(other),
+            Err(Stop::Diverged(d)) => {
+                write_atomic(&self.dir.diverged_marker(), d.marker().as_bytes())?;
+                Ok(Outcome::Diverged(d))
+            }
+            Err(Stop::Failed(e)) => Err(e),
+        }
     }
 
     /// Writes the completion marker with the final evaluation (read back from the log when a
@@ -129,6 +212,18 @@ impl<E: HarnessEnv> Training<'_, E> {
             .map(|(k, v)| format!("{k} = {v}\n"))
             .collect();
         write_atomic(&self.dir.done_marker(), summary.as_bytes())
+    }
+}
+
+/// Why the epoch loop stopped early.
+enum Stop {
+    Diverged(Divergence),
+    Failed(String),
+}
+
+impl From<String> for Stop {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Sample diversity on the toy: the mean pairwise Euclidean distance of each prompt's samples,
 //! averaged over prompts (meaningful for 2-D points; images need a feature space).
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,12 @@ pub struct DiversityParams {
 impl Default for DiversityParams {
     fn default() -> Self {
         Self { max_points: 1000 }
+    }
+}
+
+impl Validate for DiversityParams {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("max_points", self.max_points, 2)
     }
 }
 

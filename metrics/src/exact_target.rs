@@ -5,9 +5,11 @@
 use burn::tensor::backend::Backend;
 use rand::rngs::StdRng;
 
-use bench_core::{NoParams, SampleKind};
+use bench_core::validate::{self, Invalid, Validate};
+use bench_core::SampleKind;
 use bench_models::Point;
 use bench_rewards::toy::ExactTarget;
+use serde::{Deserialize, Serialize};
 
 use crate::metric::{EvalContext, Metric, MetricSetup, SampleBatch, Scalars};
 use crate::mmd::{mmd2_unbiased, DEFAULT_BANDWIDTHS};
@@ -30,7 +32,27 @@ pub fn compare_with_target(
     (mmd2, report)
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExactTargetParams {
+    /// Each prompt's first this many samples are compared (MMD² costs their square).
+    pub max_points: usize,
+}
+
+impl Default for ExactTargetParams {
+    fn default() -> Self {
+        Self { max_points: 5000 }
+    }
+}
+
+impl Validate for ExactTargetParams {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("max_points", self.max_points, 2)
+    }
+}
+
 pub struct ExactTargetMetric {
+    max_points: usize,
     /// One exact target per prompt; none when the run has no target (nothing is reported).
     targets: Option<Vec<ExactTarget>>,
     current: Vec<Point>,
@@ -41,11 +63,11 @@ pub struct ExactTargetMetric {
 }
 
 impl MetricPlugin for ExactTargetMetric {
-    type Params = NoParams;
+    type Params = ExactTargetParams;
     const READS: &'static [SampleKind] = &[SampleKind::Points2d];
 
     fn build<B: Backend>(
-        _params: &NoParams,
+        params: &ExactTargetParams,
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
         let targets = match (setup.target, setup.toy_reward) {
@@ -64,6 +86,7 @@ impl MetricPlugin for ExactTargetMetric {
             _ => None,
         };
         Ok(Box::new(Self {
+            max_points: params.max_points,
             targets,
             current: vec![],
             mmds: vec![],
@@ -81,7 +104,9 @@ impl<B: Backend> Metric<B> for ExactTargetMetric {
         _cx: &mut EvalContext<'_>,
     ) -> Result<(), String> {
         if self.targets.is_some() {
-            self.current.extend(to_points(batch.samples));
+            let room = self.max_points.saturating_sub(self.current.len());
+            self.current
+                .extend(to_points(batch.samples).into_iter().take(room));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! `image_grid`: each evaluation's first samples as one PNG (`samples/epoch-NNNNNN-grid.png`,
 //! a row per prompt), capped so that its memory does not grow with the sample count.
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::Backend, Tensor};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,13 @@ impl Default for ImageGridParams {
             per_prompt: 8,
             prompts: 16,
         }
+    }
+}
+
+impl Validate for ImageGridParams {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("per_prompt", self.per_prompt, 1)?;
+        validate::at_least("prompts", self.prompts, 1)
     }
 }
 

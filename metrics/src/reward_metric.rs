@@ -1,6 +1,7 @@
 //! `reward`: the mean reward of an evaluation's samples, over every prompt, and optionally its
 //! sample standard deviation, in constant memory.
 
+use bench_core::Validate;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,8 @@ pub struct RewardParams {
     /// Also report `reward_std`, the spread over samples (not over seeds).
     pub std: bool,
 }
+
+impl Validate for RewardParams {}
 
 pub struct RewardMetric {
     params: RewardParams,

@@ -260,7 +260,7 @@ fn tables_aggregate_seeds_in_three_formats() {
 
     let md = String::from_utf8_lossy(&bench(["table", dir.to_str().unwrap()]).stdout).to_string();
     let ddpo_row = md.lines().find(|l| l.contains("| ddpo |")).unwrap();
-    let reward_cell = ddpo_row.split('|').nth(4).unwrap();
+    let reward_cell = ddpo_row.split('|').nth(5).unwrap();
     assert!((parse_pm(reward_cell) - mean("ddpo")).abs() < 1e-3, "{md}");
 
     let tex = String::from_utf8_lossy(

@@ -8,14 +8,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bench::table::{collect, RunResult};
+use bench::table::{collect, Collected};
 
 use crate::support::bench_ok;
 
 type Key = (String, String, u64);
 
-fn by_run(results: Vec<RunResult>) -> BTreeMap<Key, BTreeMap<String, f64>> {
-    results
+fn by_run(found: Collected) -> BTreeMap<Key, BTreeMap<String, f64>> {
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+    found
+        .runs
         .into_iter()
         .map(|r| {
             (
@@ -24,7 +26,7 @@ fn by_run(results: Vec<RunResult>) -> BTreeMap<Key, BTreeMap<String, f64>> {
                     r.config.reward.name.clone(),
                     r.config.seed,
                 ),
-                r.metrics,
+                r.metrics(),
             )
         })
         .collect()

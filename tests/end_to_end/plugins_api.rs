@@ -49,6 +49,8 @@ macro_rules! ddpo_with_default {
             inner_epochs: usize,
         }
 
+        impl bench_core::Validate for $own {}
+
         impl FamilyMember<PpoShared> for $own {
             fn shared_defaults() -> PpoShared {
                 PpoShared {
@@ -214,7 +216,11 @@ fn a_metric_gets_base_samples_from_the_same_noise_and_keeps_state_in_the_run() {
     let mut plugins = Plugins::default();
     plugins.metric::<BaseProbe>("base_probe", "test metric");
     let planned = plan(&sweep, &tmp.path().join("results"), &plugins).unwrap();
-    execute(&planned, &sweep, &plugins, &Progress::new(true), 1).unwrap();
+    let statuses = execute(&planned, &sweep, &plugins, &Progress::new(true), 1);
+    assert!(
+        bench::runner::Summary::of(&statuses).is_clean(),
+        "{statuses:?}"
+    );
     let run = planned.dir.join(&planned.runs[0].0);
     let eval = fs::read_to_string(run.join("eval.csv")).unwrap();
     let value = |row: &str| -> f64 {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use bench_core::validate::{self, Invalid, Validate};
 use bench_models::sd::{AuxNetConfig, LoraConfig};
 
 /// SD's configuration (`env: Sd(...)` in a sweep).
@@ -43,7 +44,74 @@ impl Default for SdConfig {
     }
 }
 
+impl Validate for SdConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.model.as_os_str().is_empty() {
+            return Err(Invalid::new(
+                "model",
+                "is empty: name a diffusers folder or a file",
+            ));
+        }
+        validate::at_least("resolution", self.resolution, 8)?;
+        validate::count_within("rank", self.lora.rank, 1, 4096).map_err(|e| e.within("lora"))?;
+        validate::positive("alpha", self.lora.alpha).map_err(|e| e.within("lora"))?;
+        for (name, net) in [("flow_net", &self.flow_net), ("field_net", &self.field_net)] {
+            check_aux_net(net).map_err(|e| e.within(name))?;
+        }
+        Ok(())
+    }
+}
+
+/// A small UNet's widths: positive, divisible by the group count, and of a size that fits.
+fn check_aux_net(net: &AuxNetConfig) -> Result<(), Invalid> {
+    if net.block_out_channels.is_empty() {
+        return Err(Invalid::new(
+            "block_out_channels",
+            "needs at least one block",
+        ));
+    }
+    validate::at_least("heads", net.heads, 1)?;
+    validate::at_least("norm_num_groups", net.norm_num_groups, 1)?;
+    for &c in &net.block_out_channels {
+        if c == 0 || c % net.norm_num_groups != 0 || c % net.heads != 0 {
+            return Err(Invalid::new(
+                "block_out_channels",
+                format!(
+                    "has {c}: every width must be positive and divisible by norm_num_groups ({}) \
+                     and heads ({})",
+                    net.norm_num_groups, net.heads
+                ),
+            ));
+        }
+    }
+    // ≈ 40 c² weights per block (resnets, attention, up/down convolutions), four f32 copies.
+    let weights: f64 = net
+        .block_out_channels
+        .iter()
+        .map(|&c| 40.0 * (c as f64).powi(2))
+        .sum();
+    validate::fits_in_memory("the network", weights * 16.0)
+        .map_err(|e| Invalid::new("block_out_channels", e))
+}
+
 impl SdConfig {
+    /// The same configuration with relative paths (model, prompt file) taken relative to
+    /// `base` (the sweep file's folder), as a sweep means them.
+    pub fn relative_to(&self, base: &Path) -> Self {
+        let join = |p: &Path| {
+            if p.is_relative() {
+                base.join(p)
+            } else {
+                p.to_path_buf()
+            }
+        };
+        Self {
+            model: join(&self.model),
+            prompt_file: self.prompt_file.as_deref().map(join),
+            ..self.clone()
+        }
+    }
+
     /// `prompts` followed by the lines of `prompt_file`.
     ///
     /// # Errors

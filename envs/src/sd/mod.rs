@@ -56,6 +56,11 @@ impl<B: AutodiffBackend> SdEnv<B> {
         device: B::Device,
     ) -> Result<Self, String> {
         let prompts = config.all_prompts()?;
+        // An evaluation batch with both CFG branches: the least any run of this env needs.
+        bench_core::validate::fits_in_memory(
+            &format!("env.resolution = {}", config.resolution),
+            pipeline.attention_bytes(config.resolution, 2 * EVAL_BATCH),
+        )?;
         let infer = SdModel::new(
             &pipeline,
             &prompts,

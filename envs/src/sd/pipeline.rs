@@ -9,6 +9,9 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use bench_models::clip::{ClipTextModel, ClipTokenizer};
 use bench_models::sd::{AutoencoderKl, SdComponents, UNet2DConditionModel};
 
+/// SD v1's latent side (64, for 512-pixel images): what a single-file checkpoint is taken to be.
+const SD_V1_SAMPLE_SIZE: usize = 64;
+
 /// One SD v1.x checkpoint's networks, frozen, on one backend (the inner one: nothing here is
 /// trained; training lifts the UNet and VAE into the autodiff graph).
 #[derive(Debug)]
@@ -19,6 +22,9 @@ pub struct SdPipeline<B: Backend> {
     pub text_encoder: ClipTextModel<B>,
     pub unet: UNet2DConditionModel<B>,
     pub vae: AutoencoderKl<B>,
+    /// The UNet's native latent side (`sample_size` of `unet/config.json`; SD v1's 64 for a
+    /// single file, which carries no config).
+    pub sample_size: usize,
 }
 
 impl<B: Backend> SdPipeline<B> {
@@ -29,7 +35,13 @@ impl<B: Backend> SdPipeline<B> {
     /// Missing or mismatched weights, naming the files and where to get SD v1.5.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, String> {
         let sd = SdComponents::<B>::load(path, device).map_err(|e| e.to_string())?;
+        let sample_size = std::fs::read_to_string(path.join("unet/config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|c| c.get("sample_size")?.as_u64())
+            .map_or(SD_V1_SAMPLE_SIZE, |s| s as usize);
         Ok(Self {
+            sample_size,
             path: path.to_path_buf(),
             tokenizer: sd.tokenizer,
             text_encoder: sd.text_encoder,
@@ -44,6 +56,37 @@ impl<B: Backend> SdPipeline<B> {
         let device = self.unet.conv_in.weight.device();
         let ids: Tensor<B, 2, Int> = self.tokenizer.encode_batch(&refs, &device);
         self.text_encoder.forward(ids)
+    }
+
+    /// The resolution the model was trained at (SD v1.5: 512), what `bench sample` draws by
+    /// default: the UNet's native latent side times the VAE's factor.
+    pub fn native_resolution(&self) -> usize {
+        self.sample_size * (1 << (self.vae.encoder.down_blocks.len() - 1))
+    }
+
+    /// Memory of the largest attention matrix one UNet call makes on `rows` latents of images
+    /// `resolution` pixels wide (bytes, f32): heads × tokens² per row at the first block that
+    /// attends. A lower bound of what sampling needs, to refuse sizes that cannot fit before the
+    /// allocation aborts the process.
+    pub fn attention_bytes(&self, resolution: usize, rows: usize) -> f64 {
+        let vae_factor = 1 << (self.vae.encoder.down_blocks.len() - 1);
+        let side = (resolution / vae_factor) as f64;
+        self.unet
+            .down_blocks
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| {
+                let heads = b
+                    .attentions
+                    .first()?
+                    .transformer_blocks
+                    .first()?
+                    .attn1
+                    .heads;
+                let tokens = (side / f64::from(1u32 << i)).powi(2);
+                Some(rows as f64 * heads as f64 * tokens * tokens * 4.0)
+            })
+            .unwrap_or(0.0)
     }
 
     /// Latent channels of the UNet.

@@ -15,6 +15,7 @@ use burn::tensor::{
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use bench_core::validate::{self, Invalid, Validate};
 use bench_core::SampleKind;
 use bench_models::GaussianMixture;
 
@@ -42,6 +43,30 @@ impl Default for Toy2dConfig {
             hidden: 64,
             time_features: 16,
         }
+    }
+}
+
+impl Validate for Toy2dConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.prompts.is_empty() {
+            return Err(Invalid::new("prompts", "needs at least one scene"));
+        }
+        validate::at_least("hidden", self.hidden, 1)?;
+        validate::at_least("time_features", self.time_features, 2)?;
+        // Three networks (policy, flow, field) of two hidden layers, each with its gradient
+        // and Adam's two moments: four f32 copies.
+        let (h, w) = (self.hidden as f64, self.features_width() as f64);
+        let bytes = 3.0 * (w * h + h * h + 2.0 * h + 3.0 * h) * 4.0 * 4.0;
+        validate::fits_in_memory(&format!("hidden = {}", self.hidden), bytes)
+            .map_err(|e| Invalid::new("hidden", format!("= {}: {e}", self.hidden)))?;
+        Ok(())
+    }
+}
+
+impl Toy2dConfig {
+    /// Width of the networks' input: the point, time features, a one-hot prompt and the null.
+    fn features_width(&self) -> usize {
+        2 + self.time_features + self.prompts.len() + 1
     }
 }
 

@@ -239,32 +239,21 @@ const LOAD_REMAP: [(&str, &str); 6] = [
 /// The rank of a LoRA file: the first dimension of its first down (`lora_A`) matrix, read from
 /// the safetensors header alone (the tensors are read once, by the loader).
 fn file_rank(file: &Path) -> Result<usize, LoadError> {
-    use std::io::Read;
-    let read_err = |message: String| LoadError::Read {
-        path: file.to_path_buf(),
-        message,
-    };
-    let mut f = std::fs::File::open(file).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LoadError::MissingFile {
+    let header = crate::weights::read_header(file).map_err(|e| match e {
+        LoadError::MissingFile { paths, .. } => LoadError::MissingFile {
             what: "LoRA weights".into(),
-            paths: vec![file.to_path_buf()],
+            paths,
         },
-        _ => read_err(e.to_string()),
+        other => other,
     })?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .map_err(|e| read_err(e.to_string()))?;
-    let mut header = vec![0u8; u64::from_le_bytes(len) as usize];
-    f.read_exact(&mut header)
-        .map_err(|e| read_err(format!("safetensors header: {e}")))?;
-    let header: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| read_err(e.to_string()))?;
     header
         .iter()
         .find(|(name, _)| name.contains("lora.down") || name.contains("lora_A"))
-        .and_then(|(_, info)| info.get("shape")?.get(0)?.as_u64())
-        .map(|rank| rank as usize)
-        .ok_or_else(|| read_err("no LoRA down (lora_A) matrix in the file".into()))
+        .and_then(|(_, info)| info.shape.first().copied())
+        .ok_or_else(|| LoadError::Read {
+            path: file.to_path_buf(),
+            message: "no LoRA down (lora_A) matrix in the file".into(),
+        })
 }
 
 impl<B: Backend> LoraPair<B> {

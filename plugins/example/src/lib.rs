@@ -10,6 +10,7 @@
 //! - `reward_above`: the fraction of evaluation samples whose reward exceeds a threshold, a
 //!   column of `bench table` wherever a sweep lists it in `eval.metrics`.
 
+use bench_core::validate::{self, Invalid, Validate};
 use std::path::Path;
 
 use burn::tensor::{
@@ -41,6 +42,13 @@ impl Default for ReinforceConfig {
             sample_batch: 32,
             optim: OptimConfig::default(),
         }
+    }
+}
+
+impl Validate for ReinforceConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::at_least("sample_batch", self.sample_batch, 2)?;
+        self.optim.validate().map_err(|e| e.within("optim"))
     }
 }
 
@@ -158,6 +166,12 @@ impl RewardPlugin for Quadrant {
 pub struct RewardAboveParams {
     /// Samples whose reward is above this count.
     pub threshold: f64,
+}
+
+impl Validate for RewardAboveParams {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::finite("threshold", self.threshold)
+    }
 }
 
 /// The fraction of evaluation samples whose reward exceeds a threshold (`reward_above`).

@@ -1,5 +1,6 @@
 //! The Gaussian-bump reward: `exp(β·r)` is a Gaussian, so both targets are closed form.
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,14 @@ impl Default for BumpConfig {
             centre: [0.6, 0.6],
             width: 0.5,
         }
+    }
+}
+
+impl Validate for BumpConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::finite("centre", self.centre[0])?;
+        validate::finite("centre", self.centre[1])?;
+        validate::positive("width", self.width)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The mixture-density reward `r(x) = log Σ_j π_j N(x; m_j, σ_j²)`: multi-modal, so reward
 //! maximisers collapse onto its highest peak while its `exp(β·r)` target keeps every mode.
 
+use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,21 @@ impl Default for MixtureConfig {
         Self {
             components: vec![c([1.0, 0.0], 0.5), c([0.0, 1.0], 0.3), c([-1.0, 0.0], 0.2)],
         }
+    }
+}
+
+impl Validate for MixtureConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.components.is_empty() {
+            return Err(Invalid::new("components", "needs at least one component"));
+        }
+        for c in &self.components {
+            validate::finite("components", c.mean[0])?;
+            validate::finite("components", c.mean[1])?;
+            validate::positive("components", c.std)?;
+            validate::positive("components", c.weight)?;
+        }
+        Ok(())
     }
 }
 
