@@ -126,7 +126,10 @@ pub fn execute(
                 let dir = RunDir::new(plan.dir.join(id));
                 let status = run_one(run, &dir, plugins, &plan.resources, file, progress, id)
                     .unwrap_or_else(RunStatus::Failed);
-                let error = matches!(status, RunStatus::Failed(_) | RunStatus::Diverged(_));
+                let error = matches!(
+                    status,
+                    RunStatus::Failed(_) | RunStatus::Diverged(_) | RunStatus::Interrupted { .. }
+                );
                 progress.println(&format!("{id}: {}", status.describe()), error);
                 if let Ok(mut all) = statuses.lock() {
                     all[i] = status;

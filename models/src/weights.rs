@@ -308,6 +308,8 @@ pub fn check_safetensors<B: Backend, M: Module<B>>(
             paths: vec![file.to_path_buf()],
         });
     }
+    // The format first, in plain words (burn's store reports "header too small" and the like).
+    read_header(file)?;
     let mut store = store(file, remap);
     let found = store.get_all_snapshots().map_err(|e| LoadError::Read {
         path: file.to_path_buf(),

@@ -10,6 +10,7 @@ mod convergence;
 mod exactness;
 mod layouts;
 mod plugins_api;
+mod reliability;
 mod resume;
 mod sample;
 mod sd_tiny;

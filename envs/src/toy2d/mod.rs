@@ -57,8 +57,8 @@ impl Validate for Toy2dConfig {
         // and Adam's two moments: four f32 copies.
         let (h, w) = (self.hidden as f64, self.features_width() as f64);
         let bytes = 3.0 * (w * h + h * h + 2.0 * h + 3.0 * h) * 4.0 * 4.0;
-        validate::fits_in_memory(&format!("hidden = {}", self.hidden), bytes)
-            .map_err(|e| Invalid::new("hidden", format!("= {}: {e}", self.hidden)))?;
+        validate::fits_in_memory("", bytes)
+            .map_err(|e| Invalid::new("hidden", format!("= {}{e}", self.hidden)))?;
         Ok(())
     }
 }
