@@ -103,6 +103,7 @@ pub fn build<E: HarnessEnv>(
         build: resources.inference_context(),
         env: env as &dyn EnvInfo,
         reward: &c.reward.name,
+        reward_params: &c.reward.params.0,
         toy_reward: reward.as_toy(),
         target,
     };

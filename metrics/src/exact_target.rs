@@ -2,6 +2,8 @@
 //! run's target distribution (MMD²), which of the target's modes they cover, and the total
 //! variation between their mode weights and the target's; averaged over prompts (modes summed).
 
+use std::sync::Arc;
+
 use burn::tensor::backend::Backend;
 use rand::rngs::StdRng;
 
@@ -54,7 +56,7 @@ impl Validate for ExactTargetParams {
 pub struct ExactTargetMetric {
     max_points: usize,
     /// One exact target per prompt; none when the run has no target (nothing is reported).
-    targets: Option<Vec<ExactTarget>>,
+    targets: Option<Vec<Arc<ExactTarget>>>,
     current: Vec<Point>,
     mmds: Vec<f64>,
     tvs: Vec<f64>,
@@ -79,7 +81,15 @@ impl MetricPlugin for ExactTargetMetric {
                              (toy2d)"
                                 .to_string()
                         })?;
-                        Ok(ExactTarget::new(spec.kind, &base, toy, spec.beta))
+                        // Tabulating a target can take a while: once per process for all the
+                        // runs (and evaluations) that compare with it.
+                        let key = format!(
+                            "exact-target:{:?}:{}:{base:?}:{}:{}",
+                            spec.kind, spec.beta, setup.reward, setup.reward_params
+                        );
+                        setup.build.cache.get_or_load(&key, || {
+                            Ok(ExactTarget::new(spec.kind, &base, toy, spec.beta))
+                        })
                     })
                     .collect::<Result<Vec<_>, String>>()?,
             ),

@@ -88,8 +88,9 @@ pub trait Metric<B: Backend>: Send {
 pub struct MetricSetup<'a, B: Backend> {
     pub build: BuildContext<'a, B>,
     pub env: &'a dyn EnvInfo,
-    /// The run's reward by name, and its closed form on the toy.
+    /// The run's reward by name with its resolved parameters, and its closed form on the toy.
     pub reward: &'a str,
+    pub reward_params: &'a str,
     pub toy_reward: Option<&'a dyn ToyReward>,
     /// The exact distribution to compare with, if the run has one: the objective's own
     /// target, or the sweep's `eval.target` for objectives without one.

@@ -8,6 +8,7 @@ mod cli;
 mod configs;
 mod convergence;
 mod exactness;
+mod fuzz;
 mod layouts;
 mod plugins_api;
 mod reliability;

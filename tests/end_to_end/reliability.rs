@@ -299,7 +299,7 @@ fn ctrl_c_stops_at_a_checkpoint_and_the_run_resumes_exactly() {
     let file = tmp.path().join("a.ron");
     fs::write(&file, &long).unwrap();
     let results = tmp.path().join("results");
-    let mut child = command()
+    let child = command()
         .args([
             "run",
             file.to_str().unwrap(),
@@ -344,7 +344,7 @@ fn ctrl_c_stops_at_a_checkpoint_and_the_run_resumes_exactly() {
         })
         .max()
         .expect("a checkpoint at the safe point");
-    assert!(at >= 3 && at < 400, "{at}");
+    assert!((3..400).contains(&at), "{at}");
     // Resumed with the 4-epoch setting's data is not comparable; resume the same sweep.
     let out = bench_ok([
         "run",
