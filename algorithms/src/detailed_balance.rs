@@ -24,7 +24,8 @@ use bench_rewards::toy::TargetKind;
 use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::optim::{OptimConfig, Trained};
 use crate::reinforce::ReinforceSettings;
-use crate::util::{minibatches, scalar, select_rows, vector};
+use crate::residual_bands::ResidualBands;
+use crate::util::{minibatches, scalar, select_rows, to_f64, vector};
 
 /// What stands in the backward direction of the balance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,6 +317,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
         let (traj, rewards) = ctx.sample(&self.policy.module, sh.sample_batch, &mut rng);
 
         let mut logs: [Vec<f64>; 5] = Default::default();
+        let mut bands = ResidualBands::default();
         for rows in minibatches(traj.batch_size(), sh.train_batch, &mut rng) {
             let sub = traj.select_rows(&rows);
             let sub_rewards: Vec<f64> = rows.iter().map(|&r| rewards[r]).collect();
@@ -363,6 +365,11 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                 }
             };
             let loss = loss + reg.clone().mul_scalar(sh.reg_coef);
+            bands.add(
+                &t.steps,
+                &to_f64(t.residual().detach().powi_scalar(2)),
+                sub.num_steps(),
+            );
             logs[0].push(scalar(balance.detach()));
             logs[1].push(scalar(policy_term.detach()));
             logs[2].push(scalar(reg.detach()));
@@ -371,7 +378,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
             logs[3].push(self.policy.step(&mut grads));
             logs[4].push(self.flow.step(&mut grads));
         }
-        Ok(vec![
+        let mut scalars = vec![
             ("reward_mean".into(), mean(&rewards)),
             ("reward_std".into(), std(&rewards)),
             ("beta".into(), beta),
@@ -380,7 +387,9 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
             ("reg".into(), mean(&logs[2])),
             ("grad_norm".into(), mean(&logs[3])),
             ("flow_grad_norm".into(), mean(&logs[4])),
-        ])
+        ];
+        scalars.extend(bands.scalars());
+        Ok(scalars)
     }
 
     fn policy(&self) -> &E::Policy {

@@ -19,6 +19,7 @@ pub mod ppo;
 pub mod refl;
 pub mod registry;
 pub mod reinforce;
+pub mod residual_bands;
 pub mod residual_db;
 pub mod reward_backprop;
 pub mod reward_gradient;

@@ -65,6 +65,15 @@ const KNOWN: &[(&str, &str)] = &[
     ("modes_total", "target modes"),
     ("mode_tv", "mode TV"),
     ("diversity", "diversity"),
+    // `target_shape` (opt-in), with its default bandwidths.
+    ("mmd2_bw0.05", "MMD² h=0.05"),
+    ("mmd2_bw0.1", "MMD² h=0.1"),
+    ("mmd2_bw0.2", "MMD² h=0.2"),
+    ("mmd2_bw0.5", "MMD² h=0.5"),
+    ("mean_err", "mean error"),
+    ("cov_err", "cov. error"),
+    ("spread", "spread"),
+    ("clumping", "clumping"),
 ];
 
 /// Finished runs below `dir` (a sweep folder or a results root), each with its evaluation after
@@ -364,7 +373,7 @@ impl Row {
             None => "–".into(),
             Some(s) if s.n == 0 => "n/a".into(),
             Some(s) => {
-                let digits = if key == "mmd2" { 4 } else { 3 };
+                let digits = if key.starts_with("mmd2") { 4 } else { 3 };
                 let mut text = format!("{:.*} {pm} {:.*}", digits, s.mean, digits, s.std);
                 if s.n < self.seeds {
                     text.push_str(&format!(" (n={})", s.n));

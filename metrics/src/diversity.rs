@@ -9,7 +9,7 @@ use bench_core::SampleKind;
 use bench_models::Point;
 
 use crate::metric::{EvalContext, Metric, MetricSetup, SampleBatch, Scalars};
-use crate::points::to_points;
+use crate::points::keep_points;
 use crate::registry::MetricPlugin;
 
 /// Mean distance over all pairs of the first `max_points` samples.
@@ -80,9 +80,7 @@ impl<B: Backend> Metric<B> for DiversityMetric {
         batch: &SampleBatch<'_, B>,
         _cx: &mut EvalContext<'_>,
     ) -> Result<(), String> {
-        let room = self.params.max_points.saturating_sub(self.current.len());
-        self.current
-            .extend(to_points(batch.samples).into_iter().take(room));
+        keep_points(&mut self.current, batch.samples, self.params.max_points);
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::metric::{EvalContext, Metric, MetricSetup, SampleBatch, Scalars};
 use crate::mmd::{mmd2_unbiased, DEFAULT_BANDWIDTHS};
 use crate::modes::{mode_fractions, ModeReport};
-use crate::points::to_points;
+use crate::points::keep_points;
 use crate::registry::MetricPlugin;
 
 /// MMD² and mode report of samples against a target (with as many exact samples).
@@ -32,6 +32,37 @@ pub fn compare_with_target(
         target.mode_weights(),
     );
     (mmd2, report)
+}
+
+/// The run's exact target for each prompt, or `None` when the run has none (no target, or a
+/// reward without a closed form on the toy). Tabulating a target can take a while: it is done
+/// once per process for every run, evaluation and metric that compares with it.
+///
+/// # Errors
+/// An environment whose base model is not known exactly.
+pub fn exact_targets<B: Backend>(
+    setup: &MetricSetup<'_, B>,
+) -> Result<Option<Vec<Arc<ExactTarget>>>, String> {
+    let (Some(spec), Some(toy)) = (setup.target, setup.toy_reward) else {
+        return Ok(None);
+    };
+    (0..setup.env.prompts().len())
+        .map(|p| {
+            let base = setup.env.exact_base(p).ok_or_else(|| {
+                "comparing with an exact target needs an environment whose base model is known \
+                 exactly (toy2d)"
+                    .to_string()
+            })?;
+            let key = format!(
+                "exact-target:{:?}:{}:{base:?}:{}:{}",
+                spec.kind, spec.beta, setup.reward, setup.reward_params
+            );
+            setup.build.cache.get_or_load(&key, || {
+                Ok(ExactTarget::new(spec.kind, &base, toy, spec.beta))
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Some)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,29 +103,7 @@ impl MetricPlugin for ExactTargetMetric {
         params: &ExactTargetParams,
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
-        let targets = match (setup.target, setup.toy_reward) {
-            (Some(spec), Some(toy)) => Some(
-                (0..setup.env.prompts().len())
-                    .map(|p| {
-                        let base = setup.env.exact_base(p).ok_or_else(|| {
-                            "exact_target needs an environment whose base model is known exactly \
-                             (toy2d)"
-                                .to_string()
-                        })?;
-                        // Tabulating a target can take a while: once per process for all the
-                        // runs (and evaluations) that compare with it.
-                        let key = format!(
-                            "exact-target:{:?}:{}:{base:?}:{}:{}",
-                            spec.kind, spec.beta, setup.reward, setup.reward_params
-                        );
-                        setup.build.cache.get_or_load(&key, || {
-                            Ok(ExactTarget::new(spec.kind, &base, toy, spec.beta))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, String>>()?,
-            ),
-            _ => None,
-        };
+        let targets = exact_targets(setup)?;
         Ok(Box::new(Self {
             max_points: params.max_points,
             targets,
@@ -114,9 +123,7 @@ impl<B: Backend> Metric<B> for ExactTargetMetric {
         _cx: &mut EvalContext<'_>,
     ) -> Result<(), String> {
         if self.targets.is_some() {
-            let room = self.max_points.saturating_sub(self.current.len());
-            self.current
-                .extend(to_points(batch.samples).into_iter().take(room));
+            keep_points(&mut self.current, batch.samples, self.max_points);
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Evaluation metrics: the [`Metric`] trait (`update` on batches of samples, `finish` to
 //! scalars) and its registry, with the built-in metrics — reward statistics; on the toy, MMD²
 //! to exact target samples, mode coverage and the total variation of mode weights, and sample
-//! diversity; on images, a grid of samples — and the math under them.
+//! diversity, and (opt-in) how samples miss the target: MMD² per bandwidth, moment errors,
+//! clumping on the base's modes; on images, a grid of samples — and the math under them.
 
 pub mod diversity;
 pub mod exact_target;
@@ -10,12 +11,15 @@ pub mod images;
 pub mod metric;
 pub mod mmd;
 pub mod modes;
+pub mod moments;
 pub mod points;
 pub mod registry;
 pub mod reward_metric;
+pub mod target_shape;
 
 pub use diversity::mean_pairwise_distance;
 pub use metric::{EvalContext, Metric, MetricSetup, SampleBatch, Scalars};
-pub use mmd::{mmd2_unbiased, DEFAULT_BANDWIDTHS};
+pub use mmd::{mmd2_unbiased, mmd2_unbiased_each, DEFAULT_BANDWIDTHS};
 pub use modes::{mode_fractions, ModeReport};
+pub use moments::Moments;
 pub use registry::{builtin_metrics, default_metrics, MetricEntry, MetricPlugin, MetricRegistry};

@@ -80,6 +80,12 @@ pub fn builtin_metrics<B: Backend>() -> MetricRegistry<B> {
         MetricEntry::of::<crate::exact_target::ExactTargetMetric>(),
     );
     r.register(
+        "target_shape",
+        "toy2d: how samples miss the exact target: MMD² per bandwidth, mean and covariance \
+         errors, spread ratio, clumping on the base's modes",
+        MetricEntry::of::<crate::target_shape::TargetShapeMetric>(),
+    );
+    r.register(
         "diversity",
         "toy2d: mean pairwise distance of each prompt's samples, averaged over prompts",
         MetricEntry::of::<crate::diversity::DiversityMetric>(),

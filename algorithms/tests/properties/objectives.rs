@@ -71,3 +71,27 @@ fn ddpo_first_minibatch_is_on_policy() {
     assert!(get(&s, "approx_kl") < 1e-10, "{s:?}");
     assert_eq!(get(&s, "clipfrac"), 0.0);
 }
+
+#[test]
+fn residual_bands_partition_the_balance_loss() {
+    // Two equal minibatches: db_loss is the mean δ² over all 16 × 50 transitions, which the
+    // bands split into the first 47 positions and each of the last three.
+    for name in ["dag_db", "dag_kl", "residual_db"] {
+        let s = first_epoch(name, "(sample_batch: 16, train_batch: 8, beta: 1.0)");
+        let whole = (47.0 * get(&s, "delta2_early")
+            + get(&s, "delta2_third_last")
+            + get(&s, "delta2_second_last")
+            + get(&s, "delta2_last"))
+            / 50.0;
+        // (DAG-KL's db_loss is its flow loss: the same residual, the policy detached.)
+        let loss = get(&s, "db_loss");
+        assert!((whole - loss).abs() <= 1e-4 * loss.abs(), "{name}: {s:?}");
+        if name != "residual_db" {
+            // Against the noising kernel the last steps cannot balance (the audit's finding).
+            assert!(
+                get(&s, "delta2_second_last") > 5.0 * get(&s, "delta2_early"),
+                "{name}: {s:?}"
+            );
+        }
+    }
+}
