@@ -19,6 +19,7 @@ use crate::detailed_balance::{
     BackwardPolicy, DbAlgorithm, DbSettings, DbShared, LookAheadModel, PolicyLoss,
 };
 use crate::registry::Objective;
+use crate::sub_trajectory::Balance;
 
 /// DAG-DB's own parameter, besides [`DbShared`]'s.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,7 @@ impl Objective for DagDb {
                 backward,
                 look_ahead: LookAheadModel::Current,
                 policy_loss: PolicyLoss::Balance,
+                balance: Balance::Detailed,
             },
             env,
             rng,

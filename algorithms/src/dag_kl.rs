@@ -13,6 +13,7 @@ use crate::detailed_balance::{
 };
 use crate::registry::Objective;
 use crate::reinforce::ReinforceSettings;
+use crate::sub_trajectory::Balance;
 
 impl FamilyMember<DbShared> for ReinforceSettings {}
 
@@ -37,6 +38,7 @@ impl Objective for DagKl {
                 backward: BackwardPolicy::Noising,
                 look_ahead: LookAheadModel::Current,
                 policy_loss: PolicyLoss::Reinforce(own.clone()),
+                balance: Balance::Detailed,
             },
             env,
             rng,

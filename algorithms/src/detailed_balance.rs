@@ -25,6 +25,7 @@ use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
 use crate::optim::{OptimConfig, Trained};
 use crate::reinforce::ReinforceSettings;
 use crate::residual_bands::ResidualBands;
+use crate::sub_trajectory::{balance_loss, Balance};
 use crate::util::{minibatches, scalar, select_rows, to_f64, vector};
 
 /// What stands in the backward direction of the balance.
@@ -273,6 +274,8 @@ pub struct DbSettings {
     pub backward: BackwardPolicy,
     pub look_ahead: LookAheadModel,
     pub policy_loss: PolicyLoss,
+    /// Which sub-trajectories the δ² loss trains (with `PolicyLoss::Balance`).
+    pub balance: Balance,
 }
 
 /// The training loop of the detailed-balance family: sample an epoch with the current policy,
@@ -341,7 +344,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
             );
             let (loss, balance, policy_term) = match &st.policy_loss {
                 PolicyLoss::Balance => {
-                    let db = t.residual().powi_scalar(2).mean();
+                    let db =
+                        balance_loss(t.residual(), sub.batch_size(), sub.num_steps(), st.balance);
                     (db.clone(), db.clone(), db)
                 }
                 PolicyLoss::Reinforce(kl) => {

@@ -23,6 +23,8 @@ pub mod residual_bands;
 pub mod residual_db;
 pub mod reward_backprop;
 pub mod reward_gradient;
+pub mod sub_tb;
+pub mod sub_trajectory;
 pub mod util;
 
 pub use algorithm::{Algorithm, Context, Scalars, TargetSpec};

@@ -103,6 +103,14 @@ pub fn register_builtin(r: &mut impl RegisterObjective) {
         "residual_db",
         "residual DB (∇-GFlowNet Eq. 20): forward-looking DB of p_θ/p_base towards p_base·R^β",
     );
+    r.objective::<sub_tb::SubTb>(
+        "dag_subtb",
+        "SubTB(λ) over the denoising chain on DAG-DB's loop: every sub-trajectory, weighted λ^length",
+    );
+    r.objective::<sub_tb::Tb>(
+        "dag_tb",
+        "trajectory balance over the denoising chain on DAG-DB's loop (tilted: relative TB)",
+    );
     r.objective::<nabla_gfn::NablaGfn>(
         "nabla_gfn",
         "∇-GFlowNet: residual ∇-DB on scores with reward gradients, towards p_base·R^β",

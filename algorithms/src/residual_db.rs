@@ -22,6 +22,7 @@ use crate::detailed_balance::{
     BackwardPolicy, DbAlgorithm, DbSettings, DbShared, LookAheadModel, PolicyLoss,
 };
 use crate::registry::Objective;
+use crate::sub_trajectory::Balance;
 
 /// Residual DB's own parameter, besides [`DbShared`]'s.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +64,7 @@ impl Objective for ResidualDb {
                 backward: BackwardPolicy::Pretrained,
                 look_ahead: params.own.look_ahead,
                 policy_loss: PolicyLoss::Balance,
+                balance: Balance::Detailed,
             },
             env,
             rng,

@@ -85,7 +85,7 @@ fn unknown_algorithm_lists_the_known_ones() {
     let err = stderr(&out);
     assert!(err.contains("unknown algorithm `dag_dbb`"), "{err}");
     assert!(
-        err.contains("known algorithms: dag_db, dag_kl, ddpo, dpok"),
+        err.contains("known algorithms: dag_db, dag_kl, dag_subtb, dag_tb, ddpo, dpok"),
         "{err}"
     );
     assert!(

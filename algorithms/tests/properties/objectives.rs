@@ -95,3 +95,25 @@ fn residual_bands_partition_the_balance_loss() {
         }
     }
 }
+
+#[test]
+fn sub_trajectory_balances_vanish_at_the_tilted_exact_solution() {
+    // As for tilted DB: with β = 0 the base policy and a zero flow balance every
+    // sub-trajectory; with a reward they do not.
+    for name in ["dag_tb", "dag_subtb"] {
+        let at = |beta: f64| {
+            get(
+                &first_epoch(
+                    name,
+                    &format!(
+                        "(sample_batch: 16, train_batch: 16, beta: {beta}, beta_anneal: 0.0, \
+                         tilted: true)"
+                    ),
+                ),
+                "db_loss",
+            )
+        };
+        assert!(at(0.0) < 1e-10, "{name}");
+        assert!(at(1.0) > 1e-3, "{name}");
+    }
+}
