@@ -209,7 +209,7 @@ fn mutated_sweeps_end_in_success_or_a_clean_error() {
 }
 
 /// The same mutations run for real, each sweep first shrunk to 2 epochs of 8 samples (the
-/// mutation may still make it large). 5–7 minutes on 2 cores, so opt-in:
+/// mutation may still make it large). About 5 minutes on 2 cores, so opt-in:
 /// `cargo test -p bench --test end_to_end -- --ignored mutated_sweeps_run`.
 #[test]
 #[ignore]
