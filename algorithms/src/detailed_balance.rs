@@ -342,10 +342,15 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                 &t.steps,
                 &t.prompts,
             );
+            let delta = t.residual();
+            bands.add(
+                &t.steps,
+                &to_f64(delta.clone().detach().powi_scalar(2)),
+                sub.num_steps(),
+            );
             let (loss, balance, policy_term) = match &st.policy_loss {
                 PolicyLoss::Balance => {
-                    let db =
-                        balance_loss(t.residual(), sub.batch_size(), sub.num_steps(), st.balance);
+                    let db = balance_loss(delta, sub.batch_size(), sub.num_steps(), st.balance);
                     (db.clone(), db.clone(), db)
                 }
                 PolicyLoss::Reinforce(kl) => {
@@ -357,7 +362,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                     let surrogate = crate::reinforce::reinforce_surrogate(
                         t.log_pf.clone(),
                         t.log_pf_old.clone(),
-                        t.residual().detach(),
+                        delta.detach(),
                         sub.batch_size(),
                         kl,
                     );
@@ -369,11 +374,6 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                 }
             };
             let loss = loss + reg.clone().mul_scalar(sh.reg_coef);
-            bands.add(
-                &t.steps,
-                &to_f64(t.residual().detach().powi_scalar(2)),
-                sub.num_steps(),
-            );
             logs[0].push(scalar(balance.detach()));
             logs[1].push(scalar(policy_term.detach()));
             logs[2].push(scalar(reg.detach()));

@@ -54,8 +54,19 @@ pub fn balance_loss<B: Backend>(
     balance: Balance,
 ) -> Tensor<B, 1> {
     if balance == Balance::Detailed {
+        // The same value as the weighted form (tested), in the order DAG-DB always summed it.
         return delta.powi_scalar(2).mean();
     }
+    weighted_loss(delta, m, steps, balance)
+}
+
+/// Σ_{i<j} w_ij (S_j − S_i)² averaged over trajectories, for any [`Balance`].
+fn weighted_loss<B: Backend>(
+    delta: Tensor<B, 1>,
+    m: usize,
+    steps: usize,
+    balance: Balance,
+) -> Tensor<B, 1> {
     let device = delta.device();
     let n = steps + 1;
     // [m, steps] per trajectory, then partial sums S = δ·U with U[k, j] = 1 for k < j.
@@ -78,19 +89,23 @@ mod tests {
 
     type B = Flex;
 
-    /// δ for m = 2 trajectories of 3 steps, step-major, and the loss as a number.
+    /// δ for m = 2 trajectories of 3 steps, step-major. Trajectory 0: δ = 1, 2, −1;
+    /// trajectory 1: δ = 0.5, 0, 3.
+    fn deltas() -> Tensor<B, 1> {
+        let delta = vec![1.0f32, 0.5, 2.0, 0.0, -1.0, 3.0];
+        Tensor::<B, 1>::from_data(TensorData::new(delta, [6]), &Default::default())
+    }
+
     fn loss(balance: Balance) -> f64 {
-        // Trajectory 0: δ = 1, 2, −1; trajectory 1: δ = 0.5, 0, 3.
-        let delta = [1.0f32, 0.5, 2.0, 0.0, -1.0, 3.0];
-        let t =
-            Tensor::<B, 1>::from_data(TensorData::new(delta.to_vec(), [6]), &Default::default());
-        balance_loss(t, 2, 3, balance).into_scalar() as f64
+        balance_loss(deltas(), 2, 3, balance).into_scalar() as f64
     }
 
     #[test]
     fn losses_are_the_sub_trajectory_sums_they_claim() {
-        // DB: mean of δ² = (1 + 4 + 1 + 0.25 + 0 + 9) / 6.
+        // DB: mean of δ² = (1 + 4 + 1 + 0.25 + 0 + 9) / 6, by the shortcut and by the weights.
         assert!((loss(Balance::Detailed) - 15.25 / 6.0).abs() < 1e-6);
+        let weighted = weighted_loss(deltas(), 2, 3, Balance::Detailed).into_scalar() as f64;
+        assert!((weighted - 15.25 / 6.0).abs() < 1e-6, "{weighted}");
         // TB: mean over trajectories of (Σδ)² = (2² + 3.5²) / 2.
         assert!((loss(Balance::Trajectory) - (4.0 + 12.25) / 2.0).abs() < 1e-5);
         // SubTB(1): the 6 sub-trajectories of each, equally weighted.

@@ -73,7 +73,12 @@ impl Validate for SamplerConfig {
             validate::non_negative("eta", self.eta)?;
         }
         validate::finite("guidance", self.guidance)?;
-        self.schedule.validate()
+        self.schedule.validate().map_err(|e| e.within("schedule"))?;
+        // What only building the timesteps tells: leading spacing plus `steps_offset` past the
+        // last training step, or a DPM-Solver schedule it cannot place.
+        Scheduler::for_sampling(self.clone())
+            .map(|_| ())
+            .map_err(|e| Invalid::new("schedule", format!("cannot be built: {e}")))
     }
 }
 

@@ -104,6 +104,7 @@ pub fn build<E: HarnessEnv>(
         env: env as &dyn EnvInfo,
         reward: &c.reward.name,
         reward_params: &c.reward.params.0,
+        samples_per_prompt: c.eval.samples_per_prompt,
         toy_reward: reward.as_toy(),
         target,
     };

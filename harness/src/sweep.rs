@@ -241,7 +241,12 @@ pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
                             eval_at: header.eval_at.clone(),
                             algorithm_at: a.at.clone(),
                             reward_at: r.at.clone(),
-                            metrics_at: metrics_positions(&metrics, &header.eval.metrics, &source),
+                            metrics_at: metrics_positions(
+                                &metrics,
+                                &header.eval.metrics,
+                                &source,
+                                &header.eval_at,
+                            ),
                         });
                     }
                 }
@@ -282,17 +287,18 @@ fn default_metric_components(env: &EnvConfig, source: &Source) -> Vec<Written> {
         .collect()
 }
 
-/// Where each metric was written (the sweep file itself for the defaults).
+/// Where each metric was written (for the defaults, where `eval` was: their settings are its).
 fn metrics_positions(
     metrics: &[Component],
     written: &Option<Vec<&RawValue>>,
     source: &Source,
+    eval_at: &str,
 ) -> Vec<String> {
     match written {
         Some(raws) => raws
             .iter()
             .map(|r| source.locate(source.offset_of(r.get_ron())))
             .collect(),
-        None => vec![format!("{} (default metrics)", source.path.display()); metrics.len()],
+        None => vec![format!("{eval_at} (default metrics)"); metrics.len()],
     }
 }

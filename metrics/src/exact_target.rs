@@ -39,13 +39,21 @@ pub fn compare_with_target(
 /// once per process for every run, evaluation and metric that compares with it.
 ///
 /// # Errors
-/// An environment whose base model is not known exactly.
+/// An environment whose base model is not known exactly, or fewer than two samples per prompt
+/// (a sample set is compared with exact samples by the unbiased MMD², which needs two a side).
 pub fn exact_targets<B: Backend>(
     setup: &MetricSetup<'_, B>,
 ) -> Result<Option<Vec<Arc<ExactTarget>>>, String> {
     let (Some(spec), Some(toy)) = (setup.target, setup.toy_reward) else {
         return Ok(None);
     };
+    if setup.samples_per_prompt < 2 {
+        return Err(format!(
+            "comparing with the exact target needs at least 2 samples per prompt \
+             (eval.samples_per_prompt = {})",
+            setup.samples_per_prompt
+        ));
+    }
     (0..setup.env.prompts().len())
         .map(|p| {
             let base = setup.env.exact_base(p).ok_or_else(|| {

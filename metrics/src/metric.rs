@@ -91,6 +91,8 @@ pub struct MetricSetup<'a, B: Backend> {
     /// The run's reward by name with its resolved parameters, and its closed form on the toy.
     pub reward: &'a str,
     pub reward_params: &'a str,
+    /// Samples per prompt at each evaluation (`eval.samples_per_prompt`).
+    pub samples_per_prompt: usize,
     pub toy_reward: Option<&'a dyn ToyReward>,
     /// The exact distribution to compare with, if the run has one: the objective's own
     /// target, or the sweep's `eval.target` for objectives without one.

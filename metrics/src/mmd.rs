@@ -39,7 +39,8 @@ pub fn mmd2_unbiased(x: &[Point], y: &[Point], bandwidths: &[f64]) -> f64 {
 
 /// The unbiased MMD² with each bandwidth's kernel on its own, in one pass over the pairs: which
 /// scale two laws differ at (small bandwidths see clumps, large ones the spread). Their sum is
-/// [`mmd2_unbiased`] with all of them, up to rounding.
+/// [`mmd2_unbiased`] with all of them, up to rounding (that one keeps its own summation order,
+/// so that published tables stay identical to the last digit).
 pub fn mmd2_unbiased_each(x: &[Point], y: &[Point], bandwidths: &[f64]) -> Vec<f64> {
     assert!(
         x.len() > 1 && y.len() > 1,

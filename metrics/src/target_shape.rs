@@ -118,17 +118,18 @@ impl MetricPlugin for TargetShapeMetric {
         params: &TargetShapeParams,
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
-        let targets = exact_targets(setup)?.map(|targets| {
-            targets
-                .into_iter()
-                .enumerate()
-                .map(|(p, t)| {
-                    // `exact_targets` has checked that every prompt's base is known.
-                    let base = setup.env.exact_base(p).unwrap_or_else(|| t.modes().clone());
-                    PromptTarget::new(t, base, params.clump_radius)
-                })
-                .collect()
-        });
+        let targets = exact_targets(setup)?
+            .map(|targets| {
+                targets
+                    .into_iter()
+                    .enumerate()
+                    .map(|(p, t)| {
+                        let base = setup.env.exact_base(p).ok_or("no exact base model")?;
+                        Ok(PromptTarget::new(t, base, params.clump_radius))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .transpose()?;
         Ok(Box::new(Self {
             params: params.clone(),
             targets,
@@ -192,9 +193,6 @@ impl<B: Backend> Metric<B> for TargetShapeMetric {
     fn end_prompt(&mut self, prompt: usize, cx: &mut EvalContext<'_>) -> Result<(), String> {
         let samples = std::mem::take(&mut self.current);
         if let Some(targets) = &self.targets {
-            if samples.len() < 2 {
-                return Err("target_shape needs at least 2 samples per prompt".into());
-            }
             self.per_prompt
                 .push(shape(&samples, &targets[prompt], &self.params, cx.rng));
         }

@@ -270,3 +270,40 @@ fn tables_aggregate_seeds_in_three_formats() {
     assert!(tex.contains("\\begin{tabular}") && tex.contains("dag\\_db") && tex.contains("$\\pm$"));
     assert!(Path::new(&dir).exists());
 }
+
+#[test]
+fn one_sample_per_prompt_against_a_target_is_refused_before_running() {
+    // The unbiased MMD² needs two samples a side; one used to panic at the first evaluation.
+    for metrics in ["", ", metrics: [(name: \"target_shape\")]"] {
+        let text = TINY.replace(
+            "samples_per_prompt: 50, target: (kind: Power, beta: 1.0)",
+            &format!("samples_per_prompt: 1, target: (kind: Power, beta: 1.0){metrics}"),
+        );
+        let (out, wrote) = run_text(&text);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("at least 2 samples per prompt (eval.samples_per_prompt = 1)"),
+            "{err}"
+        );
+        assert!(err.contains("sweep.ron:"), "{err}");
+        assert!(!wrote);
+    }
+}
+
+#[test]
+fn a_schedule_past_the_training_steps_is_refused_at_its_position() {
+    // 1000 "leading" steps with SD's offset 1 reach timestep 1000 of 0..999: refused where the
+    // schedule is written, before anything runs (it used to surface only when a run began).
+    let text = TINY.replace(
+        "guidance: 1.0)",
+        "guidance: 1.0, schedule: (inference_steps: 1000))",
+    );
+    let (out, wrote) = run_text(&text);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("sweep.ron:5:"), "{err}");
+    assert!(err.contains("beyond the 1000 training steps"), "{err}");
+    assert!(!wrote);
+}

@@ -453,7 +453,7 @@ fn numbers_out_of_range_are_refused_where_they_were_written() {
         ("clip_range: 0.2)", "clip_range: 0.2, optim: (lr: NaN))", "a.ron:9:99: optim.lr = NaN must be positive"),
         ("guidance: 1.0", "guidance: inf", "a.ron:4:30: guidance = inf must be finite"),
         ("log_prob: Sum,", "log_prob: Sum, eta: -1.0,", "a.ron:4:30: eta = -1 must be positive"),
-        ("inference_steps: 10", "inference_steps: 0", "a.ron:4:56: inference_steps = 0 must be in 1..=1000"),
+        ("inference_steps: 10", "inference_steps: 0", "a.ron:4:56: schedule.inference_steps = 0 must be in 1..=1000"),
         ("epochs: 4,", "epochs: 0,", "a.ron:5:13: epochs = 0 must be in 1..=10000"),
         ("epochs: 4,", "epochs: 1000000000,", "a.ron:5:13: epochs = 1000000000 must be in 1..=10000 (raise `max_epochs`"),
         ("samples_per_prompt: 40", "samples_per_prompt: 0", "a.ron:7:22: samples_per_prompt = 0 must be at least 1"),
