@@ -154,19 +154,56 @@ fn read_run(dir: &Path, at: Option<usize>, diverged: bool) -> Result<RunResult, 
                     .join(", ")
             ))
         }
-        None => *epochs.last().ok_or("eval.csv holds no evaluation")?,
+        None => {
+            let last = *epochs.last().ok_or("eval.csv holds no evaluation")?;
+            // A finished run evaluates after its last epoch: anything else is a cut or edited
+            // file, whose last rows would be averaged with other seeds' final ones.
+            if last != config.epochs {
+                return Err(format!(
+                    "eval.csv ends with the evaluation after epoch {last}, but the run finished \
+                     {} epochs (a truncated or edited file)",
+                    config.epochs
+                ));
+            }
+            last
+        }
     };
-    let metrics = eval
-        .rows
-        .iter()
-        .filter(|r| r.first().and_then(|e| e.parse().ok()) == Some(epoch) && r.len() >= 3)
-        .filter_map(|r| Some((r[1].clone(), r[2].parse().ok()?)))
-        .collect();
+    let metrics = epoch_metrics(&eval.rows, epoch)?;
     Ok(RunResult {
         dir: dir.to_path_buf(),
         config,
         outcome: Outcome::Evaluated { epoch, metrics },
     })
+}
+
+/// The metrics of one evaluation. Evaluation writes finite values only (a non-finite one marks
+/// the run diverged) and each metric once (an epoch-0 evaluation repeated by a resume of an
+/// older version gives the same values): anything else is a damaged file, refused by name.
+fn epoch_metrics(rows: &[Vec<String>], epoch: usize) -> Result<BTreeMap<String, f64>, String> {
+    let mut metrics = BTreeMap::new();
+    for r in rows {
+        if r.first().and_then(|e| e.parse().ok()) != Some(epoch) {
+            continue;
+        }
+        let [_, name, value, ..] = r.as_slice() else {
+            return Err(format!("eval.csv: a short row at epoch {epoch}: {r:?}"));
+        };
+        let v: f64 = value
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| {
+                format!("eval.csv: {name} = {value:?} at epoch {epoch} is not a finite number")
+            })?;
+        if let Some(old) = metrics.insert(name.clone(), v) {
+            if old != v {
+                return Err(format!(
+                    "eval.csv: {name} has two values at epoch {epoch} ({old} and {v})"
+                ));
+            }
+        }
+    }
+    Ok(metrics)
 }
 
 /// One metric over a group's seeds.

@@ -133,6 +133,50 @@ fn unreadable_runs_are_reported_and_missing_epochs_listed() {
 }
 
 #[test]
+fn damaged_evaluations_are_reported_not_averaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seeds = SMALL.replace("seeds: [0]", "seeds: [0, 1]");
+    assert!(run_in(tmp.path(), "a.ron", &seeds, &[]).status.success());
+    let sweep = tmp.path().join("results/small");
+    let run = run_dirs(&sweep).remove(0);
+    let eval = fs::read_to_string(run.join("eval.csv")).unwrap();
+    let last = eval.lines().last().unwrap().to_string();
+    let (head, value) = last.rsplit_once(',').unwrap();
+    let other = format!("{}", value.parse::<f64>().unwrap() + 1.0);
+    let cases = [
+        // A value that is not finite, one metric twice with two values, a cut file.
+        (
+            eval.replace(&last, &format!("{head},NaN")),
+            "is not a finite number",
+        ),
+        (
+            format!("{eval}{head},{other}\n"),
+            "has two values at epoch 4",
+        ),
+        (
+            eval.lines().take(3).collect::<Vec<_>>().join("\n"),
+            "a truncated or edited file",
+        ),
+    ];
+    for (damaged, expected) in cases {
+        fs::write(run.join("eval.csv"), damaged).unwrap();
+        let out = bench_ok(["table", sweep.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert!(
+            err.contains("not tabulated") && err.contains(expected),
+            "{err}"
+        );
+        // The damaged seed is left out, not averaged in: the row counts one seed.
+        assert!(stdout(&out).contains("| ddpo | 1 |"), "{}", stdout(&out));
+    }
+    // The same line written twice, as an older version's repeated epoch-0 evaluation did, is
+    // the same evaluation.
+    fs::write(run.join("eval.csv"), format!("{eval}{last}\n")).unwrap();
+    let out = bench_ok(["table", sweep.to_str().unwrap()]);
+    assert!(stdout(&out).contains("| ddpo | 2 |"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_restart_before_the_first_checkpoint_evaluates_epoch_zero_once() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(run_in(tmp.path(), "a.ron", SMALL, &[]).status.success());
