@@ -24,6 +24,33 @@ pub enum Balance {
     Trajectory,
 }
 
+/// Down-weighting of the last transitions in detailed balance: on fixed-variance Gaussian steps
+/// they cannot balance (≈ 3 nats² at the second-to-last of 50, even at the exact solution), and
+/// their residuals drown the signal of the rest of the chain.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TailWeight {
+    /// Transitions at the end of the chain the weight applies to.
+    pub steps: usize,
+    /// Their weight against 1 for the others.
+    pub weight: f64,
+}
+
+impl TailWeight {
+    /// Every transition alike.
+    pub const NONE: Self = Self {
+        steps: 0,
+        weight: 1.0,
+    };
+
+    fn of(self, k: usize, steps: usize) -> f64 {
+        if k + self.steps >= steps {
+            self.weight
+        } else {
+            1.0
+        }
+    }
+}
+
 /// The normalised weight of each sub-trajectory (i, j), i < j ≤ `steps`, row-major over a
 /// `(steps + 1)²` grid (0 where i ≥ j). Computed in log space: λ^50 overflows f32.
 pub fn weights(balance: Balance, steps: usize) -> Vec<f64> {
@@ -47,17 +74,30 @@ pub fn weights(balance: Balance, steps: usize) -> Vec<f64> {
 /// The balance loss of residuals `delta` stacked step-major (`[steps · m]`, row k·m + i being
 /// transition k of trajectory i, as `Trajectory::stack` orders them): the mean over the `m`
 /// trajectories of Σ_{i<j} w_ij (S_j − S_i)².
+///
+/// With [`Balance::Detailed`], `tail` weighs the last transitions: Σ_k w_k δ_k² over Σ_k w_k.
 pub fn balance_loss<B: Backend>(
     delta: Tensor<B, 1>,
     m: usize,
     steps: usize,
     balance: Balance,
+    tail: TailWeight,
 ) -> Tensor<B, 1> {
-    if balance == Balance::Detailed {
+    if balance != Balance::Detailed {
+        return weighted_loss(delta, m, steps, balance);
+    }
+    if tail.weight == 1.0 || tail.steps == 0 {
         // The same value as the weighted form (tested), in the order DAG-DB always summed it.
         return delta.powi_scalar(2).mean();
     }
-    weighted_loss(delta, m, steps, balance)
+    let w: Vec<f64> = (0..steps).map(|k| tail.of(k, steps)).collect();
+    let total: f64 = w.iter().sum::<f64>() * m as f64;
+    let rows: Vec<f32> = w
+        .iter()
+        .flat_map(|&w| std::iter::repeat_n((w / total) as f32, m))
+        .collect();
+    let device = delta.device();
+    (delta.powi_scalar(2) * Tensor::from_data(TensorData::new(rows, [steps * m]), &device)).sum()
 }
 
 /// Σ_{i<j} w_ij (S_j − S_i)² averaged over trajectories, for any [`Balance`].
@@ -97,7 +137,24 @@ mod tests {
     }
 
     fn loss(balance: Balance) -> f64 {
-        balance_loss(deltas(), 2, 3, balance).into_scalar() as f64
+        balance_loss(deltas(), 2, 3, balance, TailWeight::NONE).into_scalar() as f64
+    }
+
+    #[test]
+    fn tail_weight_weighs_the_last_transitions_of_every_trajectory() {
+        // Last step (δ = −1 and 3) at weight 0.5: (1 + 4 + 0.25 + 0 + 0.5·(1 + 9)) / (2·2.5).
+        let tail = TailWeight {
+            steps: 1,
+            weight: 0.5,
+        };
+        let got = balance_loss(deltas(), 2, 3, Balance::Detailed, tail).into_scalar() as f64;
+        assert!((got - 10.25 / 5.0).abs() < 1e-6, "{got}");
+        let none = TailWeight {
+            steps: 1,
+            weight: 1.0,
+        };
+        let same = balance_loss(deltas(), 2, 3, Balance::Detailed, none).into_scalar() as f64;
+        assert!((same - loss(Balance::Detailed)).abs() < 1e-7);
     }
 
     #[test]

@@ -71,6 +71,52 @@ where
     fn defaults() -> Self {
         T::default()
     }
+
+    /// The struct's declared fields, those left out of [`Params::canonical`] at their default
+    /// included.
+    fn field_names() -> Vec<String> {
+        declared_fields::<T>().unwrap_or_else(|| {
+            let text = Self::defaults().canonical();
+            let source = Source::new("defaults", text);
+            ParamsText::parse(&source, &source.text)
+                .map(|p| p.fields.into_iter().map(|f| f.name).collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// The field names a serde struct declares, read off its `Deserialize` implementation (which
+/// hands them to `deserialize_struct`); `None` for anything else.
+fn declared_fields<'de, T: Deserialize<'de>>() -> Option<Vec<String>> {
+    struct Probe<'a>(&'a mut Option<&'static [&'static str]>);
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = Some(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut fields = None;
+    let _ = T::deserialize(Probe(&mut fields));
+    fields.map(|f| f.iter().map(|s| (*s).to_string()).collect())
 }
 
 /// The parameters of a plugin that has none: `()`, and any field written is an error that

@@ -127,6 +127,18 @@ pub trait DiffusionModel<B: Backend>: Send + Sync {
         prompts: &[usize],
     ) -> Tensor<B, 2>;
 
+    /// The exact log-flows log F(x) of states at trajectory positions `states`, in true
+    /// (summed) log units, where the environment knows the run's exact solution (the toy with
+    /// `exact_flows`); `None` elsewhere, and detailed balance learns its flow.
+    fn exact_log_flow(
+        &self,
+        _x: Tensor<B, 2>,
+        _states: &[usize],
+        _prompts: &[usize],
+    ) -> Option<Tensor<B, 1>> {
+        None
+    }
+
     /// States to samples `[N, C, H, W]` (the toy's points as `[N, 2, 1, 1]`, SD's VAE decode
     /// to images in [0, 1]).
     fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4>;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod divergence;
 pub mod doctor;
 pub mod eval;
+pub mod instruments;
 pub mod interrupt;
 pub mod plan;
 pub mod plugins;

@@ -161,7 +161,7 @@ pub fn plan_on(
     let sweep = sweep::load(file, plugins)?;
     let resources = Resources::new(device);
     for run in &sweep.runs {
-        with_env!(run, resources, file, |env| {
+        with_env!(run, resources, plugins, file, |env| {
             build(run, env.as_ref(), plugins, &resources)?;
         });
     }

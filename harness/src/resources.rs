@@ -13,6 +13,7 @@ use bench_envs::sd::{SdEnv, SdPipeline};
 use bench_envs::toy2d::Toy2d;
 
 use crate::backend::{Backend, Device, Inner};
+use crate::plugins::Plugins;
 use crate::run_config::EnvConfig;
 use crate::sweep::PlannedRun;
 
@@ -23,13 +24,17 @@ pub struct Resources {
     sd: Mutex<HashMap<String, Arc<SdEnv<Backend>>>>,
 }
 
+/// The cache key of an environment: its configuration, sampler and the folder relative paths
+/// start from.
+fn env_key<T: serde::Serialize>(env: &T, run: &PlannedRun) -> String {
+    ron::to_string(&(env, &run.config.sampler, &run.base_dir)).expect("configs serialise")
+}
+
 fn cached<E>(
     cache: &Mutex<HashMap<String, Arc<E>>>,
-    run: &PlannedRun,
+    key: String,
     build: impl FnOnce() -> Result<E, String>,
 ) -> Result<Arc<E>, String> {
-    let key = ron::to_string(&(&run.config.env, &run.config.sampler, &run.base_dir))
-        .expect("configs serialise");
     let mut map = cache
         .lock()
         .map_err(|_| "environment cache poisoned by a panic".to_string())?;
@@ -67,17 +72,37 @@ impl Resources {
         }
     }
 
-    /// The toy of a toy run.
+    /// The toy of a toy run; with instruments, a toy of its own built from the run's exact
+    /// solution (see [`crate::instruments`]).
     ///
     /// # Errors
-    /// Invalid environment or sampler settings, or a run on another environment.
-    pub fn toy(&self, run: &PlannedRun) -> Result<Arc<Toy2d<Backend>>, String> {
-        match &run.config.env {
-            EnvConfig::Toy2d(c) => cached(&self.toy, run, || {
-                Toy2d::new(c.clone(), run.config.sampler.clone(), self.device.clone())
-            }),
-            EnvConfig::Sd(_) => Err("not a toy2d run".into()),
+    /// Invalid environment or sampler settings, instruments on a run without a closed-form
+    /// target, or a run on another environment.
+    pub fn toy(&self, run: &PlannedRun, plugins: &Plugins) -> Result<Arc<Toy2d<Backend>>, String> {
+        let EnvConfig::Toy2d(c) = &run.config.env else {
+            return Err("not a toy2d run".into());
+        };
+        let plain = c.plain();
+        let env = cached(&self.toy, env_key(&plain, run), || {
+            Toy2d::new(
+                plain.clone(),
+                run.config.sampler.clone(),
+                self.device.clone(),
+            )
+        })?;
+        if !c.instrumented() {
+            return Ok(env);
         }
+        let solution = crate::instruments::run_solution(run, env.as_ref(), plugins, self)?;
+        let key = format!("{}:{solution:?}", env_key(c, run));
+        cached(&self.toy, key, || {
+            Toy2d::with_solution(
+                c.clone(),
+                run.config.sampler.clone(),
+                self.device.clone(),
+                Some(&solution),
+            )
+        })
     }
 
     /// The SD environment of an SD run: its model's pipeline is loaded once per process,
@@ -88,7 +113,7 @@ impl Resources {
     /// another env.
     pub fn sd(&self, run: &PlannedRun) -> Result<Arc<SdEnv<Backend>>, String> {
         match &run.config.env {
-            EnvConfig::Sd(written) => cached(&self.sd, run, || {
+            EnvConfig::Sd(written) => cached(&self.sd, env_key(written, run), || {
                 let c = written.relative_to(&run.base_dir);
                 let pipeline = self.sd_pipeline(&c.model).map_err(|e| {
                     let tried = if written.model.is_relative() {
@@ -127,11 +152,11 @@ impl Resources {
 /// Calls `$body` with `$env` bound to the run's environment (an `Arc` of its concrete type),
 /// so that generic code serves every environment; errors are prefixed with `$file`.
 macro_rules! with_env {
-    ($run:expr, $resources:expr, $file:expr, |$env:ident| $body:expr) => {
+    ($run:expr, $resources:expr, $plugins:expr, $file:expr, |$env:ident| $body:expr) => {
         match &$run.config.env {
             $crate::run_config::EnvConfig::Toy2d(_) => {
                 let $env = $resources
-                    .toy($run)
+                    .toy($run, $plugins)
                     .map_err(|e| format!("{}: env: {e}", $file.display()))?;
                 $body
             }

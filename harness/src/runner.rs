@@ -172,7 +172,7 @@ pub fn run_one(
         return Ok(RunStatus::AlreadyDone);
     }
     write_atomic(&dir.config(), canonical(&run.config).as_bytes())?;
-    let outcome = with_env!(run, resources, file, |env| {
+    let outcome = with_env!(run, resources, plugins, file, |env| {
         Training {
             run,
             env: env.as_ref(),

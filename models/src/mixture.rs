@@ -174,24 +174,74 @@ impl GaussianMixture {
         }
     }
 
+    /// The mixture whose [`noised`](Self::noised) law at `alpha_bar` is this one: each
+    /// component's mean over √ᾱ and variance (s² − (1 − ᾱ))/ᾱ.
+    ///
+    /// # Errors
+    /// A component narrower than the noise itself (s² ≤ 1 − ᾱ) has no pre-image.
+    pub fn pre_image(&self, alpha_bar: f64) -> Result<Self, String> {
+        let noise = 1.0 - alpha_bar;
+        let components = self
+            .components
+            .iter()
+            .map(|c| {
+                let var = (c.std * c.std - noise) / alpha_bar;
+                if var > 0.0 && var.is_finite() {
+                    Ok(Component {
+                        mean: [c.mean[0] / alpha_bar.sqrt(), c.mean[1] / alpha_bar.sqrt()],
+                        std: var.sqrt(),
+                        weight: c.weight,
+                    })
+                } else {
+                    Err(format!(
+                        "a component of std {} is not the noising to ᾱ = {alpha_bar} of any \
+                         Gaussian (its std must exceed √(1 − ᾱ) = {})",
+                        c.std,
+                        noise.sqrt()
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { components })
+    }
+
     /// The normalised product `p(x)·N(x; centre, var I)`, again a mixture.
     pub fn times_gaussian(&self, centre: Point, var: f64) -> Self {
+        self.product(&Self::new(vec![Component {
+            mean: centre,
+            std: var.sqrt(),
+            weight: 1.0,
+        }]))
+    }
+
+    /// The normalised product `p(x)·q(x)` of two mixtures, again a mixture (a component per
+    /// pair, weighted in log space; pairs whose weight underflows against the heaviest are
+    /// dropped, being negligible).
+    pub fn product(&self, other: &Self) -> Self {
+        let mut pairs = Vec::with_capacity(self.len() * other.len());
+        for a in &self.components {
+            for b in &other.components {
+                let (va, vb) = (a.std * a.std, b.std * b.std);
+                let var = va * vb / (va + vb);
+                let mean = [
+                    (a.mean[0] * vb + b.mean[0] * va) / (va + vb),
+                    (a.mean[1] * vb + b.mean[1] * va) / (va + vb),
+                ];
+                let log_weight =
+                    a.weight.ln() + b.weight.ln() + log_normal_2d(a.mean, b.mean, va + vb);
+                pairs.push((mean, var.sqrt(), log_weight));
+            }
+        }
+        let max = pairs.iter().map(|p| p.2).fold(f64::NEG_INFINITY, f64::max);
         Self::new(
-            self.components
-                .iter()
-                .map(|c| {
-                    let v = c.std * c.std;
-                    let post_var = v * var / (v + var);
-                    let mean = [
-                        (c.mean[0] * var + centre[0] * v) / (v + var),
-                        (c.mean[1] * var + centre[1] * v) / (v + var),
-                    ];
-                    Component {
-                        mean,
-                        std: post_var.sqrt(),
-                        weight: c.weight * log_normal_2d(c.mean, centre, v + var).exp(),
-                    }
+            pairs
+                .into_iter()
+                .map(|(mean, std, lw)| Component {
+                    mean,
+                    std,
+                    weight: (lw - max).exp(),
                 })
+                .filter(|c| c.weight > 0.0)
                 .collect(),
         )
     }
@@ -265,5 +315,40 @@ mod tests {
         let m = GaussianMixture::ring(8, 1.5, 0.1).noised(0.0);
         let x = [0.3, -1.1];
         assert!((m.log_density(x) - log_normal_2d(x, [0.0, 0.0], 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pre_image_noises_back_to_the_mixture_and_refuses_narrow_components() {
+        let m = GaussianMixture::ring(3, 1.0, 0.2).noised(0.6);
+        let back = m.pre_image(0.6).unwrap().noised(0.6);
+        for x in [[0.3, -0.2], [1.1, 0.4]] {
+            assert!((back.log_density(x) - m.log_density(x)).abs() < 1e-12);
+        }
+        let narrow = GaussianMixture::ring(1, 0.0, 0.01);
+        let err = narrow.pre_image(0.99).unwrap_err();
+        assert!(err.contains("std 0.01"), "{err}");
+    }
+
+    #[test]
+    fn product_of_mixtures_is_the_normalised_pointwise_product() {
+        let p = GaussianMixture::ring(8, 1.0, 0.1);
+        let q = GaussianMixture::new(vec![
+            Component {
+                mean: [1.0, 0.0],
+                std: 0.25,
+                weight: 0.7,
+            },
+            Component {
+                mean: [-1.0, 0.5],
+                std: 0.4,
+                weight: 0.3,
+            },
+        ]);
+        let pq = p.product(&q);
+        let ratio = |x: Point| pq.log_density(x) - p.log_density(x) - q.log_density(x);
+        let r0 = ratio([0.9, 0.1]);
+        for x in [[0.7, 0.7], [-0.9, 0.2], [0.0, 1.0]] {
+            assert!((ratio(x) - r0).abs() < 1e-9, "{x:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 mod cli;
 mod configs;
 mod convergence;
+mod exact_solution;
 mod exactness;
 mod fuzz;
 mod layouts;

@@ -5,6 +5,7 @@
 //! ([`networks`]), so that training starts at the base model exactly, as LoRA does on SD.
 
 pub mod exact_eps;
+pub mod exact_solution;
 pub mod networks;
 pub mod scenes;
 
@@ -18,10 +19,13 @@ use serde::{Deserialize, Serialize};
 use bench_core::validate::{self, Invalid, Validate};
 use bench_core::SampleKind;
 use bench_models::GaussianMixture;
+use burn::tensor::TensorData;
 
 use crate::env::{Denoiser, DiffusionEnv, DiffusionModel, EnvInfo, Environment};
 use crate::sampler::{SamplerConfig, Scheduler};
 use exact_eps::ExactEps;
+use exact_solution::ExactFlows;
+pub use exact_solution::ExactSolution;
 use networks::{Features, ToyFieldNet, ToyPolicy, ToyStateNet};
 
 /// The toy's configuration (`env: Toy2d(...)` in a sweep).
@@ -34,6 +38,22 @@ pub struct Toy2dConfig {
     pub hidden: usize,
     /// Number of sinusoidal time features.
     pub time_features: usize,
+    /// Instrument: the policy's ε is the exact ε of the run's target (its noised marginals)
+    /// instead of the base's, so that training starts at the exact solution; the base model
+    /// (backward policies, regularisers) is unchanged. Needs a target in closed form.
+    #[serde(skip_serializing_if = "is_false")]
+    pub oracle: bool,
+    /// Instrument: detailed-balance objectives use the exact log-flows of the run's target
+    /// (log Z + log p*_t, relative to the base's marginals for the residual target) in place of
+    /// the flow network and its look-ahead term. They are the final β's: set `beta_anneal: 0`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub exact_flows: bool,
+}
+
+/// Instruments left off are not written, so that runs without them keep their ids.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for Toy2dConfig {
@@ -42,6 +62,8 @@ impl Default for Toy2dConfig {
             prompts: vec!["ring8".into(), "grid9".into()],
             hidden: 64,
             time_features: 16,
+            oracle: false,
+            exact_flows: false,
         }
     }
 }
@@ -68,6 +90,20 @@ impl Toy2dConfig {
     fn features_width(&self) -> usize {
         2 + self.time_features + self.prompts.len() + 1
     }
+
+    /// Whether an instrument needs the run's exact solution.
+    pub fn instrumented(&self) -> bool {
+        self.oracle || self.exact_flows
+    }
+
+    /// The same toy without instruments.
+    pub fn plain(&self) -> Self {
+        Self {
+            oracle: false,
+            exact_flows: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// The toy's diffusion model on one backend: the exact ε of each scene plus the policy's
@@ -76,18 +112,31 @@ pub struct Toy2dModel<B: Backend> {
     device: B::Device,
     scheduler: Scheduler,
     exact: ExactEps<B>,
+    /// What the policy's adapter adds to: the base's ε, or the oracle's.
+    reference: Option<ExactEps<B>>,
+    flows: Option<ExactFlows>,
     features: Features,
+}
+
+/// What a toy model is built from besides its scheduler and features.
+struct Tables<'a> {
+    scenes: &'a [GaussianMixture],
+    /// The oracle's clean mixtures.
+    oracle: Option<&'a [GaussianMixture]>,
+    flows: Option<&'a ExactFlows>,
 }
 
 impl<B: Backend> Toy2dModel<B> {
     fn new(
-        scenes: &[GaussianMixture],
+        tables: &Tables<'_>,
         scheduler: Scheduler,
         features: Features,
         device: B::Device,
     ) -> Self {
         Self {
-            exact: ExactEps::new(scenes, &device),
+            exact: ExactEps::new(tables.scenes, &device),
+            reference: tables.oracle.map(|m| ExactEps::new(m, &device)),
+            flows: tables.flows.cloned(),
             device,
             scheduler,
             features,
@@ -136,9 +185,13 @@ impl<B: Backend> DiffusionModel<B> for Toy2dModel<B> {
         match net {
             Denoiser::Base => base,
             Denoiser::Policy(policy) => {
+                let reference = match &self.reference {
+                    Some(oracle) => oracle.eps(x.clone(), &alpha_bars, &rows),
+                    None => base,
+                };
                 let t: Vec<f64> = steps.iter().map(|&k| s.timestep(k) as f64).collect();
                 let input = self.features.build(x, &t, &rows, &self.device);
-                base + policy.forward(input)
+                reference + policy.forward(input)
             }
         }
     }
@@ -163,6 +216,30 @@ impl<B: Backend> DiffusionModel<B> for Toy2dModel<B> {
         net.forward(self.state_features(x, states, prompts))
     }
 
+    fn exact_log_flow(
+        &self,
+        x: Tensor<B, 2>,
+        states: &[usize],
+        prompts: &[usize],
+    ) -> Option<Tensor<B, 1>> {
+        let flows = self.flows.as_ref()?;
+        let n = states.len();
+        let points = x
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .expect("toy states are floats");
+        let values: Vec<f32> = points
+            .chunks(2)
+            .zip(states.iter().zip(prompts))
+            .map(|(p, (&k, &c))| flows.log_flow([p[0], p[1]], k, c) as f32)
+            .collect();
+        Some(Tensor::from_data(
+            TensorData::new(values, [n]),
+            &self.device,
+        ))
+    }
+
     fn decode(&self, x0: Tensor<B, 2>) -> Tensor<B, 4> {
         let n = x0.dims()[0];
         x0.reshape([n, 2, 1, 1])
@@ -181,11 +258,26 @@ pub struct Toy2d<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Toy2d<B> {
     /// # Errors
-    /// An unknown scene name (the message lists the known ones) or an invalid sampler.
+    /// An unknown scene name (the message lists the known ones), an invalid sampler, or an
+    /// instrument (which needs the run's exact solution: [`Toy2d::with_solution`]).
     pub fn new(
         config: Toy2dConfig,
         sampler: SamplerConfig,
         device: B::Device,
+    ) -> Result<Self, String> {
+        Self::with_solution(config, sampler, device, None)
+    }
+
+    /// The toy with its instruments built from the run's exact solution.
+    ///
+    /// # Errors
+    /// As [`Toy2d::new`]; an instrument without a solution, or a solution whose target has no
+    /// pre-image (a component narrower than the last step's noise).
+    pub fn with_solution(
+        config: Toy2dConfig,
+        sampler: SamplerConfig,
+        device: B::Device,
+        solution: Option<&ExactSolution>,
     ) -> Result<Self, String> {
         if config.prompts.is_empty() {
             return Err("env.prompts: the toy needs at least one scene".into());
@@ -200,9 +292,33 @@ impl<B: AutodiffBackend> Toy2d<B> {
             time_features: config.time_features,
             num_prompts: scenes.len(),
         };
+        let solution = match (config.instrumented(), solution) {
+            (false, _) => None,
+            (true, Some(s)) => Some(s),
+            (true, None) => {
+                return Err(
+                    "oracle and exact_flows need the run's exact target in closed form, \
+                     which the harness derives from the reward and the objective"
+                        .into(),
+                )
+            }
+        };
+        let oracle = match solution {
+            Some(s) if config.oracle => Some(s.pre_images(scheduler.schedule())?),
+            _ => None,
+        };
+        let flows = match solution {
+            Some(s) if config.exact_flows => Some(s.flows(&scenes, scheduler.schedule())?),
+            _ => None,
+        };
+        let tables = Tables {
+            scenes: &scenes,
+            oracle: oracle.as_deref(),
+            flows: flows.as_ref(),
+        };
         Ok(Self {
-            train: Toy2dModel::new(&scenes, scheduler.clone(), features.clone(), device.clone()),
-            infer: Toy2dModel::new(&scenes, scheduler, features.clone(), device.clone()),
+            train: Toy2dModel::new(&tables, scheduler.clone(), features.clone(), device.clone()),
+            infer: Toy2dModel::new(&tables, scheduler, features.clone(), device.clone()),
             config,
             device,
             scenes,
