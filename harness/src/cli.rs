@@ -56,12 +56,22 @@ enum Command {
     /// Sample images from an SD v1.x diffusers folder, optionally with a LoRA, from seeded
     /// noise or from initial latents stored in a file (`--noise`).
     Sample(Box<crate::sample::SampleArgs>),
-    /// Check a model folder: which files were found, which are missing or do not fit the
-    /// networks, and where to get them.
+    /// Score every image of a folder with a reward: CSV `file,score` on stdout, sorted by
+    /// file name (what to check before putting a reward in a sweep).
+    Score(Box<crate::score::ScoreArgs>),
+    /// Check a model folder or a reward's weight files, from their headers: which files were
+    /// found, which are missing or do not fit the networks, and where to get them.
     Doctor {
-        /// A diffusers folder of SD v1.x.
-        #[arg(long, default_value = "sd-v1-5")]
-        model: PathBuf,
+        /// A diffusers folder or single file of SD v1.x (default `sd-v1-5` when no reward is
+        /// named).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// A reward (`bench list`) whose weight files to check.
+        #[arg(long)]
+        reward: Option<String>,
+        /// The reward's parameters in RON, as in a sweep: `--params '(clip: "clip-l14")'`.
+        #[arg(long, requires = "reward")]
+        params: Option<String>,
     },
     /// List the algorithms, rewards and metrics this binary knows.
     List,
@@ -148,14 +158,31 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             Ok(())
         }
         Command::Sample(args) => crate::sample::sample(&args),
-        Command::Doctor { model } => {
-            if crate::doctor::doctor(&model)? {
+        Command::Score(args) => crate::score::score(&args, plugins),
+        Command::Doctor {
+            model,
+            reward,
+            params,
+        } => {
+            let mut bad = Vec::new();
+            let model = match (&model, &reward) {
+                (None, None) => Some(PathBuf::from("sd-v1-5")),
+                _ => model,
+            };
+            if let Some(model) = model {
+                if !crate::doctor::doctor(&model)? {
+                    bad.push(format!("{} is not a usable SD v1.x model", model.display()));
+                }
+            }
+            if let Some(name) = reward {
+                if !crate::doctor::doctor_reward(&name, params.as_deref(), plugins)? {
+                    bad.push(format!("reward `{name}` lacks usable weight files"));
+                }
+            }
+            if bad.is_empty() {
                 Ok(())
             } else {
-                Err(format!(
-                    "{} is not a usable SD v1.x model (see above)",
-                    model.display()
-                ))
+                Err(format!("{} (see above)", bad.join("; ")))
             }
         }
         Command::List => {

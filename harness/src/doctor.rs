@@ -7,6 +7,9 @@ use bench_models::sd::components::{check_model, ComponentCheck};
 use bench_models::sd::ModelLayout;
 use bench_models::weights::SD15_SOURCE;
 
+use crate::plugins::Plugins;
+use crate::score::resolve_params;
+
 /// Prints the report for a model (diffusers folder or single file); `Ok(true)` when everything
 /// needed is there.
 ///
@@ -72,12 +75,7 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
             Err(e) => {
                 ok = false;
                 // The missing-file message ends with where to get SD; print that once below.
-                let message = e.to_string();
-                let short = message
-                    .split(". Get SD v1.5 from")
-                    .next()
-                    .unwrap_or(&message);
-                println!("  MISSING  {part}: {short}");
+                println!("  MISSING  {part}: {}", e.without_sd_source());
             }
         }
     }
@@ -114,6 +112,45 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
         );
     } else {
         println!("get SD v1.5 from {SD15_SOURCE}");
+    }
+    Ok(ok)
+}
+
+/// Prints the report for a reward's weight files (those its parameters name); `Ok(true)` when
+/// every one is there and fits.
+///
+/// # Errors
+/// An unknown reward or parameters that do not parse.
+pub fn doctor_reward(name: &str, params: Option<&str>, plugins: &Plugins) -> Result<bool, String> {
+    let entry = plugins
+        .rewards
+        .get(name)
+        .map_err(|e| format!("--reward: {e}"))?;
+    let resolved = resolve_params(&entry.params, params)?;
+    let checks = entry.check_files(&resolved)?;
+    println!("reward: {name}");
+    if checks.is_empty() {
+        println!("  ok       no weight files");
+    }
+    let mut ok = true;
+    for check in checks {
+        match check.outcome {
+            Ok(found) => println!("  ok       {}: {found}", check.what),
+            Err(problem) => {
+                ok = false;
+                let kind = if check.path.exists() {
+                    "MISFIT "
+                } else {
+                    "MISSING"
+                };
+                println!(
+                    "  {kind}  {} ({}): {}",
+                    check.what,
+                    check.path.display(),
+                    problem.replace('\n', "\n           ")
+                );
+            }
+        }
     }
     Ok(ok)
 }

@@ -17,6 +17,7 @@ pub mod run_config;
 pub mod run_id;
 pub mod runner;
 pub mod sample;
+pub mod score;
 pub mod store;
 pub mod sweep;
 mod sweep_spec;

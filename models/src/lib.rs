@@ -1,10 +1,12 @@
 //! Networks and exact models: everything with weights or a closed-form density lives here,
 //! below the environments, rewards and metrics that use it.
 
+pub mod aesthetic_head;
 pub mod attention;
 pub mod clip;
 pub mod mixture;
 pub mod mlp;
+pub mod resize;
 pub mod sd;
 pub mod time_embedding;
 pub mod weights;

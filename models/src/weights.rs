@@ -83,6 +83,17 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The message without the closing pointer to SD v1.5, for files that are not SD's.
+    pub fn without_sd_source(&self) -> String {
+        let message = self.to_string();
+        match message.split_once(". Get SD v1.5 from") {
+            Some((head, _)) => head.to_string(),
+            None => message,
+        }
+    }
+}
+
 /// Reads a component's `config.json` (or any JSON file) into `T`.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {

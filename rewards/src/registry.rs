@@ -6,6 +6,7 @@ use burn::tensor::backend::AutodiffBackend;
 use bench_core::params::from_resolved;
 use bench_core::{BuildContext, Params, ParamsCodec, Registry, SampleKind};
 
+use crate::file_check::FileCheck;
 use crate::reward::Reward;
 
 /// A reward as a plugin.
@@ -22,6 +23,12 @@ pub trait RewardPlugin: 'static {
         params: &Self::Params,
         cx: &BuildContext<'_, B>,
     ) -> Result<Box<dyn Reward<B>>, String>;
+
+    /// The weight files `params` name, checked from their headers (`bench doctor --reward`);
+    /// none for a reward without weights.
+    fn check_files(_params: &Self::Params) -> Vec<FileCheck> {
+        Vec::new()
+    }
 }
 
 type Build<B> = fn(&str, &BuildContext<'_, B>) -> Result<Box<dyn Reward<B>>, String>;
@@ -31,6 +38,11 @@ pub struct RewardEntry<B: AutodiffBackend> {
     pub samples: SampleKind,
     pub params: ParamsCodec,
     build: Build<B>,
+    check: fn(&str) -> Result<Vec<FileCheck>, String>,
+}
+
+fn check_from<R: RewardPlugin>(resolved: &str) -> Result<Vec<FileCheck>, String> {
+    Ok(R::check_files(&from_resolved::<R::Params>(resolved)?))
 }
 
 fn build_from<R: RewardPlugin, B: AutodiffBackend>(
@@ -46,6 +58,7 @@ impl<B: AutodiffBackend> RewardEntry<B> {
             samples: R::SAMPLES,
             params: ParamsCodec::of::<R::Params>(),
             build: build_from::<R, B>,
+            check: check_from::<R>,
         }
     }
 
@@ -59,6 +72,15 @@ impl<B: AutodiffBackend> RewardEntry<B> {
         cx: &BuildContext<'_, B>,
     ) -> Result<Box<dyn Reward<B>>, String> {
         (self.build)(resolved, cx)
+    }
+
+    /// Checks the weight files that resolved parameters name (see
+    /// [`RewardPlugin::check_files`]).
+    ///
+    /// # Errors
+    /// Parameters that do not parse.
+    pub fn check_files(&self, resolved: &str) -> Result<Vec<FileCheck>, String> {
+        (self.check)(resolved)
     }
 }
 

@@ -102,7 +102,10 @@ fn unknown_reward_lists_the_known_ones() {
     let err = stderr(&out);
     assert!(err.contains("unknown reward `aesthetics`"), "{err}");
     assert!(
-        err.contains("known rewards: brightness, bump, mixture"),
+        err.contains(
+            "known rewards: aesthetic, brightness, bump, clip_score, jpeg_compressibility, \
+             jpeg_incompressibility, mixture"
+        ),
         "{err}"
     );
     assert!(!wrote);

@@ -15,5 +15,6 @@ mod plugins_api;
 mod reliability;
 mod resume;
 mod sample;
+mod score;
 mod sd_tiny;
 mod support;

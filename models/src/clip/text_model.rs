@@ -9,14 +9,12 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::{
-    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
-};
-use burn::tensor::activation::{gelu, sigmoid};
-use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
+use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::Deserialize;
 
-use crate::attention::multi_head_attention;
+pub use super::encoder::ClipActivation;
+use super::encoder::{ClipEncoder, EncoderShape};
 use crate::weights::{
     component_weights, load_mapped, read_header, read_json, FileKey, Header, LoadError,
 };
@@ -56,17 +54,6 @@ impl Default for ClipTextConfig {
     }
 }
 
-/// The MLP activations CLIP text encoders use: OpenAI's CLIP (SD v1) uses QuickGELU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ClipActivation {
-    /// `x · σ(1.702 x)`
-    #[serde(rename = "quick_gelu")]
-    QuickGelu,
-    /// The exact (erf) GELU.
-    #[serde(rename = "gelu")]
-    Gelu,
-}
-
 impl ClipTextConfig {
     /// SD v1.5's text encoder (CLIP ViT-L/14).
     pub fn sd15() -> Self {
@@ -91,11 +78,6 @@ impl ClipTextConfig {
             "hidden_size {h} is not a multiple of num_attention_heads {}",
             self.num_attention_heads
         );
-        let linear = |i, o| {
-            LinearConfig::new(i, o)
-                .with_initializer(Initializer::Zeros)
-                .init(device)
-        };
         let norm = || {
             LayerNormConfig::new(h)
                 .with_epsilon(self.layer_norm_eps)
@@ -106,31 +88,23 @@ impl ClipTextConfig {
                 .with_initializer(Initializer::Zeros)
                 .init(device)
         };
-        let layers = (0..self.num_hidden_layers)
-            .map(|_| ClipEncoderLayer {
-                self_attn: ClipAttention {
-                    q_proj: linear(h, h),
-                    k_proj: linear(h, h),
-                    v_proj: linear(h, h),
-                    out_proj: linear(h, h),
-                    num_heads: self.num_attention_heads,
-                },
-                layer_norm1: norm(),
-                mlp: ClipMlp {
-                    fc1: linear(h, self.intermediate_size),
-                    fc2: linear(self.intermediate_size, h),
-                    activation: self.hidden_act,
-                },
-                layer_norm2: norm(),
-            })
-            .collect();
         ClipTextModel {
             text_model: ClipTextTransformer {
                 embeddings: ClipTextEmbeddings {
                     token_embedding: embedding(self.vocab_size),
                     position_embedding: embedding(self.max_position_embeddings),
                 },
-                encoder: ClipEncoder { layers },
+                encoder: ClipEncoder::init(
+                    &EncoderShape {
+                        hidden: h,
+                        intermediate: self.intermediate_size,
+                        layers: self.num_hidden_layers,
+                        heads: self.num_attention_heads,
+                        activation: self.hidden_act,
+                        layer_norm_eps: self.layer_norm_eps,
+                    },
+                    device,
+                ),
                 final_layer_norm: norm(),
             },
         }
@@ -156,37 +130,6 @@ pub struct ClipTextEmbeddings<B: Backend> {
     pub position_embedding: Embedding<B>,
 }
 
-#[derive(Module, Debug)]
-pub struct ClipEncoder<B: Backend> {
-    pub layers: Vec<ClipEncoderLayer<B>>,
-}
-
-/// A pre-LN transformer block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
-#[derive(Module, Debug)]
-pub struct ClipEncoderLayer<B: Backend> {
-    pub self_attn: ClipAttention<B>,
-    pub layer_norm1: LayerNorm<B>,
-    pub mlp: ClipMlp<B>,
-    pub layer_norm2: LayerNorm<B>,
-}
-
-#[derive(Module, Debug)]
-pub struct ClipAttention<B: Backend> {
-    pub q_proj: Linear<B>,
-    pub k_proj: Linear<B>,
-    pub v_proj: Linear<B>,
-    pub out_proj: Linear<B>,
-    pub num_heads: usize,
-}
-
-#[derive(Module, Debug)]
-pub struct ClipMlp<B: Backend> {
-    pub fc1: Linear<B>,
-    pub fc2: Linear<B>,
-    #[module(skip)]
-    pub activation: ClipActivation,
-}
-
 impl<B: Backend> ClipTextModel<B> {
     /// Builds the model from a transformers/diffusers folder (`text_encoder/` with
     /// `config.json` and `model.safetensors` or its fp16 variant), with transformers 4's keys
@@ -202,21 +145,21 @@ impl<B: Backend> ClipTextModel<B> {
     /// `[N, L]`, L ≤ max_position_embeddings. Causal attention over all L tokens, padding
     /// included, as SD v1 does (it passes no attention mask).
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let m = &self.text_model;
+        self.text_model.forward(input_ids)
+    }
+}
+
+impl<B: Backend> ClipTextTransformer<B> {
+    /// As [`ClipTextModel::forward`].
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let m = self;
         let [n, l] = input_ids.dims();
         let device = input_ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..l as i64, &device).reshape([1, l]);
-        let mut x = m.embeddings.token_embedding.forward(input_ids)
+        let x = m.embeddings.token_embedding.forward(input_ids)
             + m.embeddings.position_embedding.forward(positions);
         let mask = generate_autoregressive_mask::<B>(n, l, &device);
-        for layer in &m.encoder.layers {
-            x = x.clone()
-                + layer
-                    .self_attn
-                    .forward(layer.layer_norm1.forward(x), mask.clone());
-            x = x.clone() + layer.mlp.forward(layer.layer_norm2.forward(x));
-        }
-        m.final_layer_norm.forward(x)
+        m.final_layer_norm.forward(m.encoder.forward(x, Some(mask)))
     }
 }
 
@@ -243,27 +186,5 @@ pub fn text_encoder_keys(header: &Header, prefix: &str) -> impl Fn(&str) -> File
             key
         };
         FileKey::plain(format!("{prefix}{key}"))
-    }
-}
-
-impl<B: Backend> ClipAttention<B> {
-    /// Multi-head self-attention; `mask` `[N, L, L]` is true where attention is forbidden.
-    fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
-        let q = self.q_proj.forward(x.clone());
-        let k = self.k_proj.forward(x.clone());
-        let v = self.v_proj.forward(x);
-        let out = multi_head_attention(q, k, v, self.num_heads, Some(mask));
-        self.out_proj.forward(out)
-    }
-}
-
-impl<B: Backend> ClipMlp<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.fc1.forward(x);
-        let x = match self.activation {
-            ClipActivation::QuickGelu => x.clone() * sigmoid(x * 1.702),
-            ClipActivation::Gelu => gelu(x),
-        };
-        self.fc2.forward(x)
     }
 }

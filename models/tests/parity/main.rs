@@ -9,6 +9,7 @@ mod clip;
 mod common;
 mod layouts;
 mod lora;
+mod reward_nets;
 mod unet;
 mod vae;
 mod weights;

@@ -1,15 +1,26 @@
 //! Rewards on images `[N, 3, H, W]` in [0, 1].
 
+pub mod aesthetic;
 pub mod brightness;
+pub mod clip_image;
+pub mod clip_score;
+pub mod clip_text;
+pub mod jpeg;
+pub mod pag;
 
 use burn::tensor::backend::AutodiffBackend;
 
 use bench_core::{BuildContext, NoParams, SampleKind};
 
+use crate::file_check::FileCheck;
 use crate::registry::{RewardEntry, RewardPlugin, RewardRegistry};
 use crate::reward::{OnAnyBackend, Reward};
 
+pub use aesthetic::{Aesthetic, AestheticParams, Preprocess};
 pub use brightness::Brightness;
+pub use clip_score::{ClipScore, ClipScoreParams};
+pub use jpeg::{JpegGoal, JpegParams, JpegSize};
+pub use pag::{PagParams, PagReward, PagScores};
 
 impl RewardPlugin for Brightness {
     type Params = NoParams;
@@ -23,7 +34,111 @@ impl RewardPlugin for Brightness {
     }
 }
 
+/// `aesthetic`.
+pub struct AestheticReward;
+
+impl RewardPlugin for AestheticReward {
+    type Params = AestheticParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        params: &AestheticParams,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(Aesthetic::<B>::build(params, cx)?))
+    }
+
+    fn check_files(params: &AestheticParams) -> Vec<FileCheck> {
+        vec![
+            clip_image::check_vision(&params.clip),
+            aesthetic::check_head(&params.head),
+        ]
+    }
+}
+
+/// `clip_score`.
+pub struct ClipScoreReward;
+
+impl RewardPlugin for ClipScoreReward {
+    type Params = ClipScoreParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        params: &ClipScoreParams,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(ClipScore::<B>::build(params, cx)?))
+    }
+
+    fn check_files(params: &ClipScoreParams) -> Vec<FileCheck> {
+        vec![
+            clip_image::check_vision(&params.clip),
+            clip_text::check_text(&params.clip),
+        ]
+    }
+}
+
+/// `jpeg_compressibility`.
+pub struct JpegCompressibility;
+
+/// `jpeg_incompressibility`.
+pub struct JpegIncompressibility;
+
+impl RewardPlugin for JpegCompressibility {
+    type Params = JpegParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        params: &JpegParams,
+        _cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(OnAnyBackend(JpegSize::new(
+            JpegGoal::Compressible,
+            params,
+        ))))
+    }
+}
+
+impl RewardPlugin for JpegIncompressibility {
+    type Params = JpegParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        params: &JpegParams,
+        _cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(OnAnyBackend(JpegSize::new(
+            JpegGoal::Incompressible,
+            params,
+        ))))
+    }
+}
+
 pub(crate) fn register<B: AutodiffBackend>(registry: &mut RewardRegistry<B>) {
+    registry.register(
+        "aesthetic",
+        "images: LAION aesthetic predictor on CLIP ViT-L/14 embeddings (differentiable; needs \
+         `clip` and `head` files)",
+        RewardEntry::of::<AestheticReward>(),
+    );
+    registry.register(
+        "clip_score",
+        "images: cosine of the image's and its prompt's CLIP ViT-L/14 embeddings \
+         (differentiable; needs a `clip` folder)",
+        RewardEntry::of::<ClipScoreReward>(),
+    );
+    registry.register(
+        "jpeg_compressibility",
+        "images: −(JPEG size in kB) at quality 95, 4:2:0, as DDPO's code saves with Pillow \
+         (not differentiable)",
+        RewardEntry::of::<JpegCompressibility>(),
+    );
+    registry.register(
+        "jpeg_incompressibility",
+        "images: JPEG size in kB at quality 95, 4:2:0, as DDPO's code saves with Pillow \
+         (not differentiable)",
+        RewardEntry::of::<JpegIncompressibility>(),
+    );
     registry.register(
         "brightness",
         "images: mean pixel value in [0, 1] (differentiable; a test reward with no weights)",

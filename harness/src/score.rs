@@ -1,0 +1,206 @@
+//! `bench score`: a reward's score of every image in a folder, as CSV on stdout — what one
+//! checks before putting a reward in a sweep (does it rank these images as I expect? does it
+//! match the reference code's numbers?).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use bench_core::{ParamsCodec, ParamsText, SampleKind, Source};
+use bench_envs::sd::read_prompt_file;
+
+use crate::backend::Inner;
+use crate::plugins::Plugins;
+use crate::resources::Resources;
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// The reward's name (`bench list`), one that scores images.
+    #[arg(long)]
+    pub reward: String,
+    /// Its parameters in RON, as written in a sweep: `--params '(quality: 90)'`.
+    #[arg(long)]
+    pub params: Option<String>,
+    /// A folder of PNG or JPEG images (not searched recursively).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// The prompt every image is scored with (rewards that read prompts need one).
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// A file of prompts: one line for every image, or one line per image in file-name order.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// Images decoded and scored at once (images of different sizes are never scored together).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn is_broken_pipe(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// The image files of a folder, sorted by name.
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("--images: cannot read folder {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str())
+                })
+        })
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    if files.is_empty() {
+        return Err(format!(
+            "--images: no .png, .jpg or .jpeg files in {}",
+            dir.display()
+        ));
+    }
+    Ok(files)
+}
+
+/// One prompt per image.
+fn prompts(args: &ScoreArgs, n: usize) -> Result<Vec<String>, String> {
+    match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => Ok(vec![p.clone(); n]),
+        (None, Some(file)) => {
+            let lines = read_prompt_file(file).map_err(|e| format!("--prompt-file: {e}"))?;
+            match lines.len() {
+                1 => Ok(vec![lines[0].clone(); n]),
+                l if l == n => Ok(lines),
+                l => Err(format!(
+                    "--prompt-file: {} has {l} prompts for {n} images (give one, or one per \
+                     image in file-name order)",
+                    file.display()
+                )),
+            }
+        }
+        (None, None) => Ok(vec![String::new(); n]),
+    }
+}
+
+/// An image as `[3, H, W]` values in [0, 1] with its size.
+fn load(file: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
+    let image = image::open(file)
+        .map_err(|e| format!("cannot read image {}: {e}", file.display()))?
+        .to_rgb8();
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let mut planar = vec![0.0f32; 3 * h * w];
+    for (p, pixel) in image.pixels().enumerate() {
+        for c in 0..3 {
+            planar[c * h * w + p] = f32::from(pixel[c]) / 255.0;
+        }
+    }
+    Ok((planar, [h, w]))
+}
+
+/// Parameters given as `--params RON` (none: the defaults), resolved.
+///
+/// # Errors
+/// RON that does not parse or does not fit the parameters, with its position.
+pub fn resolve_params(codec: &ParamsCodec, text: Option<&str>) -> Result<String, String> {
+    let text = text.unwrap_or("()");
+    let source = Source::new("--params", text.to_string());
+    let written = ParamsText::parse(&source, text)?;
+    codec.resolve(&written, &source)
+}
+
+/// Scores the folder and prints `file,score` rows.
+///
+/// # Errors
+/// An unknown reward or one that does not score images, bad parameters, an unreadable folder,
+/// image or prompt file.
+pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
+    let entry = plugins
+        .rewards
+        .get(&args.reward)
+        .map_err(|e| format!("--reward: {e}"))?;
+    if entry.samples != SampleKind::Images {
+        return Err(format!(
+            "--reward: `{}` scores {}, not images",
+            args.reward, entry.samples
+        ));
+    }
+    let resolved = resolve_params(&entry.params, args.params.as_deref())?;
+    let resources = Resources::new(Default::default());
+    let reward = entry
+        .build(&resolved, &resources.build_context())
+        .map_err(|e| format!("--reward `{}`: {e}", args.reward))?;
+
+    let files = image_files(&args.images)?;
+    let prompts = prompts(args, files.len())?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(files.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images ({eta})")
+            .expect("a valid template"),
+    );
+    bar.set_message(format!("scoring with {}", args.reward));
+
+    let mut out = csv::Writer::from_writer(std::io::stdout());
+    match out.write_record(["file", "score"]) {
+        Err(e) if is_broken_pipe(&e) => return Ok(()),
+        other => other.map_err(|e| format!("cannot write to stdout: {e}"))?,
+    }
+    let batch = args.batch as usize;
+    for (chunk, chunk_prompts) in files.chunks(batch).zip(prompts.chunks(batch)) {
+        // Decoded in parallel; then scored in runs of equal size.
+        let loaded = chunk
+            .par_iter()
+            .map(|f| load(f))
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut start = 0;
+        while start < chunk.len() {
+            let size = loaded[start].1;
+            let end = (start..chunk.len())
+                .find(|&i| loaded[i].1 != size)
+                .unwrap_or(chunk.len());
+            let values: Vec<f32> = loaded[start..end]
+                .iter()
+                .flat_map(|(v, _)| v.iter().copied())
+                .collect();
+            let [h, w] = size;
+            let images: Tensor<Inner, 4> = Tensor::from_data(
+                TensorData::new(values, [end - start, 3, h, w]),
+                &resources.device,
+            );
+            // Rewards score in f32: printed as such, shortest form.
+            let scores = reward
+                .score(images, &chunk_prompts[start..end])
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))?;
+            let written = chunk[start..end]
+                .iter()
+                .zip(scores)
+                .try_for_each(|(file, s)| {
+                    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+                    out.write_record([name.unwrap_or_default(), s.to_string()])
+                });
+            match written.and_then(|()| out.flush().map_err(csv::Error::from)) {
+                Ok(()) => {}
+                // The reader stopped (`bench score … | head`): nothing left to do.
+                Err(e) if is_broken_pipe(&e) => return Ok(()),
+                Err(e) => return Err(format!("cannot write to stdout: {e}")),
+            }
+            bar.inc((end - start) as u64);
+            start = end;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! CLIP's image side as the image rewards use it: the two preprocessing paths of the papers'
+//! code and the vision tower, loaded once per process and shared by every reward on the same
+//! folder (`aesthetic` and `clip_score` on one ViT-L/14 hold one copy).
+//!
+//! - `Processor` (scoring; DDPO's and DAG's): CLIPImageProcessor — the image to 8 bits, Pillow's
+//!   bicubic resize of its shortest side to the tower's size (antialiased, 8-bit passes), the
+//!   centre square, CLIP's mean and std;
+//! - `Differentiable` (∇-GFlowNet's reward gradient): torch's bicubic resize of the whole image
+//!   to a square, no antialias, no crop, then CLIP's mean and std.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::backend::Flex;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use bench_core::BuildContext;
+use bench_models::clip::{clip_normalise, ClipVisionConfig, ClipVisionModel};
+use bench_models::resize::{pil_resize, resize, Kernel};
+use bench_models::weights::LoadError;
+
+use crate::file_check::FileCheck;
+
+/// Which preprocessing scores take (gradients always take `Differentiable`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preprocess {
+    /// CLIPImageProcessor's: Pillow bicubic of the shortest side, centre crop.
+    #[default]
+    Processor,
+    /// torch bicubic of the whole image to a square, no crop (the gradient path).
+    Differentiable,
+}
+
+/// Where users get the real tower.
+pub const GET_CLIP_L14: &str = "a transformers CLIP ViT-L/14 folder, e.g. `huggingface-cli \
+     download openai/clip-vit-large-patch14 config.json model.safetensors vocab.json merges.txt \
+     --local-dir clip-vit-large-patch14`";
+
+/// A CLIP folder that failed to load, with where to get the real one.
+pub fn clip_error(clip: &Path, e: &LoadError) -> String {
+    format!(
+        "clip = {}: {}; get {GET_CLIP_L14}",
+        clip.display(),
+        e.without_sd_source()
+    )
+}
+
+/// The network cache's key for `what` loaded from `files` on backend `B` (paths made
+/// canonical, so two spellings of one file share the network).
+pub fn cache_key<B: Backend>(what: &str, files: &[&Path]) -> String {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let files: Vec<String> = files
+        .iter()
+        .map(|p| canonical(p).display().to_string())
+        .collect();
+    format!("{what}:{}:{}", files.join(":"), std::any::type_name::<B>())
+}
+
+/// The vision tower with its projection and input side.
+pub struct ImageTower<B: Backend> {
+    pub model: ClipVisionModel<B>,
+    /// The tower's input side.
+    pub image_size: usize,
+    /// The embedding width.
+    pub projection_dim: usize,
+}
+
+impl<B: Backend> ImageTower<B> {
+    /// # Errors
+    /// Missing or misfit files, named with where to get the real ones.
+    pub fn load(clip: &Path, device: &B::Device) -> Result<Self, String> {
+        let config = ClipVisionConfig::from_file(&clip.join("config.json"))
+            .map_err(|e| clip_error(clip, &e))?;
+        let model = ClipVisionModel::from_folder(clip, device).map_err(|e| clip_error(clip, &e))?;
+        Ok(Self {
+            model,
+            image_size: config.image_size,
+            projection_dim: config.projection_dim,
+        })
+    }
+
+    /// Images `[N, 3, H, W]` in [0, 1] as the tower's input, by `preprocess`.
+    pub fn pixels(&self, images: Tensor<B, 4>, preprocess: Preprocess) -> Tensor<B, 4> {
+        match preprocess {
+            Preprocess::Processor => processor_pixels(images, self.image_size),
+            Preprocess::Differentiable => differentiable_pixels(images, self.image_size),
+        }
+    }
+
+    /// L2-normalised image embeddings `[N, projection_dim]` of preprocessed pixels.
+    pub fn unit_embeddings(&self, pixels: Tensor<B, 4>) -> Tensor<B, 2> {
+        unit_rows(self.model.forward(pixels))
+    }
+}
+
+impl<B: AutodiffBackend> ImageTower<B> {
+    /// The same tower on the inner backend, for scoring without a graph.
+    pub fn inner(&self) -> ImageTower<B::InnerBackend> {
+        ImageTower {
+            model: self.model.valid(),
+            image_size: self.image_size,
+            projection_dim: self.projection_dim,
+        }
+    }
+
+    /// The tower of `clip`, loaded once per process.
+    ///
+    /// # Errors
+    /// As [`ImageTower::load`].
+    pub fn cached(clip: &Path, cx: &BuildContext<'_, B>) -> Result<Arc<Self>, String> {
+        cx.cache
+            .get_or_load(&cache_key::<B>("clip_vision", &[clip]), || {
+                Self::load(clip, &cx.device)
+            })
+    }
+}
+
+/// `bench doctor`'s check of the vision tower of a CLIP folder (headers only).
+pub fn check_vision(clip: &Path) -> FileCheck {
+    let checked = ClipVisionModel::<Flex>::check_folder(clip, &Default::default()).map(|(c, r)| {
+        let described = format!(
+            "ViT: {} layers of width {}, {} px in patches of {}, embeddings of {}",
+            c.num_hidden_layers, c.hidden_size, c.image_size, c.patch_size, c.projection_dim
+        );
+        (described, r)
+    });
+    FileCheck::from_report(
+        "clip: CLIP vision tower",
+        clip.to_path_buf(),
+        checked,
+        GET_CLIP_L14,
+    )
+}
+
+/// Rows scaled to unit L2 norm.
+pub fn unit_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt();
+    x / norm
+}
+
+/// CLIPImageProcessor's pixels of images `[N, 3, H, W]` in [0, 1], to side `size`.
+pub fn processor_pixels<B: Backend>(images: Tensor<B, 4>, size: usize) -> Tensor<B, 4> {
+    let [n, c, h, w] = images.dims();
+    let (oh, ow) = if h <= w {
+        (size, size * w / h)
+    } else {
+        (size * h / w, size)
+    };
+    let levels = (images * 255.0).round().clamp(0.0, 255.0);
+    let resized = pil_resize(levels, [oh.max(size), ow.max(size)]);
+    let (top, left) = ((oh.max(size) - size) / 2, (ow.max(size) - size) / 2);
+    clip_normalise(resized.slice([0..n, 0..c, top..top + size, left..left + size]) / 255.0)
+}
+
+/// The differentiable path's pixels.
+pub fn differentiable_pixels<B: Backend>(images: Tensor<B, 4>, size: usize) -> Tensor<B, 4> {
+    clip_normalise(resize(images, Kernel::TorchBicubic, [size, size]))
+}

@@ -1,0 +1,7 @@
+//! The rewards' own tests, one binary (each test binary links all of burn).
+
+mod aesthetic;
+mod clip_score;
+mod gradients;
+mod jpeg;
+mod pag;
