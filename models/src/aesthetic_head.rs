@@ -12,10 +12,7 @@ use std::rc::Rc;
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::store::{
-    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
-    TensorSnapshot,
-};
+use burn::store::{ModuleSnapshot, ModuleStore, PytorchStore, SafetensorsStore, TensorSnapshot};
 use burn::tensor::{backend::Backend, Tensor};
 
 /// Where the real head comes from, for error messages.
@@ -118,7 +115,7 @@ impl<B: Backend> AestheticHead<B> {
         let result = module.apply(
             renumbered,
             None,
-            Some(Box::new(PyTorchToBurnAdapter)),
+            Some(Box::new(crate::weights::PytorchLayout)),
             false,
         );
         if !result.errors.is_empty() || !result.missing.is_empty() {

@@ -101,13 +101,25 @@ fn unknown_reward_lists_the_known_ones() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("unknown reward `aesthetics`"), "{err}");
-    assert!(
-        err.contains(
-            "known rewards: aesthetic, brightness, bump, clip_score, jpeg_compressibility, \
-             jpeg_incompressibility, mixture"
-        ),
-        "{err}"
-    );
+    // Every registered reward, in name order.
+    let known: Vec<&str> = err
+        .split("known rewards: ")
+        .nth(1)
+        .expect("the known rewards are listed")
+        .trim_end()
+        .split(", ")
+        .collect();
+    for name in [
+        "aesthetic",
+        "brightness",
+        "bump",
+        "clip_score",
+        "hpsv2",
+        "mixture",
+    ] {
+        assert!(known.contains(&name), "{name} missing from {known:?}");
+    }
+    assert!(known.windows(2).all(|w| w[0] < w[1]), "{known:?}");
     assert!(!wrote);
 }
 

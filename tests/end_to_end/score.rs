@@ -229,6 +229,33 @@ fn doctor_checks_reward_files_from_headers_and_clip_score_scores_with_a_prompt()
         text.contains("a `clip_vision_model` config, with no text tower"),
         "{text}"
     );
+    let hps = format!(
+        r#"(checkpoint: "{}", config: Some("{}"))"#,
+        fixture("openclip/hps_tiny.pt").display(),
+        fixture("openclip/hps_tiny_config.json").display()
+    );
+    let out = bench_ok(["doctor", "--reward", "hpsv2", "--params", &hps]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("ok       checkpoint: HPSv2 (OpenCLIP): OpenCLIP ViT: 2 layers of width 32"),
+        "{text}"
+    );
+    // The real ViT-H/14 does not fit the tiny checkpoint: the first misfit keys are named.
+    let tiny_as_h14 = format!(
+        r#"(checkpoint: "{}")"#,
+        fixture("openclip/hps_tiny.pt").display()
+    );
+    let out = bench(["doctor", "--reward", "hpsv2", "--params", &tiny_as_h14]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("MISFIT   checkpoint: HPSv2 (OpenCLIP)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`visual.class_embedding`: expected shape [1280], found [32]"),
+        "{text}"
+    );
     let out = bench(["doctor", "--reward", "jpeg_compressibility"]);
     assert!(out.status.success());
     assert!(String::from_utf8(out.stdout)

@@ -467,8 +467,8 @@ pub fn vae_keys(config: &VaeConfig) -> impl Fn(&str) -> FileKey {
         })()
         .unwrap_or_else(|| key.to_string());
         FileKey {
-            key: format!("{VAE_PREFIX}{ldm}"),
             conv1x1,
+            ..FileKey::plain(format!("{VAE_PREFIX}{ldm}"))
         }
     }
 }

@@ -170,3 +170,44 @@ fn clip_text_tower_and_tokenizer_equal_transformers() {
     let (err, scale) = compare(model.forward(input, &eos), SCORE, "text_embeds");
     assert!(err <= 1e-4 * scale.max(1.0), "{err} (scale {scale})");
 }
+
+#[test]
+fn open_clip_towers_from_an_hps_checkpoint_equal_open_clip() {
+    use bench_models::clip::{load_open_clip, OpenClipConfig};
+    const HPS: &str = "openclip/io.safetensors";
+    let config = OpenClipConfig::from_file(&fixture("openclip/hps_tiny_config.json")).unwrap();
+    // fp16 tensors in a torch pickle, under `state_dict`, q/k/v fused, projections transposed.
+    let (vision, text) = load_open_clip::<B>(
+        &config,
+        &fixture("openclip/hps_tiny.pt"),
+        &Default::default(),
+    )
+    .unwrap();
+    let unit = |x: Tensor<B, 2>| x.clone() / x.powi_scalar(2).sum_dim(1).sqrt();
+    let images = unit(vision.forward(input(HPS, "pixels")));
+    let (err, _) = compare(images, HPS, "image_features");
+    assert!(err <= 1e-4, "image features: {err}");
+    // open_clip pads with 0 after the end-of-text token, bench with the token itself: the
+    // ids agree up to it and, the attention being causal, so do the features.
+    let tokenizer = ClipTokenizer::sd_v1();
+    let prompts: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("openclip/prompts.json")).unwrap())
+            .unwrap();
+    let (want, _) = tensor(HPS, "input_ids");
+    let mut ids = Vec::new();
+    let mut eos = Vec::new();
+    for (p, row) in prompts.iter().zip(want.chunks(77)) {
+        let ours = tokenizer.encode(p);
+        let end = ours.iter().position(|&t| t == tokenizer.eos_id()).unwrap();
+        let theirs: Vec<u32> = row[..=end].iter().map(|&v| v as u32).collect();
+        assert_eq!(ours[..=end], theirs[..], "{p}");
+        eos.push(end);
+        ids.extend(ours.into_iter().map(i64::from));
+    }
+    let ids = Tensor::from_data(
+        TensorData::new(ids, [prompts.len(), 77]),
+        &Default::default(),
+    );
+    let (err, _) = compare(unit(text.forward(ids, &eos)), HPS, "text_features");
+    assert!(err <= 1e-4, "text features: {err}");
+}

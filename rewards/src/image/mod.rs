@@ -5,6 +5,7 @@ pub mod brightness;
 pub mod clip_image;
 pub mod clip_score;
 pub mod clip_text;
+pub mod hpsv2;
 pub mod jpeg;
 pub mod pag;
 
@@ -19,6 +20,7 @@ use crate::reward::{OnAnyBackend, Reward};
 pub use aesthetic::{Aesthetic, AestheticParams, Preprocess};
 pub use brightness::Brightness;
 pub use clip_score::{ClipScore, ClipScoreParams};
+pub use hpsv2::{Hps, HpsParams};
 pub use jpeg::{JpegGoal, JpegParams, JpegSize};
 pub use pag::{PagParams, PagReward, PagScores};
 
@@ -78,6 +80,25 @@ impl RewardPlugin for ClipScoreReward {
     }
 }
 
+/// `hpsv2`.
+pub struct HpsReward;
+
+impl RewardPlugin for HpsReward {
+    type Params = HpsParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        params: &HpsParams,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(Hps::<B>::build(params, cx)?))
+    }
+
+    fn check_files(params: &HpsParams) -> Vec<FileCheck> {
+        vec![hpsv2::check_checkpoint(params)]
+    }
+}
+
 /// `jpeg_compressibility`.
 pub struct JpegCompressibility;
 
@@ -126,6 +147,12 @@ pub(crate) fn register<B: AutodiffBackend>(registry: &mut RewardRegistry<B>) {
         "images: cosine of the image's and its prompt's CLIP ViT-L/14 embeddings \
          (differentiable; needs a `clip` folder)",
         RewardEntry::of::<ClipScoreReward>(),
+    );
+    registry.register(
+        "hpsv2",
+        "images: HPSv2/v2.1 human preference score, the cosine of OpenCLIP ViT-H/14 image and \
+         prompt features (differentiable; needs the `checkpoint`)",
+        RewardEntry::of::<HpsReward>(),
     );
     registry.register(
         "jpeg_compressibility",

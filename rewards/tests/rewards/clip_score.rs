@@ -10,7 +10,7 @@ use bench_rewards::image::clip_score::{ClipScore, ClipScoreParams};
 use bench_rewards::image::Preprocess;
 use bench_rewards::{image_gradient, Reward};
 
-use crate::aesthetic::{fixture, read};
+use crate::aesthetic::{assert_gradient, fixture, read};
 
 type B = Autodiff<Flex>;
 const IO: &str = "clip_score.safetensors";
@@ -56,11 +56,7 @@ fn both_paths_score_as_transformers_and_the_gradient_is_torchs() {
     let r = reward(Preprocess::Processor, &cache).unwrap();
     let grad = image_gradient(&r as &dyn Reward<B>, Tensor::from_inner(images), &prompts).unwrap();
     let (want, _) = read(IO, "differentiable.grad");
-    let got = grad.into_data().to_vec::<f32>().unwrap();
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    for (g, w) in got.iter().zip(&want) {
-        assert!((g - w).abs() <= 1e-3 * scale, "gradient {g} vs {w}");
-    }
+    assert_gradient(grad, &want);
 }
 
 #[test]

@@ -3,5 +3,6 @@
 mod aesthetic;
 mod clip_score;
 mod gradients;
+mod hps;
 mod jpeg;
 mod pag;
