@@ -3,6 +3,7 @@
 
 pub mod aesthetic_head;
 pub mod attention;
+pub mod bert;
 pub mod clip;
 pub mod mixture;
 pub mod mlp;

@@ -19,21 +19,15 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
+sys.path.insert(0, "tools/fixtures")
+from make_reward_nets import head as head_of  # noqa: E402
+
 BATCH = 8
 
 
 def head() -> torch.nn.Sequential:
     """The LAION head's layout (layers.{0,2,4,6,7}), 768→1024→128→64→16→1."""
-    return torch.nn.Sequential(
-        torch.nn.Linear(768, 1024),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(1024, 128),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(128, 64),
-        torch.nn.Dropout(0.1),
-        torch.nn.Linear(64, 16),
-        torch.nn.Linear(16, 1),
-    ).eval()
+    return head_of([768, 1024, 128, 64, 16])
 
 
 def make(root: pathlib.Path, n: int) -> None:

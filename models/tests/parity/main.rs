@@ -4,6 +4,7 @@
 //! re-link (and re-monomorphise) it; modules share one link and run in parallel.
 
 mod autodiff;
+mod bert;
 mod checkpointing;
 mod clip;
 mod common;
