@@ -25,10 +25,7 @@ fn main() {
     let reps: usize = arg(3, "20").parse().expect("repetitions");
 
     let cache = NetworkCache::default();
-    let cx = BuildContext::<Backend> {
-        device: Default::default(),
-        cache: &cache,
-    };
+    let cx = BuildContext::<Backend>::new(Default::default(), &cache);
     let nets = "fixtures/reward_nets";
     let rewards: Vec<(&str, Box<dyn Reward<Backend>>)> = vec![
         (

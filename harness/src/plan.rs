@@ -68,8 +68,11 @@ pub fn build<E: HarnessEnv>(
             c.env.name()
         ));
     }
+    // Files a reward names are found as the environment's model is: from the sweep's folder.
+    let mut cx = resources.build_context();
+    cx.base_dir = Some(&run.base_dir);
     let reward = reward_entry
-        .build(&c.reward.params.0, &resources.build_context())
+        .build(&c.reward.params.0, &cx)
         .map_err(|e| format!("{}: reward `{}`: {e}", run.reward_at, c.reward.name))?;
 
     let entry = plugins
@@ -99,8 +102,10 @@ pub fn build<E: HarnessEnv>(
         })
     });
 
+    let mut build = resources.inference_context();
+    build.base_dir = Some(&run.base_dir);
     let setup = MetricSetup {
-        build: resources.inference_context(),
+        build,
         env: env as &dyn EnvInfo,
         reward: &c.reward.name,
         reward_params: &c.reward.params.0,

@@ -58,18 +58,12 @@ impl Resources {
 
     /// What plugin factories get.
     pub fn build_context(&self) -> BuildContext<'_, Backend> {
-        BuildContext {
-            device: self.device.clone(),
-            cache: &self.networks,
-        }
+        BuildContext::new(self.device.clone(), &self.networks)
     }
 
     /// The same for plugins on the inference backend (metrics).
     pub fn inference_context(&self) -> BuildContext<'_, Inner> {
-        BuildContext {
-            device: self.device.clone(),
-            cache: &self.networks,
-        }
+        BuildContext::new(self.device.clone(), &self.networks)
     }
 
     /// The toy of a toy run; with instruments, a toy of its own built from the run's exact

@@ -4,8 +4,9 @@
 //! Post-LN blocks: `x = LN(x + attn(x))`, then `x = LN(x + W₂·gelu(W₁·x))`; embeddings are the
 //! sum of word, absolute position and (where the model has them) token-type embeddings, layer
 //! normed. Padding is masked out of the keys; every position still gets an output. BLIP's BERT
-//! has no token-type embeddings (`type_vocab_size` 0 here); its cross-attention to image tokens
-//! comes with ImageReward.
+//! (ImageReward's `med.py`) has no token-type embeddings (a file without them loads without
+//! them) and, in each layer after self-attention, a post-LN cross-attention to the image tokens
+//! (`add_cross_attention`, keys and values from `encoder_width`), used when a context is given.
 //!
 //! Keys are transformers'; a file whose keys carry a prefix (`bert.` of the task heads,
 //! `blip.text_encoder.` of ImageReward) is read from below it.
@@ -21,7 +22,7 @@ use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::Deserialize;
 
 use crate::attention::multi_head_attention;
-use crate::weights::{component_weights, load_mapped, read_header, read_json, FileKey, LoadError};
+use crate::weights::{component_weights, load_mapped, read_json, read_tensors, FileKey, LoadError};
 
 /// The fields of transformers' `BertConfig` the forward pass depends on; absent fields take
 /// `BertConfig()`'s defaults (BERT-base).
@@ -38,6 +39,10 @@ pub struct BertConfig {
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
     pub position_embedding_type: String,
+    /// Cross-attention in every layer (BLIP's multimodal encoder).
+    pub add_cross_attention: bool,
+    /// The width of the cross-attended tokens (BLIP's `encoder_width`; none: `hidden_size`).
+    pub encoder_width: Option<usize>,
 }
 
 impl Default for BertConfig {
@@ -53,6 +58,8 @@ impl Default for BertConfig {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             position_embedding_type: "absolute".into(),
+            add_cross_attention: false,
+            encoder_width: None,
         }
     }
 }
@@ -119,6 +126,16 @@ impl BertConfig {
                     intermediate: linear(h, self.intermediate_size),
                     output: linear(self.intermediate_size, h),
                     output_norm: norm(),
+                    cross: self.add_cross_attention.then(|| {
+                        let width = self.encoder_width.unwrap_or(h);
+                        BertCrossAttention {
+                            query: linear(h, h),
+                            key: linear(width, h),
+                            value: linear(width, h),
+                            out: linear(h, h),
+                            norm: norm(),
+                        }
+                    }),
                     heads: self.num_attention_heads,
                 })
                 .collect(),
@@ -151,7 +168,18 @@ pub struct BertLayer<B: Backend> {
     pub intermediate: Linear<B>,
     pub output: Linear<B>,
     pub output_norm: LayerNorm<B>,
+    pub cross: Option<BertCrossAttention<B>>,
     pub heads: usize,
+}
+
+/// BLIP's cross-attention sublayer: queries from the text, keys and values from the context.
+#[derive(Module, Debug)]
+pub struct BertCrossAttention<B: Backend> {
+    pub query: Linear<B>,
+    pub key: Linear<B>,
+    pub value: Linear<B>,
+    pub out: Linear<B>,
+    pub norm: LayerNorm<B>,
 }
 
 /// Where a module key sits in transformers' naming, below `prefix`.
@@ -168,6 +196,18 @@ fn bert_key(prefix: &str, key: &str) -> FileKey {
             "intermediate" => "intermediate.dense".into(),
             "output" => "output.dense".into(),
             "output_norm" => "output.LayerNorm".into(),
+            "cross" => {
+                let (sub, param) = param.split_once('.').unwrap_or((param, ""));
+                let sub = match sub {
+                    "query" | "key" | "value" => format!("self.{sub}"),
+                    "out" => "output.dense".into(),
+                    "norm" => "output.LayerNorm".into(),
+                    other => other.into(),
+                };
+                return FileKey::plain(format!(
+                    "{prefix}encoder.layer.{index}.crossattention.{sub}.{param}"
+                ));
+            }
             other => other.into(),
         };
         format!("encoder.layer.{index}.{name}.{param}")
@@ -187,18 +227,39 @@ impl<B: Backend> BertModel<B> {
     pub fn from_folder(folder: &Path, device: &B::Device) -> Result<(Self, BertConfig), LoadError> {
         let path = folder.join("config.json");
         let config: BertConfig = read_json(&path)?;
+        Self::load(config, &component_weights(folder)?, None, device)
+    }
+
+    /// The encoder of `config` from a weights file (safetensors, or a torch pickle such as
+    /// ImageReward.pt) whose BERT keys start with `prefix` (none: found from the word
+    /// embeddings' key). A file without token-type embeddings loads without them, whatever
+    /// `type_vocab_size` says (BLIP's BERT).
+    ///
+    /// # Errors
+    /// A config this encoder cannot run; an unreadable file; tensors missing or mis-shaped.
+    pub fn load(
+        mut config: BertConfig,
+        file: &Path,
+        prefix: Option<&str>,
+        device: &B::Device,
+    ) -> Result<(Self, BertConfig), LoadError> {
         config.check().map_err(|message| LoadError::Layout {
-            path: path.clone(),
+            path: file.to_path_buf(),
             message,
         })?;
-        let file = component_weights(folder)?;
-        let header = read_header(&file)?;
-        let prefix = header
-            .keys()
-            .find_map(|k| k.strip_suffix("embeddings.word_embeddings.weight"))
-            .unwrap_or("")
-            .to_string();
-        let model = load_mapped(config.init(device), &file, &|k: &str| bert_key(&prefix, k))?;
+        let (header, _) = read_tensors(file)?;
+        let prefix = match prefix {
+            Some(p) => p.to_string(),
+            None => header
+                .keys()
+                .find_map(|k| k.strip_suffix("embeddings.word_embeddings.weight"))
+                .unwrap_or("")
+                .to_string(),
+        };
+        if !header.contains_key(&format!("{prefix}embeddings.token_type_embeddings.weight")) {
+            config.type_vocab_size = 0;
+        }
+        let model = load_mapped(config.init(device), file, &|k: &str| bert_key(&prefix, k))?;
         Ok((model, config))
     }
 
@@ -208,6 +269,17 @@ impl<B: Backend> BertModel<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         padding: Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 3> {
+        self.forward_with_context(input_ids, padding, None)
+    }
+
+    /// [`BertModel::forward`] with `context` `[N, M, encoder_width]` (image tokens, none
+    /// masked) cross-attended by the layers that have cross-attention.
+    pub fn forward_with_context(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        padding: Tensor<B, 2, Bool>,
+        context: Option<Tensor<B, 3>>,
     ) -> Tensor<B, 3> {
         let [n, l] = input_ids.dims();
         let device = input_ids.device();
@@ -230,6 +302,16 @@ impl<B: Backend> BertModel<B> {
             x = layer
                 .attention_norm
                 .forward(x + layer.attention_out.forward(attended));
+            if let (Some(cross), Some(context)) = (&layer.cross, &context) {
+                let attended = multi_head_attention(
+                    cross.query.forward(x.clone()),
+                    cross.key.forward(context.clone()),
+                    cross.value.forward(context.clone()),
+                    layer.heads,
+                    None,
+                );
+                x = cross.norm.forward(x + cross.out.forward(attended));
+            }
             let hidden = gelu(layer.intermediate.forward(x.clone()));
             x = layer.output_norm.forward(x + layer.output.forward(hidden));
         }

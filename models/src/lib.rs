@@ -4,6 +4,7 @@
 pub mod aesthetic_head;
 pub mod attention;
 pub mod bert;
+pub mod blip;
 pub mod clip;
 pub mod mixture;
 pub mod mlp;

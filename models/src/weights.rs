@@ -359,8 +359,9 @@ pub fn check_safetensors<B: Backend, M: Module<B>>(
 /// there, and how it is stored when not as the module's tensor itself — a linear weight
 /// `[out, in]` as the equivalent 1×1 convolution kernel `[out, in, 1, 1]` (the original SD VAE's
 /// attention projections; both are accepted), as one of `count` equal blocks of rows of a fused
-/// tensor (OpenCLIP's `in_proj_weight`, q, k and v stacked), or transposed (OpenCLIP's
-/// projections, stored `[in, out]` for `x @ proj`).
+/// tensor (OpenCLIP's `in_proj_weight`, q, k and v stacked), transposed (OpenCLIP's
+/// projections, stored `[in, out]` for `x @ proj`), or with other unit dimensions (BLIP's class
+/// token `[1, 1, D]` for a `[D]` parameter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileKey {
     pub key: String,
@@ -369,6 +370,8 @@ pub struct FileKey {
     pub part: Option<(usize, usize)>,
     /// Stored as the transpose of the module's 2-D tensor.
     pub transposed: bool,
+    /// Stored in any shape of as many elements, read in the module's.
+    pub reshaped: bool,
 }
 
 impl FileKey {
@@ -379,6 +382,15 @@ impl FileKey {
             conv1x1: false,
             part: None,
             transposed: false,
+            reshaped: false,
+        }
+    }
+
+    /// The module's tensor in another shape of as many elements, under `key`.
+    pub fn reshaped(key: impl Into<String>) -> Self {
+        Self {
+            reshaped: true,
+            ..Self::plain(key)
         }
     }
 
@@ -524,12 +536,16 @@ pub fn check_mapped<B: Backend, M: Module<B>>(
                 expected: stored,
             }),
             // A 1×1 kernel may also be stored as the linear weight it stands for.
+            // Or a tensor kept in another shape of as many elements.
             Some(info)
                 if info.shape == stored
                     || (to.conv1x1
                         && !to.transposed
                         && to.part.is_none()
-                        && info.shape == shape) =>
+                        && info.shape == shape)
+                    || (to.reshaped
+                        && info.shape.iter().product::<usize>()
+                            == shape.iter().product::<usize>()) =>
             {
                 None
             }

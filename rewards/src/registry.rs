@@ -100,10 +100,7 @@ pub fn builtin_reward<B: AutodiffBackend>(
     let registry = builtin_rewards::<B>();
     let entry = registry.get(name)?;
     let cache = bench_core::NetworkCache::default();
-    let cx = BuildContext {
-        device: device.clone(),
-        cache: &cache,
-    };
+    let cx = BuildContext::new(device.clone(), &cache);
     entry.build(&entry.params.defaults(), &cx)
 }
 

@@ -138,10 +138,28 @@ fn jpeg_rewards_run_with_ddpo_on_tiny_sd_and_are_refused_to_gradient_methods() {
 
 #[test]
 fn the_aesthetic_reward_trains_refl_on_tiny_sd_and_scores_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The reward's files beside the sweep, named relative to it: found from the sweep's
+    // folder whatever the working directory.
+    let weights = tmp.path().join("weights");
+    fs::create_dir_all(weights.join("clip")).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        fs::copy(
+            fixture(&format!("reward_nets/clip_tiny/{name}")),
+            weights.join("clip").join(name),
+        )
+        .unwrap();
+    }
+    fs::copy(
+        fixture("reward_nets/aesthetic_head_tiny.safetensors"),
+        weights.join("head.safetensors"),
+    )
+    .unwrap();
+    let relative = r#"(clip: "weights/clip", head: "weights/head.safetensors")"#;
     let params = format!(
         r#"(clip: "{}", head: "{}")"#,
-        fixture("reward_nets/clip_tiny").display(),
-        fixture("reward_nets/aesthetic_head_tiny.safetensors").display()
+        weights.join("clip").display(),
+        weights.join("head.safetensors").display()
     );
     let text = format!(
         r#"Sweep(
@@ -153,11 +171,10 @@ fn the_aesthetic_reward_trains_refl_on_tiny_sd_and_scores_a_folder() {
             eval: (every: 1, samples_per_prompt: 2),
             seeds: [0],
             algorithms: [(name: "refl", params: (stop_steps: (1, 3), batch: 2))],
-            rewards: [(name: "aesthetic", params: {params})],
+            rewards: [(name: "aesthetic", params: {relative})],
         )"#,
         fixture("sd_tiny").display()
     );
-    let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("aesthetic.ron");
     fs::write(&file, text).unwrap();
     let results = tmp.path().join("results");

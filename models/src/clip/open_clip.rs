@@ -203,6 +203,7 @@ impl OpenClipConfig {
             patch_size: v.patch_size,
             hidden_act: self.activation(),
             layer_norm_eps: 1e-5,
+            ..ClipVisionConfig::default()
         }
     }
 

@@ -53,6 +53,15 @@ pub struct ClipVisionConfig {
     pub patch_size: usize,
     pub hidden_act: ClipActivation,
     pub layer_norm_eps: f64,
+    /// Whether the patch convolution has a bias (BLIP's ViT; not CLIP's).
+    #[serde(skip)]
+    pub patch_bias: bool,
+    /// Whether a layer norm precedes the encoder (CLIP's `pre_layrnorm`; not BLIP's).
+    #[serde(skip)]
+    pub pre_norm: bool,
+    /// Whether the class token's output is projected (CLIP's; BLIP's ViT has no projection).
+    #[serde(skip)]
+    pub projection: bool,
 }
 
 impl Default for ClipVisionConfig {
@@ -68,6 +77,9 @@ impl Default for ClipVisionConfig {
             patch_size: 32,
             hidden_act: ClipActivation::QuickGelu,
             layer_norm_eps: 1e-5,
+            patch_bias: false,
+            pre_norm: true,
+            projection: true,
         }
     }
 }
@@ -86,6 +98,7 @@ impl ClipVisionConfig {
             patch_size: 14,
             hidden_act: ClipActivation::QuickGelu,
             layer_norm_eps: 1e-5,
+            ..Self::default()
         }
     }
 
@@ -123,14 +136,14 @@ impl ClipVisionConfig {
                         [self.patch_size, self.patch_size],
                     )
                     .with_stride([self.patch_size, self.patch_size])
-                    .with_bias(false)
+                    .with_bias(self.patch_bias)
                     .with_initializer(Initializer::Zeros)
                     .init(device),
                     position_embedding: EmbeddingConfig::new(positions, h)
                         .with_initializer(Initializer::Zeros)
                         .init(device),
                 },
-                pre_layrnorm: norm(),
+                pre_layrnorm: self.pre_norm.then(norm),
                 encoder: ClipEncoder::init(
                     &EncoderShape {
                         hidden: h,
@@ -144,10 +157,12 @@ impl ClipVisionConfig {
                 ),
                 post_layernorm: norm(),
             },
-            visual_projection: LinearConfig::new(h, self.projection_dim)
-                .with_bias(false)
-                .with_initializer(Initializer::Zeros)
-                .init(device),
+            visual_projection: self.projection.then(|| {
+                LinearConfig::new(h, self.projection_dim)
+                    .with_bias(false)
+                    .with_initializer(Initializer::Zeros)
+                    .init(device)
+            }),
         }
     }
 }
@@ -156,13 +171,13 @@ impl ClipVisionConfig {
 #[derive(Module, Debug)]
 pub struct ClipVisionModel<B: Backend> {
     pub vision_model: ClipVisionTransformer<B>,
-    pub visual_projection: Linear<B>,
+    pub visual_projection: Option<Linear<B>>,
 }
 
 #[derive(Module, Debug)]
 pub struct ClipVisionTransformer<B: Backend> {
     pub embeddings: ClipVisionEmbeddings<B>,
-    pub pre_layrnorm: LayerNorm<B>,
+    pub pre_layrnorm: Option<LayerNorm<B>>,
     pub encoder: ClipEncoder<B>,
     pub post_layernorm: LayerNorm<B>,
 }
@@ -210,8 +225,31 @@ impl<B: Backend> ClipVisionModel<B> {
     }
 
     /// Image embeddings `[N, projection_dim]` (not normalised) of pixel values `[N, C, S, S]`
-    /// already resized to the tower's image size and normalised with CLIP's mean and std.
+    /// already resized to the tower's image size and normalised with CLIP's mean and std: the
+    /// class token's output, layer normed, projected (unprojected for a tower without one).
     pub fn forward(&self, pixels: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.encoded(pixels);
+        let [n, _, h] = x.dims();
+        let pooled = self
+            .vision_model
+            .post_layernorm
+            .forward(x.slice([0..n, 0..1, 0..h]).reshape([n, h]));
+        match &self.visual_projection {
+            Some(projection) => projection.forward(pooled),
+            None => pooled,
+        }
+    }
+
+    /// Every token's output `[N, 1 + patches, hidden]` after the final layer norm (BLIP's image
+    /// embeddings, which ImageReward's text encoder attends to).
+    pub fn tokens(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
+        self.vision_model
+            .post_layernorm
+            .forward(self.encoded(pixels))
+    }
+
+    /// The encoder's output before the final norm.
+    fn encoded(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
         let m = &self.vision_model;
         let patches = m.embeddings.patch_embedding.forward(pixels); // [N, H, g, g]
         let [n, h, gh, gw] = patches.dims();
@@ -227,9 +265,10 @@ impl<B: Backend> ClipVisionModel<B> {
         let device = tokens.device();
         let positions = Tensor::<B, 1, Int>::arange(0..l as i64, &device).reshape([1, l]);
         let x = tokens + m.embeddings.position_embedding.forward(positions);
-        let x = m.encoder.forward(m.pre_layrnorm.forward(x), None);
-        let pooled = x.slice([0..n, 0..1, 0..h]).reshape([n, h]);
-        self.visual_projection
-            .forward(m.post_layernorm.forward(pooled))
+        let x = match &m.pre_layrnorm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        m.encoder.forward(x, None)
     }
 }

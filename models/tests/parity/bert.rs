@@ -2,27 +2,19 @@
 //! (tools/fixtures/make_reward_nets.py): padded inputs, both key layouts.
 
 use burn::backend::Flex;
-use burn::tensor::{Bool, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use bench_models::bert::BertModel;
 
-use crate::common::{compare, fixture, tensor};
+use crate::common::{compare, fixture, ids_and_padding, tensor};
 
 const IO: &str = "reward_nets/bert_io.safetensors";
 
 #[test]
 fn bert_encoder_equals_transformers_with_padding_and_prefixed_keys() {
     let device = Default::default();
-    let (ids, shape) = tensor(IO, "input_ids");
-    let (mask, _) = tensor(IO, "attention_mask");
-    let ids: Tensor<Flex, 2, Int> = Tensor::from_data(
-        TensorData::new(ids.iter().map(|&v| v as i64).collect(), shape.clone()),
-        &device,
-    );
-    let padding: Tensor<Flex, 2, Bool> = Tensor::from_data(
-        TensorData::new(mask.iter().map(|&m| m == 0.0).collect(), shape.clone()),
-        &device,
-    );
+    let (ids, padding) = ids_and_padding::<Flex>(IO);
+    let (mask, shape) = tensor(IO, "attention_mask");
     let keep: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
     let keep: Tensor<Flex, 3> =
         Tensor::from_data(TensorData::new(keep, [shape[0], shape[1], 1]), &device);

@@ -92,3 +92,25 @@ pub fn assert_matches_real_sd15(component: &str, ours: &[(String, Vec<usize>)]) 
         "{component}"
     );
 }
+
+/// A fixture's `input_ids` and, from its `attention_mask`, the padded positions (true).
+pub fn ids_and_padding<B: burn::tensor::backend::Backend>(
+    file: &str,
+) -> (
+    burn::tensor::Tensor<B, 2, burn::tensor::Int>,
+    burn::tensor::Tensor<B, 2, burn::tensor::Bool>,
+) {
+    use burn::tensor::{Tensor, TensorData};
+    let device = Default::default();
+    let (ids, shape) = tensor(file, "input_ids");
+    let (mask, _) = tensor(file, "attention_mask");
+    let ids = Tensor::from_data(
+        TensorData::new(ids.iter().map(|&v| v as i64).collect(), shape.clone()),
+        &device,
+    );
+    let padding = Tensor::from_data(
+        TensorData::new(mask.iter().map(|&m| m == 0.0).collect(), shape),
+        &device,
+    );
+    (ids, padding)
+}

@@ -5,6 +5,7 @@
 
 mod autodiff;
 mod bert;
+mod blip;
 mod checkpointing;
 mod clip;
 mod common;

@@ -127,8 +127,9 @@ impl<B: AutodiffBackend> Aesthetic<B> {
     /// Missing or misfit files, named with where to get the real ones; a head whose input is
     /// not the tower's embedding size.
     pub fn build(params: &AestheticParams, cx: &BuildContext<'_, B>) -> Result<Self, String> {
-        let tower = ImageTower::cached(&params.clip, cx)?;
-        let head = load_head(&params.head, &tower, &params.clip, cx)?;
+        let (clip, head) = (cx.path(&params.clip), cx.path(&params.head));
+        let tower = ImageTower::cached(&clip, cx)?;
+        let head = load_head(&head, &tower, &clip, cx)?;
         Ok(Self {
             infer_tower: tower.inner(),
             infer_head: head.valid(),

@@ -74,8 +74,9 @@ impl<B: AutodiffBackend> ClipScore<B> {
     /// Missing or misfit files, named with where to get the real ones; towers whose
     /// projections differ in width.
     pub fn build(params: &ClipScoreParams, cx: &BuildContext<'_, B>) -> Result<Self, String> {
-        let image = ImageTower::cached(&params.clip, cx)?;
-        let text = TextTower::cached(&params.clip, cx)?;
+        let clip = cx.path(&params.clip);
+        let image = ImageTower::cached(&clip, cx)?;
+        let text = TextTower::cached(&clip, cx)?;
         if image.projection_dim != text.projection_dim {
             return Err(format!(
                 "clip = {}: the image projection is {} wide but the text projection {}",

@@ -144,10 +144,14 @@ impl<B: AutodiffBackend> Hps<B> {
     /// # Errors
     /// A missing or misfit checkpoint or config, named with where to get the real one.
     pub fn build(params: &HpsParams, cx: &BuildContext<'_, B>) -> Result<Self, String> {
+        let params = HpsParams {
+            checkpoint: cx.path(&params.checkpoint),
+            config: params.config.as_deref().map(|c| cx.path(c)),
+        };
         let mut files: Vec<&Path> = vec![&params.checkpoint];
         files.extend(params.config.as_deref());
         let nets = cx.cache.get_or_load(&cache_key::<B>("hpsv2", &files), || {
-            HpsTowers::<B>::load(params, &cx.device)
+            HpsTowers::<B>::load(&params, &cx.device)
         })?;
         let infer = HpsTowers {
             image: nets.image.inner(),

@@ -94,9 +94,10 @@ impl<B: Backend> PagReward<B> {
         params: &PagParams,
         cx: &BuildContext<'_, A>,
     ) -> Result<Self, String> {
-        let image: Arc<ImageTower<A>> = ImageTower::cached(&params.clip, cx)?;
-        let text: Arc<TextTower<A>> = TextTower::cached(&params.clip, cx)?;
-        let head = load_head(&params.head, &image, &params.clip, cx)?;
+        let clip = cx.path(&params.clip);
+        let image: Arc<ImageTower<A>> = ImageTower::cached(&clip, cx)?;
+        let text: Arc<TextTower<A>> = TextTower::cached(&clip, cx)?;
+        let head = load_head(&cx.path(&params.head), &image, &clip, cx)?;
         Ok(Self {
             image: image.inner(),
             text: text.inner(),

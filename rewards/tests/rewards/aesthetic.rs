@@ -41,10 +41,7 @@ fn reward(preprocess: Preprocess, cache: &NetworkCache) -> Aesthetic<B> {
         head: fixture("aesthetic_head_tiny.pth"),
         preprocess,
     };
-    let cx = BuildContext {
-        device: Default::default(),
-        cache,
-    };
+    let cx = BuildContext::new(Default::default(), cache);
     Aesthetic::build(&params, &cx).unwrap()
 }
 
@@ -90,10 +87,7 @@ pub fn assert_gradient(got: Tensor<B, 4>, want: &[f32]) {
 #[test]
 fn missing_files_say_where_to_get_them() {
     let cache = NetworkCache::default();
-    let cx = BuildContext::<B> {
-        device: Default::default(),
-        cache: &cache,
-    };
+    let cx = BuildContext::<B>::new(Default::default(), &cache);
     let err = Aesthetic::build(&AestheticParams::default(), &cx)
         .err()
         .unwrap();

@@ -16,10 +16,7 @@ type B = Autodiff<Flex>;
 const IO: &str = "clip_score.safetensors";
 
 fn reward(preprocess: Preprocess, cache: &NetworkCache) -> Result<ClipScore<B>, String> {
-    let cx = BuildContext {
-        device: Default::default(),
-        cache,
-    };
+    let cx = BuildContext::new(Default::default(), cache);
     ClipScore::build(
         &ClipScoreParams {
             clip: fixture("clip_tiny"),
@@ -62,10 +59,7 @@ fn both_paths_score_as_transformers_and_the_gradient_is_torchs() {
 #[test]
 fn a_missing_folder_says_where_to_get_clip() {
     let cache = NetworkCache::default();
-    let cx = BuildContext::<B> {
-        device: Default::default(),
-        cache: &cache,
-    };
+    let cx = BuildContext::<B>::new(Default::default(), &cache);
     let err = ClipScore::build(&ClipScoreParams::default(), &cx)
         .err()
         .unwrap();

@@ -31,10 +31,7 @@ fn preprocessing_scores_and_gradient_equal_open_clip() {
     assert!(err <= 1e-5, "pixels: {err}");
 
     let cache = NetworkCache::default();
-    let cx = BuildContext::<B> {
-        device: Default::default(),
-        cache: &cache,
-    };
+    let cx = BuildContext::<B>::new(Default::default(), &cache);
     let params = HpsParams {
         checkpoint: fixture("../openclip/hps_tiny.pt"),
         config: Some(fixture("../openclip/hps_tiny_config.json")),
@@ -66,10 +63,7 @@ fn preprocessing_scores_and_gradient_equal_open_clip() {
 #[test]
 fn a_missing_checkpoint_says_where_to_get_it() {
     let cache = NetworkCache::default();
-    let cx = BuildContext::<B> {
-        device: Default::default(),
-        cache: &cache,
-    };
+    let cx = BuildContext::<B>::new(Default::default(), &cache);
     let err = Hps::build(&HpsParams::default(), &cx).err().unwrap();
     assert!(err.contains("xswu/HPSv2"), "{err}");
     assert!(err.contains("HPS_v2.1_compressed.pt"), "{err}");

@@ -24,10 +24,7 @@ fn reward_and_terms_equal_pags_formula() {
     let prompts: Vec<String> =
         serde_json::from_str(&meta.metadata().as_ref().unwrap()["prompts"]).unwrap();
     let cache = NetworkCache::default();
-    let cx = BuildContext::<B> {
-        device: Default::default(),
-        cache: &cache,
-    };
+    let cx = BuildContext::<B>::new(Default::default(), &cache);
     let params = PagParams {
         clip: fixture("clip_tiny"),
         head: fixture("aesthetic_head_tiny.pth"),
