@@ -182,6 +182,11 @@ pub struct BertCrossAttention<B: Backend> {
     pub norm: LayerNorm<B>,
 }
 
+/// Where [`BertModel`]'s tensors are in a file whose BERT keys start with `prefix`.
+pub fn keys(prefix: &str) -> impl Fn(&str) -> FileKey + '_ {
+    move |key: &str| bert_key(prefix, key)
+}
+
 /// Where a module key sits in transformers' naming, below `prefix`.
 fn bert_key(prefix: &str, key: &str) -> FileKey {
     let mapped = if let Some(rest) = key.strip_prefix("embeddings.layer_norm.") {

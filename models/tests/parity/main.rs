@@ -11,6 +11,7 @@ mod clip;
 mod common;
 mod layouts;
 mod lora;
+mod real_keys;
 mod reward_nets;
 mod unet;
 mod vae;
