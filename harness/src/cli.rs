@@ -191,9 +191,12 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
                 println!("  {n:<14} {a}");
             }
             println!("rewards:");
-            for (n, a) in plugins.rewards.describe() {
+            let rewards = plugins.rewards.describe();
+            // Names aligned in one column, however long (`jpeg_incompressibility`).
+            let width = rewards.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            for (n, a) in rewards {
                 let kind = plugins.rewards.get(n).map(|e| e.samples.to_string());
-                println!("  {n:<14} {a} [{}]", kind.unwrap_or_default());
+                println!("  {n:<width$} {a} [{}]", kind.unwrap_or_default());
             }
             println!("metrics (eval.metrics):");
             for (n, a) in plugins.metrics.describe() {
