@@ -12,8 +12,10 @@ use std::rc::Rc;
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::store::{ModuleSnapshot, ModuleStore, PytorchStore, SafetensorsStore, TensorSnapshot};
+use burn::store::{ModuleSnapshot, TensorSnapshot};
 use burn::tensor::{backend::Backend, Tensor};
+
+use crate::weights::read_tensors;
 
 /// Where the real head comes from, for error messages.
 pub const HEAD_SOURCE: &str = "`sac+logos+ava1-l14-linearMSE.pth` from \
@@ -30,6 +32,15 @@ impl<B: Backend> AestheticHead<B> {
     /// # Errors
     /// An unreadable file, or one that is not a stack of linear layers `layers.{k}`.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, String> {
+        Self::load_under(path, "", device)
+    }
+
+    /// The head whose keys start with `prefix` in a file of other tensors too (`mlp.` in
+    /// ImageReward.pt, whose MLP has the same layout).
+    ///
+    /// # Errors
+    /// As [`AestheticHead::load`].
+    pub fn load_under(path: &Path, prefix: &str, device: &B::Device) -> Result<Self, String> {
         let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
         if !path.is_file() {
             return Err(format!(
@@ -37,51 +48,12 @@ impl<B: Backend> AestheticHead<B> {
                 path.display()
             ));
         }
-        let snapshots: BTreeMap<String, TensorSnapshot> =
-            match path.extension().and_then(|e| e.to_str()) {
-                Some("safetensors") => SafetensorsStore::from_file(path)
-                    .get_all_snapshots()
-                    .map_err(|e| named(&e))?
-                    .clone(),
-                _ => PytorchStore::from_file(path)
-                    .map_indices_contiguous(false)
-                    .get_all_snapshots()
-                    .map_err(|e| named(&e))?
-                    .clone(),
-            };
-        // layers.{k}.weight, ordered by k: the torch shapes [out, in] give the widths.
-        let mut indices: Vec<usize> = snapshots
-            .keys()
-            .filter_map(|k| {
-                k.strip_prefix("layers.")?
-                    .strip_suffix(".weight")?
-                    .parse()
-                    .ok()
-            })
+        let (header, snapshots) = read_tensors(path).map_err(|e| e.to_string())?;
+        let shapes: BTreeMap<String, Vec<usize>> = header
+            .into_iter()
+            .map(|(k, info)| (k, info.shape))
             .collect();
-        indices.sort_unstable();
-        if indices.is_empty() {
-            return Err(named(
-                &"no `layers.{k}.weight` tensors: not an aesthetic head",
-            ));
-        }
-        let mut widths = vec![];
-        for (i, k) in indices.iter().enumerate() {
-            let shape = &snapshots[&format!("layers.{k}.weight")].shape;
-            let (out, inp) = match shape.as_slice() {
-                [o, i] => (*o, *i),
-                other => return Err(named(&format!("layers.{k}.weight has shape {other:?}"))),
-            };
-            if i == 0 {
-                widths.push(inp);
-            } else if widths[i] != inp {
-                return Err(named(&format!(
-                    "layers.{k} takes {inp} inputs after a layer of {} outputs",
-                    widths[i]
-                )));
-            }
-            widths.push(out);
-        }
+        let (indices, widths) = head_layout(&shapes, prefix).map_err(|e| named(&e))?;
         let layers = widths
             .windows(2)
             .map(|w| {
@@ -98,7 +70,7 @@ impl<B: Backend> AestheticHead<B> {
             .enumerate()
             .flat_map(|(i, k)| {
                 ["weight", "bias"].into_iter().filter_map(move |p| {
-                    let s = snapshots.get(&format!("layers.{k}.{p}"))?;
+                    let s = snapshots.get(&format!("{prefix}layers.{k}.{p}"))?;
                     let data = s.clone_data_fn();
                     Some(TensorSnapshot::from_closure(
                         Rc::new(move || data()),
@@ -136,4 +108,50 @@ impl<B: Backend> AestheticHead<B> {
         let out = self.layers.iter().fold(embeds, |x, l| l.forward(x));
         out.reshape([n])
     }
+}
+
+/// The file's layer indices (`layers.{k}` below `prefix`, in order) and the widths they chain,
+/// from tensor shapes alone: `[768, 1024, 128, 64, 16, 1]` for the LAION head, whose layers sit
+/// at 0, 2, 4, 6 and 7 between dropouts.
+///
+/// # Errors
+/// No `layers.{k}.weight` below `prefix`, a weight that is not a matrix, or layers whose widths
+/// do not chain.
+pub fn head_layout(
+    shapes: &BTreeMap<String, Vec<usize>>,
+    prefix: &str,
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let mut indices: Vec<usize> = shapes
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix(prefix)?
+                .strip_prefix("layers.")?
+                .strip_suffix(".weight")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    indices.sort_unstable();
+    if indices.is_empty() {
+        return Err(format!(
+            "no `{prefix}layers.{{k}}.weight` tensors: not an aesthetic head"
+        ));
+    }
+    let mut widths = vec![];
+    for (i, k) in indices.iter().enumerate() {
+        let (out, inp) = match shapes[&format!("{prefix}layers.{k}.weight")].as_slice() {
+            [o, i] => (*o, *i),
+            other => return Err(format!("{prefix}layers.{k}.weight has shape {other:?}")),
+        };
+        if i == 0 {
+            widths.push(inp);
+        } else if widths[i] != inp {
+            return Err(format!(
+                "{prefix}layers.{k} takes {inp} inputs after a layer of {} outputs",
+                widths[i]
+            ));
+        }
+        widths.push(out);
+    }
+    Ok((indices, widths))
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use burn::backend::Flex;
 use burn::module::Module;
 
+use bench_models::aesthetic_head::head_layout;
 use bench_models::bert::{self, BertConfig};
 use bench_models::blip::{self, BlipVisionConfig};
 use bench_models::clip::open_clip::{text_keys, vision_keys};
@@ -86,7 +87,7 @@ fn hps_vit_h14_loader_reads_every_tensor() {
 }
 
 #[test]
-fn image_reward_networks_read_every_tensor_but_the_head() {
+fn image_reward_networks_and_head_read_every_tensor() {
     let file = header("image_reward");
     let device = Default::default();
     let vision = BlipVisionConfig::vit_l16().tower().init::<Flex>(&device);
@@ -100,10 +101,18 @@ fn image_reward_networks_read_every_tensor_but_the_head() {
     }
     .init::<Flex>(&device);
     keys.extend(read(&text, &file, &bert::keys("blip.text_encoder.")));
-    // The MLP head (the aesthetic head's layout) is read by the reward, still to be written.
-    let left: Vec<String> = unread(&file, &keys)
-        .into_iter()
-        .filter(|k| !k.starts_with("mlp.layers."))
+    // The MLP head: the aesthetic head's layout under `mlp.`, on the text's CLS state.
+    let shapes = file
+        .iter()
+        .map(|(k, i)| (k.clone(), i.shape.clone()))
         .collect();
-    assert_eq!(left, ["blip.text_encoder.embeddings.position_ids"]);
+    let (indices, widths) = head_layout(&shapes, "mlp.").unwrap();
+    assert_eq!(widths, [768, 1024, 128, 64, 16, 1]);
+    for k in indices {
+        keys.extend(["weight", "bias"].map(|p| format!("mlp.layers.{k}.{p}")));
+    }
+    assert_eq!(
+        unread(&file, &keys),
+        ["blip.text_encoder.embeddings.position_ids"]
+    );
 }
