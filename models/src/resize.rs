@@ -10,6 +10,8 @@
 //!   outside the image dropped. CLIPImageProcessor's path; Pillow works on 8-bit images and
 //!   rounds after each pass, which [`pil_resize`] reproduces.
 
+use std::ops::Range;
+
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 /// Which resampling to reproduce.
@@ -32,10 +34,16 @@ fn cubic(x: f64, a: f64) -> f64 {
 
 /// The `[out, input]` matrix taking a line of `input` samples to `out`.
 pub fn resize_matrix(kernel: Kernel, input: usize, out: usize) -> Vec<f64> {
-    let mut w = vec![0.0; out * input];
+    resize_rows(kernel, input, out, 0..out)
+}
+
+/// The rows `keep` of [`resize_matrix`]: the outputs of a window of the resized line, at the
+/// cost of the window (a centre crop of a very wide image needs 224 rows, not the whole width).
+pub fn resize_rows(kernel: Kernel, input: usize, out: usize, keep: Range<usize>) -> Vec<f64> {
+    let mut w = vec![0.0; keep.len() * input];
     let scale = input as f64 / out as f64;
-    for i in 0..out {
-        let row = &mut w[i * input..(i + 1) * input];
+    for (r, i) in keep.enumerate() {
+        let row = &mut w[r * input..(r + 1) * input];
         match kernel {
             Kernel::TorchBicubic => {
                 let src = (i as f64 + 0.5) * scale - 0.5;
@@ -67,41 +75,74 @@ pub fn resize_matrix(kernel: Kernel, input: usize, out: usize) -> Vec<f64> {
 }
 
 fn matrix<B: Backend>(w: Vec<f64>, rows: usize, cols: usize, device: &B::Device) -> Tensor<B, 2> {
+    debug_assert_eq!(w.len(), rows * cols);
     let w: Vec<f32> = w.into_iter().map(|v| v as f32).collect();
     Tensor::from_data(TensorData::new(w, [rows, cols]), device)
 }
 
 /// Images `[N, C, H, W]` resized to `[N, C, out_h, out_w]` with `kernel`, in floating point
 /// (differentiable).
-pub fn resize<B: Backend>(
+pub fn resize<B: Backend>(images: Tensor<B, 4>, kernel: Kernel, out: [usize; 2]) -> Tensor<B, 4> {
+    resize_window(images, kernel, out, [0..out[0], 0..out[1]])
+}
+
+/// The window `[rows, cols]` of [`resize`]'s output, computed alone.
+pub fn resize_window<B: Backend>(
     images: Tensor<B, 4>,
     kernel: Kernel,
     [out_h, out_w]: [usize; 2],
+    [rows, cols]: [Range<usize>; 2],
 ) -> Tensor<B, 4> {
     let [n, c, h, w] = images.dims();
+    let (kh, kw) = (rows.len(), cols.len());
     let device = images.device();
-    let ww = matrix::<B>(resize_matrix(kernel, w, out_w), out_w, w, &device).transpose();
-    let wh = matrix::<B>(resize_matrix(kernel, h, out_h), out_h, h, &device);
-    let rows = images.reshape([n * c * h, w]).matmul(ww); // [N·C·H, out_w]
-    let cols = rows.reshape([n * c, h, out_w]);
+    let ww = matrix::<B>(resize_rows(kernel, w, out_w, cols), kw, w, &device).transpose();
+    let wh = matrix::<B>(resize_rows(kernel, h, out_h, rows), kh, h, &device);
+    let across = images.reshape([n * c * h, w]).matmul(ww); // [N·C·H, kw]
+    let across = across.reshape([n * c, h, kw]);
     wh.unsqueeze_dim::<3>(0)
-        .expand([n * c, out_h, h])
-        .matmul(cols)
-        .reshape([n, c, out_h, out_w])
+        .expand([n * c, kh, h])
+        .matmul(across)
+        .reshape([n, c, kh, kw])
 }
 
 /// Pillow's 8-bit bicubic resize of images `[N, C, H, W]` holding levels 0–255: horizontal
 /// pass, rounding to 8 bits, vertical pass, rounding again (Pillow skips a pass whose size
 /// does not change).
-pub fn pil_resize<B: Backend>(images: Tensor<B, 4>, [out_h, out_w]: [usize; 2]) -> Tensor<B, 4> {
-    let [_, _, h, w] = images.dims();
+pub fn pil_resize<B: Backend>(images: Tensor<B, 4>, out: [usize; 2]) -> Tensor<B, 4> {
+    pil_resize_window(images, out, [0..out[0], 0..out[1]])
+}
+
+/// The window `[rows, cols]` of [`pil_resize`]'s output, computed alone (the same values:
+/// each pass rounds per pixel, and a window's pixels read only their own kernel rows).
+pub fn pil_resize_window<B: Backend>(
+    images: Tensor<B, 4>,
+    [out_h, out_w]: [usize; 2],
+    [rows, cols]: [Range<usize>; 2],
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = images.dims();
     let levels = |t: Tensor<B, 4>| t.round().clamp(0.0, 255.0);
     let mut x = images;
     if out_w != w {
-        x = levels(resize(x, Kernel::PilBicubic, [h, out_w]));
+        x = levels(resize_window(
+            x,
+            Kernel::PilBicubic,
+            [h, out_w],
+            [0..h, cols],
+        ));
+    } else {
+        x = x.slice([0..n, 0..c, 0..h, cols]);
     }
+    let kw = x.dims()[3];
     if out_h != h {
-        x = levels(resize(x, Kernel::PilBicubic, [out_h, out_w]));
+        x = levels(resize_window(
+            x,
+            Kernel::PilBicubic,
+            [out_h, kw],
+            [rows, 0..kw],
+        ));
+    } else {
+        x = x.slice([0..n, 0..c, rows, 0..kw]);
     }
     x
 }
@@ -127,6 +168,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_window_of_the_pil_resize_is_that_window_of_the_whole_resize() {
+        use burn::backend::Flex;
+        let device = Default::default();
+        let values: Vec<f32> = (0..2 * 3 * 9 * 23)
+            .map(|i| ((i * 37) % 256) as f32)
+            .collect();
+        let images = Tensor::<Flex, 4>::from_data(TensorData::new(values, [2, 3, 9, 23]), &device);
+        for (out, rows, cols) in [
+            ([7, 40], 1..6, 9..14),
+            ([9, 11], 2..9, 0..11),
+            ([12, 23], 3..7, 4..20),
+        ] {
+            let whole =
+                pil_resize(images.clone(), out).slice([0..2, 0..3, rows.clone(), cols.clone()]);
+            let window = pil_resize_window(images.clone(), out, [rows, cols]);
+            let diff = (whole - window).abs().max().into_scalar();
+            assert_eq!(diff, 0.0, "{out:?}");
         }
     }
 }

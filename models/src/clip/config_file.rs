@@ -14,6 +14,23 @@ use serde::de::DeserializeOwned;
 
 use crate::weights::{read_json, LoadError};
 
+/// A tower config's sizes checked before a network is built from them, so that a config file
+/// with zero heads, a zero patch or sizes that do not divide is an error, not a panic.
+pub trait TowerConfig {
+    /// What is wrong, in words.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// `hidden` splits into `heads` heads.
+pub fn check_heads(hidden: usize, heads: usize) -> Result<(), String> {
+    if hidden == 0 || heads == 0 || !hidden.is_multiple_of(heads) {
+        return Err(format!(
+            "hidden size {hidden} does not split into {heads} attention heads"
+        ));
+    }
+    Ok(())
+}
+
 /// transformers' default `projection_dim` (`CLIPConfig`, `CLIPTextConfig`, `CLIPVisionConfig`).
 const DEFAULT_PROJECTION: usize = 512;
 
@@ -21,7 +38,7 @@ const DEFAULT_PROJECTION: usize = 512;
 ///
 /// # Errors
 /// An unreadable file, or fields of the wrong type.
-pub fn tower_config<T: DeserializeOwned>(
+pub fn tower_config<T: DeserializeOwned + TowerConfig>(
     path: &Path,
     tower: &str,
 ) -> Result<(T, usize), LoadError> {
@@ -53,8 +70,11 @@ pub fn tower_config<T: DeserializeOwned>(
     } else {
         file.clone()
     };
-    let config = serde_json::from_value(fields)
+    let config: T = serde_json::from_value(fields)
         .map_err(|e| bad(format!("not a CLIP {tower} config: {e}")))?;
+    config
+        .check()
+        .map_err(|m| bad(format!("CLIP {tower} config: {m}")))?;
     let projection = match object.get("projection_dim") {
         None => DEFAULT_PROJECTION,
         Some(p) => p
@@ -97,6 +117,36 @@ mod tests {
         // The other tower's flat config is refused, not misread.
         let err = tower_config::<ClipVisionConfig>(&path, "vision").unwrap_err();
         assert!(err.to_string().contains("no vision tower"), "{err}");
+        // Sizes no network can have are refused, not built (they panicked in the encoder).
+        for (text, tower) in [
+            (
+                r#"{"model_type": "clip", "vision_config": {"num_attention_heads": 0}}"#,
+                "vision",
+            ),
+            (
+                r#"{"model_type": "clip", "vision_config": {"patch_size": 0}}"#,
+                "vision",
+            ),
+            (
+                r#"{"model_type": "clip", "text_config": {"hidden_size": 30}}"#,
+                "text",
+            ),
+            (
+                r#"{"model_type": "clip", "text_config": {"max_position_embeddings": 0}}"#,
+                "text",
+            ),
+        ] {
+            let (_d, path) = write(text);
+            let err = match tower {
+                "vision" => tower_config::<ClipVisionConfig>(&path, tower).map(|_| ()),
+                _ => tower_config::<ClipTextConfig>(&path, tower).map(|_| ()),
+            }
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("CLIP {tower} config")),
+                "{err}"
+            );
+        }
         let (_d, path) = write(r#"{"projection_dim": -3}"#);
         let err = tower_config::<ClipTextConfig>(&path, "text").unwrap_err();
         assert!(err.to_string().contains("projection_dim"), "{err}");

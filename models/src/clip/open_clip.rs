@@ -13,6 +13,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::config_file::TowerConfig;
 use super::encoder::ClipActivation;
 use super::text_model::ClipTextConfig;
 use super::text_projection::ClipTextModelWithProjection;
@@ -178,7 +179,13 @@ impl OpenClipConfig {
                 v.width, v.head_width
             ));
         }
-        Ok(())
+        if self.embed_dim == 0 {
+            return Err("embed_dim must be positive".into());
+        }
+        self.vision()
+            .check()
+            .map_err(|e| format!("vision_cfg: {e}"))?;
+        self.text().check().map_err(|e| format!("text_cfg: {e}"))
     }
 
     fn activation(&self) -> ClipActivation {

@@ -13,6 +13,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConf
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::Deserialize;
 
+use super::config_file::{check_heads, TowerConfig};
 pub use super::encoder::ClipActivation;
 use super::encoder::{ClipEncoder, EncoderShape};
 use crate::weights::{
@@ -51,6 +52,20 @@ impl Default for ClipTextConfig {
             hidden_act: ClipActivation::QuickGelu,
             layer_norm_eps: 1e-5,
         }
+    }
+}
+
+impl TowerConfig for ClipTextConfig {
+    fn check(&self) -> Result<(), String> {
+        check_heads(self.hidden_size, self.num_attention_heads)?;
+        if self.vocab_size == 0 || self.max_position_embeddings == 0 || self.intermediate_size == 0
+        {
+            return Err(format!(
+                "vocab_size {}, max_position_embeddings {} and intermediate_size {} must be positive",
+                self.vocab_size, self.max_position_embeddings, self.intermediate_size
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -135,7 +150,11 @@ impl<B: Backend> ClipTextModel<B> {
     /// `config.json` and `model.safetensors` or its fp16 variant), with transformers 4's keys
     /// or transformers 5's own (see [`text_encoder_keys`]).
     pub fn from_folder(folder: &Path, device: &B::Device) -> Result<Self, LoadError> {
-        let config: ClipTextConfig = read_json(&folder.join("config.json"))?;
+        let path = folder.join("config.json");
+        let config: ClipTextConfig = read_json(&path)?;
+        config
+            .check()
+            .map_err(|message| LoadError::Layout { path, message })?;
         let file = component_weights(folder)?;
         let keys = text_encoder_keys(&read_header(&file)?, "");
         load_mapped(config.init(device), &file, &keys)

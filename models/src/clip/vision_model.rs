@@ -17,7 +17,7 @@ use burn::nn::{
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 
-use super::config_file::tower_config;
+use super::config_file::{check_heads, tower_config, TowerConfig};
 use super::encoder::{ClipActivation, ClipEncoder, EncoderShape};
 use crate::weights::{
     check_mapped, component_weights, load_mapped, read_header, FileKey, FileReport, LoadError,
@@ -81,6 +81,22 @@ impl Default for ClipVisionConfig {
             pre_norm: true,
             projection: true,
         }
+    }
+}
+
+impl TowerConfig for ClipVisionConfig {
+    fn check(&self) -> Result<(), String> {
+        check_heads(self.hidden_size, self.num_attention_heads)?;
+        if self.patch_size == 0 || self.image_size < self.patch_size || self.num_channels == 0 {
+            return Err(format!(
+                "image_size {} in patches of {} ({} channels) makes no patch",
+                self.image_size, self.patch_size, self.num_channels
+            ));
+        }
+        if self.intermediate_size == 0 || self.projection_dim == 0 {
+            return Err("intermediate_size and projection_dim must be positive".into());
+        }
+        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_core::BuildContext;
 use bench_models::clip::{clip_normalise, ClipVisionConfig, ClipVisionModel};
-use bench_models::resize::{pil_resize, resize, Kernel};
+use bench_models::resize::{pil_resize_window, resize, Kernel};
 use bench_models::weights::LoadError;
 
 use crate::file_check::FileCheck;
@@ -143,16 +143,18 @@ pub fn unit_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 
 /// CLIPImageProcessor's pixels of images `[N, 3, H, W]` in [0, 1], to side `size`.
 pub fn processor_pixels<B: Backend>(images: Tensor<B, 4>, size: usize) -> Tensor<B, 4> {
-    let [n, c, h, w] = images.dims();
+    let [_, _, h, w] = images.dims();
     let (oh, ow) = if h <= w {
         (size, size * w / h)
     } else {
         (size * h / w, size)
     };
     let levels = (images * 255.0).round().clamp(0.0, 255.0);
-    let resized = pil_resize(levels, [oh.max(size), ow.max(size)]);
-    let (top, left) = ((oh.max(size) - size) / 2, (ow.max(size) - size) / 2);
-    clip_normalise(resized.slice([0..n, 0..c, top..top + size, left..left + size]) / 255.0)
+    let (oh, ow) = (oh.max(size), ow.max(size));
+    let (top, left) = ((oh - size) / 2, (ow - size) / 2);
+    // Only the centre square is resized: a 1×4000 image would otherwise be 224×896000.
+    let crop = [top..top + size, left..left + size];
+    clip_normalise(pil_resize_window(levels, [oh, ow], crop) / 255.0)
 }
 
 /// The differentiable path's pixels.
