@@ -12,7 +12,8 @@ use std::time::Instant;
 use bench::backend::{Backend, Inner};
 use bench_core::{BuildContext, NetworkCache};
 use bench_rewards::image::{
-    Aesthetic, AestheticParams, ClipScore, ClipScoreParams, Hps, HpsParams, Preprocess,
+    Aesthetic, AestheticParams, ClipScore, ClipScoreParams, Hps, HpsParams, ImageReward,
+    ImageRewardParams, Preprocess,
 };
 use bench_rewards::{image_gradient, Reward};
 use burn::tensor::{Distribution, Tensor};
@@ -66,6 +67,24 @@ fn main() {
                     &cx,
                 )
                 .expect("hpsv2"),
+            ),
+        ),
+        (
+            "imagereward",
+            Box::new(
+                ImageReward::build(
+                    &ImageRewardParams {
+                        checkpoint: "fixtures/image_reward/image_reward_tiny.pt".into(),
+                        med_config: Some("fixtures/image_reward/med_config.json".into()),
+                        vision_heads: Some(4),
+                        // ∇-GFlowNet's path, as the PyTorch side runs it.
+                        max_length: 512,
+                        preprocess: Preprocess::Differentiable,
+                        ..ImageRewardParams::default()
+                    },
+                    &cx,
+                )
+                .expect("imagereward"),
             ),
         ),
     ];

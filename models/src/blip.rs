@@ -20,7 +20,8 @@ pub struct BlipVisionConfig {
     pub width: usize,
     pub layers: usize,
     pub heads: usize,
-    pub mlp_ratio: f64,
+    /// The MLP's hidden width (timm's `int(width · mlp_ratio)`, 4× in BLIP's ViTs).
+    pub mlp_width: usize,
 }
 
 impl BlipVisionConfig {
@@ -32,7 +33,7 @@ impl BlipVisionConfig {
             width: 1024,
             layers: 24,
             heads: 16,
-            mlp_ratio: 4.0,
+            mlp_width: 4096,
         }
     }
 
@@ -40,7 +41,7 @@ impl BlipVisionConfig {
     pub fn tower(&self) -> ClipVisionConfig {
         ClipVisionConfig {
             hidden_size: self.width,
-            intermediate_size: (self.width as f64 * self.mlp_ratio) as usize,
+            intermediate_size: self.mlp_width,
             projection_dim: self.width,
             num_hidden_layers: self.layers,
             num_attention_heads: self.heads,

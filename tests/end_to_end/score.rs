@@ -295,3 +295,68 @@ fn doctor_checks_reward_files_from_headers_and_clip_score_scores_with_a_prompt()
     assert_eq!(cosines.len(), 7);
     assert!(cosines.iter().all(|c| c.abs() <= 1.0 + 1e-6), "{cosines:?}");
 }
+
+/// `imagereward` through the command line: `bench doctor` reads the sizes off the checkpoint,
+/// and `bench score` on PNG files gives the ImageReward package's `score` of the same pixels
+/// (fixtures/image_reward/, tools/fixtures/make_image_reward.py).
+#[test]
+fn imagereward_is_checked_and_scores_png_files_as_the_package() {
+    let dir = fixture("image_reward");
+    let params = format!(
+        r#"(checkpoint: "{}", med_config: Some("{}"), vision_heads: Some(4))"#,
+        dir.join("image_reward_tiny.pt").display(),
+        dir.join("med_config.json").display()
+    );
+    let out = bench_ok(["doctor", "--reward", "imagereward", "--params", &params]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("ok       checkpoint: ImageReward (BLIP + BERT + MLP): BLIP ViT: 2 layers"),
+        "{text}"
+    );
+    let out = bench(["doctor", "--reward", "imagereward"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("MISSING") && text.contains("THUDM/ImageReward"),
+        "{text}"
+    );
+
+    // The fixture's first image as a PNG, scored with the first prompt.
+    let bytes = fs::read(dir.join("io.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let values = |name: &str| -> (Vec<f32>, Vec<usize>) {
+        let view = st.tensor(name).unwrap();
+        let v = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        (v, view.shape().to_vec())
+    };
+    let (pixels, shape) = values("processor.image.0");
+    let (h, w) = (shape[2], shape[3]);
+    let rgb = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let at = |c: usize| (pixels[(c * h + y as usize) * w + x as usize] * 255.0).round() as u8;
+        image::Rgb([at(0), at(1), at(2)])
+    });
+    let images = tempfile::tempdir().unwrap();
+    rgb.save(images.path().join("a.png")).unwrap();
+    let tokens: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("tokens.json")).unwrap()).unwrap();
+    let prompt = tokens["prompts"][0].as_str().unwrap();
+    let out = bench_ok([
+        "score".as_ref(),
+        "--reward".as_ref(),
+        "imagereward".as_ref(),
+        "--params".as_ref(),
+        params.as_ref(),
+        "--images".as_ref(),
+        images.path().as_os_str(),
+        "--prompt".as_ref(),
+        prompt.as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    let got = score_column(out)[0];
+    let want = f64::from(values("processor.scores").0[0]);
+    assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+}

@@ -2,13 +2,14 @@
 side by side on this CPU.
 
 Both do the same work with the same networks (fixtures/reward_nets/clip_tiny and its aesthetic
-head, fixtures/openclip/hps_tiny.pt): a batch of random images in [0, 1] and alternating prompts;
-`score`: preprocessing (the differentiable paths: torch bicubic for CLIP, HPSv2's ResizeMaxSize)
-and the reward without a graph; `gradient`: the same with autograd and the gradient with respect
+head, fixtures/openclip/hps_tiny.pt, fixtures/image_reward/image_reward_tiny.pt): a batch of
+random images in [0, 1] and alternating prompts; `score`: preprocessing (the differentiable
+paths: torch bicubic for CLIP, HPSv2's ResizeMaxSize, ∇-GFlowNet's ImageReward path with
+512-token prompts) and the reward without a graph; `gradient`: the same with autograd and the gradient with respect
 to the images. Prints medians over repetitions (after one warm-up each) and their ratios.
 
 Run from the repository root, with the fixture venv (tools/fixtures/README.md: transformers,
-open_clip) and after `cargo build --release -p bench --example reward_timing`:
+open_clip, image-reward) and after `cargo build --release -p bench --example reward_timing`:
   /work/venv-fixtures/bin/python tools/bench/reward_timing.py [--batch 8] [--side 64] [--reps 20]
 """
 
@@ -24,6 +25,7 @@ import torch
 from transformers import CLIPModel, CLIPTokenizer
 
 sys.path.insert(0, "tools/fixtures")
+from make_image_reward import nabla_gfn_reward, tiny_model  # noqa: E402
 from make_openclip import CONFIG, MEAN, STD, resize_max_size  # noqa: E402
 from make_reward_nets import head  # noqa: E402
 
@@ -50,6 +52,8 @@ def main() -> None:
     hps.load_state_dict(torch.load("fixtures/openclip/hps_tiny.pt", weights_only=False)["state_dict"])
     hps.float()
     hps_tokens = open_clip.get_tokenizer("ViT-H-14")
+    image_reward = tiny_model()
+    image_reward.load_state_dict(torch.load("fixtures/image_reward/image_reward_tiny.pt"), strict=False)
 
     prompts = [PROMPTS[i % 2] for i in range(args.batch)]
     images = torch.rand(args.batch, 3, args.side, args.side)
@@ -79,6 +83,9 @@ def main() -> None:
         pixels = torch.stack([F.normalize(resize_max_size(i, CONFIG["vision_cfg"]["image_size"]), MEAN, STD) for i in x])
         return (hps.encode_image(pixels, normalize=True) * text).sum(-1)
 
+    def imagereward(x):
+        return nabla_gfn_reward(image_reward, x, prompts)
+
     def timed(f):
         f()
         out = []
@@ -89,7 +96,12 @@ def main() -> None:
         return out
 
     torch_ms = {}
-    for name, fn in [("aesthetic", aesthetic), ("clip_score", clip_score), ("hpsv2", hpsv2)]:
+    for name, fn in [
+        ("aesthetic", aesthetic),
+        ("clip_score", clip_score),
+        ("hpsv2", hpsv2),
+        ("imagereward", imagereward),
+    ]:
         def score():
             with torch.no_grad():
                 fn(images)

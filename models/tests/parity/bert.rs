@@ -4,7 +4,7 @@
 use burn::backend::Flex;
 use burn::tensor::{Bool, Tensor, TensorData};
 
-use bench_models::bert::BertModel;
+use bench_models::bert::{BertModel, BertTokenizer};
 
 use crate::common::{compare, fixture, ids_and_padding, tensor};
 
@@ -41,5 +41,29 @@ fn bert_encoder_equals_transformers_with_padding_and_prefixed_keys() {
             .max()
             .into_scalar();
         assert!(moved > 1e-3, "{folder}: the mask changed nothing");
+    }
+}
+
+/// BLIP's tokenizer (transformers' slow `BertTokenizer` of bert-base-uncased with `[DEC]` and
+/// `[ENC]` added, fixtures/image_reward/tokens.json) on accents, CJK, special tokens written
+/// in the prompt, control characters, an empty prompt and one past both truncation lengths.
+#[test]
+fn blip_tokenizer_ids_equal_transformers() {
+    let tokens: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("image_reward/tokens.json")).unwrap(),
+    )
+    .unwrap();
+    let prompts: Vec<String> = serde_json::from_value(tokens["prompts"].clone()).unwrap();
+    let tokenizer = BertTokenizer::uncased().with_added_tokens(&["[DEC]", "[ENC]"]);
+    for length in [35, 512] {
+        let want: Vec<Vec<u32>> =
+            serde_json::from_value(tokens[length.to_string()].clone()).unwrap();
+        for (prompt, want) in prompts.iter().zip(&want) {
+            assert_eq!(
+                &tokenizer.encode(prompt, length),
+                want,
+                "{prompt:?} at {length}"
+            );
+        }
     }
 }

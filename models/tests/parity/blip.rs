@@ -21,7 +21,7 @@ fn blip_vit_and_cross_attending_bert_equal_imagerewards_code() {
         width: 32,
         layers: 2,
         heads: 4,
-        mlp_ratio: 4.0,
+        mlp_width: 128,
     };
     let tower = load_vision::<Flex>(&vit, &file, "blip.visual_encoder.", &device).unwrap();
     let tokens = tower.tokens(input(IO, "pixels"));

@@ -15,6 +15,7 @@ use bench_models::bert::{self, BertConfig};
 use bench_models::blip::{self, BlipVisionConfig};
 use bench_models::clip::open_clip::{text_keys, vision_keys};
 use bench_models::clip::{ClipTextConfig, ClipVisionConfig, OpenClipConfig};
+use bench_models::image_reward::ImageRewardConfig;
 use bench_models::weights::{check_mapped, expected_tensors, FileKey, Header, TensorInfo};
 
 use crate::common::fixture;
@@ -115,4 +116,17 @@ fn image_reward_networks_and_head_read_every_tensor() {
         unread(&file, &keys),
         ["blip.text_encoder.embeddings.position_ids"]
     );
+    // The sizes the reward reads off the file are ImageReward-v1.0's, with or without its
+    // med_config.json.
+    let v1 = ImageRewardConfig::v1();
+    assert_eq!(ImageRewardConfig::infer(&file, None, None).unwrap(), v1);
+    let med_config = BertConfig {
+        vocab_size: 30524,
+        add_cross_attention: true,
+        encoder_width: Some(768),
+        ..BertConfig::default()
+    };
+    let from_file = ImageRewardConfig::infer(&file, Some(med_config), None).unwrap();
+    assert_eq!(from_file.vision, v1.vision);
+    assert_eq!(from_file.text.encoder_width, Some(1024));
 }

@@ -1,12 +1,6 @@
-//! CLIP's image side as the image rewards use it: the two preprocessing paths of the papers'
-//! code and the vision tower, loaded once per process and shared by every reward on the same
-//! folder (`aesthetic` and `clip_score` on one ViT-L/14 hold one copy).
-//!
-//! - `Processor` (scoring; DDPO's and DAG's): CLIPImageProcessor — the image to 8 bits, Pillow's
-//!   bicubic resize of its shortest side to the tower's size (antialiased, 8-bit passes), the
-//!   centre square, CLIP's mean and std;
-//! - `Differentiable` (∇-GFlowNet's reward gradient): torch's bicubic resize of the whole image
-//!   to a square, no antialias, no crop, then CLIP's mean and std.
+//! CLIP's image side as the image rewards use it: the vision tower, loaded once per process and
+//! shared by every reward on the same folder (`aesthetic` and `clip_score` on one ViT-L/14 hold
+//! one copy), with the two preprocessing paths of the papers' code ([`super::preprocess`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,24 +9,14 @@ use burn::backend::Flex;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
 use bench_core::BuildContext;
-use bench_models::clip::{clip_normalise, ClipVisionConfig, ClipVisionModel};
-use bench_models::resize::{pil_resize_window, resize, Kernel};
+use bench_models::clip::{ClipVisionConfig, ClipVisionModel};
 use bench_models::weights::LoadError;
 
+pub use super::preprocess::Preprocess;
+use super::preprocess::{differentiable_pixels, processor_pixels};
 use crate::file_check::FileCheck;
-
-/// Which preprocessing scores take (gradients always take `Differentiable`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Preprocess {
-    /// CLIPImageProcessor's: Pillow bicubic of the shortest side, centre crop.
-    #[default]
-    Processor,
-    /// torch bicubic of the whole image to a square, no crop (the gradient path).
-    Differentiable,
-}
 
 /// Where users get the real tower.
 pub const GET_CLIP_L14: &str = "a transformers CLIP ViT-L/14 folder, e.g. `huggingface-cli \
@@ -139,25 +123,4 @@ pub fn check_vision(clip: &Path) -> FileCheck {
 pub fn unit_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt();
     x / norm
-}
-
-/// CLIPImageProcessor's pixels of images `[N, 3, H, W]` in [0, 1], to side `size`.
-pub fn processor_pixels<B: Backend>(images: Tensor<B, 4>, size: usize) -> Tensor<B, 4> {
-    let [_, _, h, w] = images.dims();
-    let (oh, ow) = if h <= w {
-        (size, size * w / h)
-    } else {
-        (size * h / w, size)
-    };
-    let levels = (images * 255.0).round().clamp(0.0, 255.0);
-    let (oh, ow) = (oh.max(size), ow.max(size));
-    let (top, left) = ((oh - size) / 2, (ow - size) / 2);
-    // Only the centre square is resized: a 1×4000 image would otherwise be 224×896000.
-    let crop = [top..top + size, left..left + size];
-    clip_normalise(pil_resize_window(levels, [oh, ow], crop) / 255.0)
-}
-
-/// The differentiable path's pixels.
-pub fn differentiable_pixels<B: Backend>(images: Tensor<B, 4>, size: usize) -> Tensor<B, 4> {
-    clip_normalise(resize(images, Kernel::TorchBicubic, [size, size]))
 }

@@ -6,8 +6,10 @@ pub mod clip_image;
 pub mod clip_score;
 pub mod clip_text;
 pub mod hpsv2;
+pub mod imagereward;
 pub mod jpeg;
 pub mod pag;
+pub mod preprocess;
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -21,6 +23,7 @@ pub use aesthetic::{Aesthetic, AestheticParams, Preprocess};
 pub use brightness::Brightness;
 pub use clip_score::{ClipScore, ClipScoreParams};
 pub use hpsv2::{Hps, HpsParams};
+pub use imagereward::{ImageReward, ImageRewardParams};
 pub use jpeg::{JpegGoal, JpegParams, JpegSize};
 pub use pag::{PagParams, PagReward, PagScores};
 
@@ -99,6 +102,25 @@ impl RewardPlugin for HpsReward {
     }
 }
 
+/// `imagereward`.
+pub struct ImageRewardReward;
+
+impl RewardPlugin for ImageRewardReward {
+    type Params = ImageRewardParams;
+    const SAMPLES: SampleKind = SampleKind::Images;
+
+    fn build<B: AutodiffBackend>(
+        params: &ImageRewardParams,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Box<dyn Reward<B>>, String> {
+        Ok(Box::new(ImageReward::<B>::build(params, cx)?))
+    }
+
+    fn check_files(params: &ImageRewardParams) -> Vec<FileCheck> {
+        imagereward::check_files(params)
+    }
+}
+
 /// `jpeg_compressibility`.
 pub struct JpegCompressibility;
 
@@ -153,6 +175,12 @@ pub(crate) fn register<B: AutodiffBackend>(registry: &mut RewardRegistry<B>) {
         "images: HPSv2/v2.1 human preference score, the cosine of OpenCLIP ViT-H/14 image and \
          prompt features (differentiable; needs the `checkpoint`)",
         RewardEntry::of::<HpsReward>(),
+    );
+    registry.register(
+        "imagereward",
+        "images: ImageReward, BLIP ViT-L/16 + BERT-base reading the prompt against the image, \
+         normalised as the package's score (differentiable; needs the `checkpoint`)",
+        RewardEntry::of::<ImageRewardReward>(),
     );
     registry.register(
         "jpeg_compressibility",

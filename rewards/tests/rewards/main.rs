@@ -4,5 +4,6 @@ mod aesthetic;
 mod clip_score;
 mod gradients;
 mod hps;
+mod imagereward;
 mod jpeg;
 mod pag;

@@ -11,6 +11,8 @@
 //! Keys are transformers'; a file whose keys carry a prefix (`bert.` of the task heads,
 //! `blip.text_encoder.` of ImageReward) is read from below it.
 
+pub mod tokenizer;
+
 use std::path::Path;
 
 use burn::module::Module;
@@ -22,6 +24,8 @@ use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::Deserialize;
 
 use crate::attention::multi_head_attention;
+pub use tokenizer::{BertTokenizer, EncodedBatch};
+
 use crate::weights::{component_weights, load_mapped, read_json, read_tensors, FileKey, LoadError};
 
 /// The fields of transformers' `BertConfig` the forward pass depends on; absent fields take
@@ -80,10 +84,11 @@ impl BertConfig {
             ));
         }
         if self.num_attention_heads == 0
+            || self.hidden_size == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
             return Err(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
+                "hidden_size {} does not split into num_attention_heads {} heads",
                 self.hidden_size, self.num_attention_heads
             ));
         }
