@@ -7,8 +7,8 @@
 //!   centres, edge taps clamped to the border. ∇-GFlowNet's differentiable reward path.
 //! - [`Kernel::PilBicubic`]: Pillow's `Image.resize(…, BICUBIC)` — a = −0.5, the kernel widened
 //!   by the scale when shrinking (antialias), weights normalised per output pixel, taps
-//!   outside the image dropped. CLIPImageProcessor's path; Pillow works on 8-bit images and
-//!   rounds after each pass, which [`pil_resize`] reproduces.
+//!   outside the image dropped. CLIPImageProcessor's path; Pillow works on 8-bit images in
+//!   fixed point and rounds after each pass, which [`pil_resize`] reproduces exactly.
 
 use std::ops::Range;
 
@@ -57,12 +57,14 @@ pub fn resize_rows(kernel: Kernel, input: usize, out: usize, keep: Range<usize>)
             Kernel::PilBicubic => {
                 let filter_scale = scale.max(1.0);
                 let support = 2.0 * filter_scale;
+                // Pillow and torch's antialias multiply by the inverse scale.
+                let inverse = 1.0 / filter_scale;
                 let centre = (i as f64 + 0.5) * scale;
                 let lo = ((centre - support + 0.5).floor().max(0.0)) as usize;
                 let hi = ((centre + support + 0.5).floor() as usize).min(input);
                 let mut total = 0.0;
                 for (j, r) in row.iter_mut().enumerate().take(hi).skip(lo) {
-                    *r = cubic((j as f64 - centre + 0.5) / filter_scale, -0.5);
+                    *r = cubic((j as f64 - centre + 0.5) * inverse, -0.5);
                     total += *r;
                 }
                 if total != 0.0 {
@@ -107,44 +109,141 @@ pub fn resize_window<B: Backend>(
 }
 
 /// Pillow's 8-bit bicubic resize of images `[N, C, H, W]` holding levels 0–255: horizontal
-/// pass, rounding to 8 bits, vertical pass, rounding again (Pillow skips a pass whose size
-/// does not change).
+/// pass, vertical pass, each in Pillow's fixed point (see [`pil_resize_window`]).
 pub fn pil_resize<B: Backend>(images: Tensor<B, 4>, out: [usize; 2]) -> Tensor<B, 4> {
     pil_resize_window(images, out, [0..out[0], 0..out[1]])
 }
 
-/// The window `[rows, cols]` of [`pil_resize`]'s output, computed alone (the same values:
-/// each pass rounds per pixel, and a window's pixels read only their own kernel rows).
+/// Pillow's fractional bits of its 8-bit resampling coefficients (`PRECISION_BITS`).
+const PRECISION_BITS: u32 = 22;
+
+/// One output's taps in Pillow's fixed point: the first input it reads and its integer weights
+/// (`normalize_coeffs_8bpc`: the normalised weight × 2²², rounded half away from zero).
+struct FixedTaps {
+    first: usize,
+    weights: Vec<i64>,
+}
+
+fn fixed_taps(input: usize, out: usize, keep: Range<usize>) -> Vec<FixedTaps> {
+    let dense = resize_rows(Kernel::PilBicubic, input, out, keep);
+    dense
+        .chunks(input.max(1))
+        .map(|row| {
+            let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
+            let last = row.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
+            let weights = row[first..last]
+                .iter()
+                .map(|&w| {
+                    let scaled = w * f64::from(1u32 << PRECISION_BITS);
+                    // C's `(int)(±0.5 + x)`: truncation toward zero.
+                    (if w < 0.0 { scaled - 0.5 } else { scaled + 0.5 }).trunc() as i64
+                })
+                .collect();
+            FixedTaps { first, weights }
+        })
+        .collect()
+}
+
+/// Pillow's `clip8`: the rounded sum back to a level.
+fn clip8(sum: i64) -> u8 {
+    (sum >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// One pass along the last axis of `rows` lines of `len` levels: `taps` outputs per line.
+fn resample_lines(lines: &[u8], len: usize, taps: &[FixedTaps]) -> Vec<u8> {
+    let bias = 1i64 << (PRECISION_BITS - 1);
+    lines
+        .chunks(len)
+        .flat_map(|line| {
+            taps.iter().map(move |t| {
+                let sum = t
+                    .weights
+                    .iter()
+                    .zip(&line[t.first..])
+                    .fold(bias, |s, (&w, &v)| s + w * i64::from(v));
+                clip8(sum)
+            })
+        })
+        .collect()
+}
+
+/// `[H, W]` planes transposed to `[W, H]`.
+fn transpose_planes(planes: &[u8], h: usize, w: usize) -> Vec<u8> {
+    let mut out = vec![0u8; planes.len()];
+    for (p, plane) in planes.chunks(h * w).enumerate() {
+        let dst = &mut out[p * h * w..(p + 1) * h * w];
+        for y in 0..h {
+            for x in 0..w {
+                dst[x * h + y] = plane[y * w + x];
+            }
+        }
+    }
+    out
+}
+
+/// The window `[rows, cols]` of [`pil_resize`]'s output, computed alone (the same values: a
+/// window's pixels read only their own kernel rows).
+///
+/// Pillow's algorithm exactly, on the host: coefficients as [`Kernel::PilBicubic`]'s,
+/// quantised to 22 fractional bits; each pass sums in integers with a half-unit bias, shifts
+/// and clips to 8 bits; a pass whose size does not change is skipped; the passes in Pillow
+/// 13's order (vertical first when the height shrinks by more than twice as much as the width;
+/// Pillow 12 and older always start with the horizontal pass, which differs only for such
+/// images — in the processor paths, images more than twice as tall as wide). Floating-point passes
+/// differ from it by one level where a sum falls next to a half. Values are rounded and
+/// clamped to 0–255 first. Not differentiable (8-bit images have no gradient).
 pub fn pil_resize_window<B: Backend>(
     images: Tensor<B, 4>,
     [out_h, out_w]: [usize; 2],
     [rows, cols]: [Range<usize>; 2],
 ) -> Tensor<B, 4> {
     let [n, c, h, w] = images.dims();
-    let levels = |t: Tensor<B, 4>| t.round().clamp(0.0, 255.0);
-    let mut x = images;
-    if out_w != w {
-        x = levels(resize_window(
-            x,
-            Kernel::PilBicubic,
-            [h, out_w],
-            [0..h, cols],
-        ));
+    let device = images.device();
+    let levels: Vec<u8> = images
+        .round()
+        .clamp(0.0, 255.0)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 data")
+        .into_iter()
+        .map(|v| v as u8)
+        .collect();
+    let (kh, kw) = (rows.len(), cols.len());
+    // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+    // much as the width (Pillow 12 and older always ran the horizontal one first).
+    let shrink_h = h as i64 - out_h as i64;
+    let vertical_first = shrink_h > 0 && shrink_h > (w as i64 - out_w as i64) * 2;
+    // The horizontal pass runs along each row: [rows, w] → [rows, kw].
+    let across = |planes: Vec<u8>| -> Vec<u8> {
+        if out_w != w {
+            resample_lines(&planes, w, &fixed_taps(w, out_w, cols.clone()))
+        } else {
+            planes
+                .chunks(w)
+                .flat_map(|line| line[cols.clone()].to_vec())
+                .collect()
+        }
+    };
+    // The vertical pass runs along the transposed planes: [H, width] → [kh, width].
+    let down = |planes: Vec<u8>, width: usize| -> Vec<u8> {
+        let t = transpose_planes(&planes, h, width);
+        let resized = if out_h != h {
+            resample_lines(&t, h, &fixed_taps(h, out_h, rows.clone()))
+        } else {
+            t.chunks(h)
+                .flat_map(|line| line[rows.clone()].to_vec())
+                .collect()
+        };
+        transpose_planes(&resized, width, kh)
+    };
+    let out = if vertical_first {
+        across(down(levels, w))
     } else {
-        x = x.slice([0..n, 0..c, 0..h, cols]);
-    }
-    let kw = x.dims()[3];
-    if out_h != h {
-        x = levels(resize_window(
-            x,
-            Kernel::PilBicubic,
-            [out_h, kw],
-            [rows, 0..kw],
-        ));
-    } else {
-        x = x.slice([0..n, 0..c, rows, 0..kw]);
-    }
-    x
+        down(across(levels), kw)
+    };
+    let values: Vec<f32> = out.into_iter().map(f32::from).collect();
+    Tensor::from_data(TensorData::new(values, [n, c, kh, kw]), &device)
 }
 
 #[cfg(test)]

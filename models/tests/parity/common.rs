@@ -24,6 +24,7 @@ pub fn tensor(file: &str, name: &str) -> (Vec<f64>, Vec<usize>) {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
             .collect(),
+        Dtype::U8 => data.iter().map(|&b| f64::from(b)).collect(),
         Dtype::I64 => data
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
