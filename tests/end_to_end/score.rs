@@ -137,7 +137,7 @@ fn jpeg_rewards_run_with_ddpo_on_tiny_sd_and_are_refused_to_gradient_methods() {
 }
 
 #[test]
-fn the_aesthetic_reward_trains_refl_on_tiny_sd_and_scores_a_folder() {
+fn network_rewards_train_gradient_methods_on_tiny_sd_and_score_a_folder() {
     let tmp = tempfile::tempdir().unwrap();
     // The reward's files beside the sweep, named relative to it: found from the sweep's
     // folder whatever the working directory.
@@ -170,10 +170,22 @@ fn the_aesthetic_reward_trains_refl_on_tiny_sd_and_scores_a_folder() {
             checkpoint_every: 1,
             eval: (every: 1, samples_per_prompt: 2),
             seeds: [0],
-            algorithms: [(name: "refl", params: (stop_steps: (1, 3), batch: 2))],
-            rewards: [(name: "aesthetic", params: {relative})],
+            algorithms: [
+                (name: "refl", params: (stop_steps: (1, 3), batch: 2)),
+                (name: "draft", params: (k: 1, batch: 2)),
+                (name: "nabla_gfn", params: (sample_batch: 2, train_batch: 2, beta: 1.0)),
+            ],
+            rewards: [
+                (name: "aesthetic", params: {relative}),
+                (name: "imagereward", params: (
+                    checkpoint: "{ir}/image_reward_tiny.pt",
+                    med_config: Some("{ir}/med_config.json"),
+                    vision_heads: Some(4),
+                )),
+            ],
         )"#,
-        fixture("sd_tiny").display()
+        fixture("sd_tiny").display(),
+        ir = fixture("image_reward").display(),
     );
     let file = tmp.path().join("aesthetic.ron");
     fs::write(&file, text).unwrap();
@@ -185,8 +197,12 @@ fn the_aesthetic_reward_trains_refl_on_tiny_sd_and_scores_a_folder() {
         "--results",
         results.to_str().unwrap(),
     ]);
+    // The three reward-gradient methods, each on both differentiable network rewards.
     let found = bench::table::collect(&results.join("aesthetic"), None).unwrap();
-    assert!(found.runs[0].metrics()["reward"].is_finite());
+    assert_eq!(found.runs.len(), 6);
+    for run in &found.runs {
+        assert!(run.metrics()["reward"].is_finite());
+    }
 
     let out = bench_ok([
         "score".as_ref(),
