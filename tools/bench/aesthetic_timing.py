@@ -44,6 +44,11 @@ def make(root: pathlib.Path, n: int) -> None:
     )
     CLIPVisionModelWithProjection(config).save_pretrained(root / "clip-l14")
     torch.save({f"layers.{k}": v for k, v in head().state_dict().items()}, root / "head.pth")
+    write_images(root, n)
+
+
+def write_images(root: pathlib.Path, n: int) -> None:
+    """root/images1/ and root/imagesN/: 1 and N smooth 512² PNGs."""
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:512, 0:512].astype(np.float64)
     for count in sorted({1, n}):
