@@ -6,6 +6,7 @@
 
 pub mod diversity;
 pub mod exact_target;
+pub mod frechet;
 pub mod image_grid;
 pub mod images;
 pub mod metric;
