@@ -7,6 +7,7 @@ pub mod bert;
 pub mod blip;
 pub mod clip;
 pub mod image_reward;
+pub mod inception;
 pub mod mixture;
 pub mod mlp;
 pub mod resize;

@@ -19,6 +19,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 pub enum Kernel {
     TorchBicubic,
     PilBicubic,
+    /// `interpolate(mode="bilinear", align_corners=False)` without antialias (pytorch-fid's
+    /// resize to 299): half-pixel centres, negative source positions clamped to 0.
+    TorchBilinear,
 }
 
 fn cubic(x: f64, a: f64) -> f64 {
@@ -53,6 +56,14 @@ pub fn resize_rows(kernel: Kernel, input: usize, out: usize, keep: Range<usize>)
                     let j = (base as i64 + k).clamp(0, input as i64 - 1) as usize;
                     row[j] += cubic(t - k as f64, -0.75);
                 }
+            }
+            Kernel::TorchBilinear => {
+                let src = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+                let x0 = (src.floor() as usize).min(input - 1);
+                let x1 = (x0 + 1).min(input - 1);
+                let t = src - x0 as f64;
+                row[x0] += 1.0 - t;
+                row[x1] += t;
             }
             Kernel::PilBicubic => {
                 let filter_scale = scale.max(1.0);
@@ -252,7 +263,7 @@ mod tests {
 
     #[test]
     fn rows_sum_to_one_and_identity_sizes_are_identities() {
-        for kernel in [Kernel::TorchBicubic, Kernel::PilBicubic] {
+        for kernel in [Kernel::TorchBicubic, Kernel::PilBicubic, Kernel::TorchBilinear] {
             for (i, o) in [(52, 30), (30, 52), (7, 7), (1, 3)] {
                 let w = resize_matrix(kernel, i, o);
                 for r in w.chunks(i) {

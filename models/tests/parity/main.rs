@@ -9,6 +9,7 @@ mod blip;
 mod checkpointing;
 mod clip;
 mod common;
+mod inception;
 mod layouts;
 mod lora;
 mod real_keys;
