@@ -59,6 +59,9 @@ enum Command {
     /// Score every image of a folder with a reward: CSV `file,score` on stdout, sorted by
     /// file name (what to check before putting a reward in a sweep).
     Score(Box<crate::score::ScoreArgs>),
+    /// FID between two folders of images or `.npz` statistics, as `python -m pytorch_fid`
+    /// computes it (prints `FID: <value>`); `--save-stats FOLDER OUT.npz` writes statistics.
+    Fid(Box<crate::fid::FidArgs>),
     /// Check a model folder or a reward's weight files, from their headers: which files were
     /// found, which are missing or do not fit the networks, and where to get them.
     Doctor {
@@ -159,6 +162,7 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
         }
         Command::Sample(args) => crate::sample::sample(&args),
         Command::Score(args) => crate::score::score(&args, plugins),
+        Command::Fid(args) => crate::fid::fid(&args),
         Command::Doctor {
             model,
             reward,

@@ -2,7 +2,7 @@
 //! checks before putting a reward in a sweep (does it rank these images as I expect? does it
 //! match the reference code's numbers?).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
@@ -13,6 +13,7 @@ use bench_core::{ParamsCodec, ParamsText, SampleKind, Source};
 use bench_envs::sd::read_prompt_file;
 
 use crate::backend::Inner;
+use crate::image_folder::{equal_size_runs, image_files, load_image};
 use crate::plugins::Plugins;
 use crate::resources::Resources;
 
@@ -45,30 +46,6 @@ fn is_broken_pipe(e: &csv::Error) -> bool {
     matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-/// The image files of a folder, sorted by name.
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("--images: cannot read folder {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str())
-                })
-        })
-        .collect();
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    if files.is_empty() {
-        return Err(format!(
-            "--images: no .png, .jpg or .jpeg files in {}",
-            dir.display()
-        ));
-    }
-    Ok(files)
-}
-
 /// One prompt per image.
 fn prompts(args: &ScoreArgs, n: usize) -> Result<Vec<String>, String> {
     match (&args.prompt, &args.prompt_file) {
@@ -87,21 +64,6 @@ fn prompts(args: &ScoreArgs, n: usize) -> Result<Vec<String>, String> {
         }
         (None, None) => Ok(vec![String::new(); n]),
     }
-}
-
-/// An image as `[3, H, W]` values in [0, 1] with its size.
-fn load(file: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
-    let image = image::open(file)
-        .map_err(|e| format!("cannot read image {}: {e}", file.display()))?
-        .to_rgb8();
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut planar = vec![0.0f32; 3 * h * w];
-    for (p, pixel) in image.pixels().enumerate() {
-        for c in 0..3 {
-            planar[c * h * w + p] = f32::from(pixel[c]) / 255.0;
-        }
-    }
-    Ok((planar, [h, w]))
 }
 
 /// Parameters given as `--params RON` (none: the defaults), resolved.
@@ -137,7 +99,7 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
         .build(&resolved, &resources.build_context())
         .map_err(|e| format!("--reward `{}`: {e}", args.reward))?;
 
-    let files = image_files(&args.images)?;
+    let files = image_files(&args.images, "--images")?;
     let prompts = prompts(args, files.len())?;
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -160,14 +122,12 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
         // Decoded in parallel; then scored in runs of equal size.
         let loaded = chunk
             .par_iter()
-            .map(|f| load(f))
+            .map(|f| load_image(f))
             .collect::<Result<Vec<_>, String>>()?;
-        let mut start = 0;
-        while start < chunk.len() {
-            let size = loaded[start].1;
-            let end = (start..chunk.len())
-                .find(|&i| loaded[i].1 != size)
-                .unwrap_or(chunk.len());
+        let sizes: Vec<[usize; 2]> = loaded.iter().map(|(_, s)| *s).collect();
+        for run in equal_size_runs(&sizes) {
+            let (start, end) = (run.start, run.end);
+            let size = sizes[start];
             let values: Vec<f32> = loaded[start..end]
                 .iter()
                 .flat_map(|(v, _)| v.iter().copied())
@@ -198,7 +158,6 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
                 Err(e) => return Err(format!("cannot write to stdout: {e}")),
             }
             bar.inc((end - start) as u64);
-            start = end;
         }
     }
     bar.finish_and_clear();

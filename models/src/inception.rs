@@ -393,9 +393,13 @@ impl<B: Backend> FidInception<B> {
     /// A missing or unreadable file.
     pub fn check(path: &Path, device: &B::Device) -> Result<FileReport, LoadError> {
         let (header, _) = read_tensors(path)?;
-        Ok(check_mapped(&Self::init(device), path, &header, "", &|k: &str| {
-            FileKey::plain(k)
-        }))
+        Ok(check_mapped(
+            &Self::init(device),
+            path,
+            &header,
+            "",
+            &|k: &str| FileKey::plain(k),
+        ))
     }
 
     /// pytorch-fid's input of images `[N, 3, H, W]` in [0, 1]: bilinear to 299×299, to [−1, 1].
@@ -431,4 +435,44 @@ impl<B: Backend> FidInception<B> {
         let [n, c, h, w] = x.dims();
         x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
     }
+}
+
+/// Deterministic weights for the network's state-dict keys, that a Python script can make
+/// bit for bit too: parity tests and benchmarks at full size without shipping 95 MB of
+/// weights (tools/fixtures/make_inception.py hands the same values to pytorch-fid's loader).
+///
+/// Tensor `t` (its index in `keys`), element `i` (row-major) takes `u = mix32(i · 2654435761 +
+/// t · 40503 + 12345) / 2³² − 0.5` (`mix32`: `h ^= h >> 16; h *= 0x45d9f3b; h ^= h >> 16`,
+/// mod 2³²), then by kind: convolutions `u·√12·√(2/fan_in)` (He-scaled), batch-norm weights
+/// `1 + 0.2u`, running variances `1 + 0.4u`, the classifier `fc` `0.01u`, anything else
+/// (biases, running means) `0.2u`.
+pub fn deterministic_weights(keys: &[(String, Vec<usize>)]) -> Vec<Vec<f32>> {
+    keys.iter()
+        .enumerate()
+        .map(|(t, (key, shape))| {
+            let n: usize = shape.iter().product();
+            let fan_in: usize = shape.iter().skip(1).product();
+            (0..n as u64)
+                .map(|i| {
+                    let mut h = (i * 2_654_435_761 + t as u64 * 40_503 + 12_345) & 0xFFFF_FFFF;
+                    h ^= h >> 16;
+                    h = (h * 0x45D_9F3B) & 0xFFFF_FFFF;
+                    h ^= h >> 16;
+                    let u = h as f64 / 4_294_967_296.0 - 0.5;
+                    let v = if key.ends_with("conv.weight") {
+                        u * 12f64.sqrt() * (2.0 / fan_in as f64).sqrt()
+                    } else if key.ends_with("bn.weight") {
+                        1.0 + 0.2 * u
+                    } else if key.ends_with("running_var") {
+                        1.0 + 0.4 * u
+                    } else if key.starts_with("fc.") {
+                        0.01 * u
+                    } else {
+                        0.2 * u
+                    };
+                    v as f32
+                })
+                .collect()
+        })
+        .collect()
 }

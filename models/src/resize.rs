@@ -263,7 +263,11 @@ mod tests {
 
     #[test]
     fn rows_sum_to_one_and_identity_sizes_are_identities() {
-        for kernel in [Kernel::TorchBicubic, Kernel::PilBicubic, Kernel::TorchBilinear] {
+        for kernel in [
+            Kernel::TorchBicubic,
+            Kernel::PilBicubic,
+            Kernel::TorchBilinear,
+        ] {
             for (i, o) in [(52, 30), (30, 52), (7, 7), (1, 3)] {
                 let w = resize_matrix(kernel, i, o);
                 for r in w.chunks(i) {

@@ -9,6 +9,7 @@ mod configs;
 mod convergence;
 mod exact_solution;
 mod exactness;
+mod fid;
 mod fuzz;
 mod layouts;
 mod plugins_api;

@@ -1,0 +1,155 @@
+//! `bench fid A B`: the FID between two folders of images or saved statistics, as
+//! `python -m pytorch_fid A B` computes it — pytorch-fid's Inception (`bench_models::inception`)
+//! on the images in [0, 1], pool3 features, mean and covariance in f64, the Fréchet distance
+//! by the symmetric route (`bench_metrics::frechet`). `--save-stats FOLDER OUT.npz` writes a
+//! folder's statistics in pytorch-fid's format instead.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use bench_metrics::frechet::{frechet_distance, Gaussian};
+use bench_models::inception::{FidInception, FEATURES, FID_WEIGHTS_SOURCE};
+
+use crate::backend::Inner;
+use crate::fid_stats;
+use crate::image_folder::{equal_size_runs, image_files, load_image};
+
+#[derive(Args, Debug)]
+pub struct FidArgs {
+    /// Two folders of PNG/JPEG images or `.npz` statistics (pytorch-fid's `mu` and `sigma`);
+    /// with `--save-stats`, a folder and the `.npz` to write.
+    #[arg(num_args = 2, required = true)]
+    pub paths: Vec<PathBuf>,
+    /// pytorch-fid's Inception weights.
+    #[arg(long, default_value = "pt_inception-2015-12-05-6726825d.pth")]
+    pub weights: PathBuf,
+    /// Images through the network at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Write the statistics of the first path (a folder) to the second instead.
+    #[arg(long)]
+    pub save_stats: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn is_npz(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+/// The network, loaded on first use (statistics files need none).
+struct Network<'a> {
+    weights: &'a Path,
+    model: Option<FidInception<Inner>>,
+}
+
+impl Network<'_> {
+    fn get(&mut self) -> Result<&FidInception<Inner>, String> {
+        if self.model.is_none() {
+            let model = FidInception::load(self.weights, &Default::default()).map_err(|e| {
+                format!(
+                    "--weights {}: {}; get {FID_WEIGHTS_SOURCE}",
+                    self.weights.display(),
+                    e.without_sd_source()
+                )
+            })?;
+            self.model = Some(model);
+        }
+        Ok(self.model.as_ref().expect("loaded above"))
+    }
+}
+
+/// The pool3 features of every image of `folder`, row-major `[N, 2048]` in f64.
+fn folder_features(
+    folder: &Path,
+    network: &mut Network<'_>,
+    args: &FidArgs,
+) -> Result<(Vec<f64>, usize), String> {
+    let files = image_files(folder, &folder.display().to_string())?;
+    let model = network.get()?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(files.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images ({eta})")
+            .expect("a valid template"),
+    );
+    bar.set_message(format!("Inception features of {}", folder.display()));
+    let mut features = Vec::with_capacity(files.len() * FEATURES);
+    for chunk in files.chunks(args.batch as usize) {
+        let loaded = chunk
+            .par_iter()
+            .map(|f| load_image(f))
+            .collect::<Result<Vec<_>, String>>()?;
+        let sizes: Vec<[usize; 2]> = loaded.iter().map(|(_, s)| *s).collect();
+        for run in equal_size_runs(&sizes) {
+            let [h, w] = sizes[run.start];
+            let values: Vec<f32> = loaded[run.clone()]
+                .iter()
+                .flat_map(|(v, _)| v.iter().copied())
+                .collect();
+            let images: Tensor<Inner, 4> = Tensor::from_data(
+                TensorData::new(values, [run.len(), 3, h, w]),
+                &Default::default(),
+            );
+            let out = model
+                .features(images)
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))?;
+            features.extend(out.into_iter().map(f64::from));
+            bar.inc(run.len() as u64);
+        }
+    }
+    bar.finish_and_clear();
+    Ok((features, files.len()))
+}
+
+/// The statistics of a path: read from an `.npz`, or computed from a folder.
+fn statistics(path: &Path, network: &mut Network<'_>, args: &FidArgs) -> Result<Gaussian, String> {
+    if is_npz(path) {
+        return fid_stats::read(path);
+    }
+    let (features, n) = folder_features(path, network, args)?;
+    Gaussian::fit(&features, n, FEATURES).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs the command: prints `FID: <value>` (full f64 precision) or writes the statistics.
+///
+/// # Errors
+/// Unreadable paths, weights or images, a folder with fewer than two images, statistics of
+/// different widths.
+pub fn fid(args: &FidArgs) -> Result<(), String> {
+    let mut network = Network {
+        weights: &args.weights,
+        model: None,
+    };
+    let (a, b) = (&args.paths[0], &args.paths[1]);
+    if args.save_stats {
+        if is_npz(a) {
+            return Err(format!(
+                "--save-stats: {} is already statistics; give a folder of images",
+                a.display()
+            ));
+        }
+        let stats = statistics(a, &mut network, args)?;
+        fid_stats::write(b, &stats)?;
+        eprintln!("statistics of {} written to {}", a.display(), b.display());
+        return Ok(());
+    }
+    let first = statistics(a, &mut network, args)?;
+    let second = statistics(b, &mut network, args)?;
+    let value = frechet_distance(&first, &second)?;
+    println!("FID: {value}");
+    Ok(())
+}
