@@ -75,6 +75,9 @@ enum Command {
         /// The reward's parameters in RON, as in a sweep: `--params '(clip: "clip-l14")'`.
         #[arg(long, requires = "reward")]
         params: Option<String>,
+        /// pytorch-fid's Inception weights (`pt_inception-2015-12-05-6726825d.pth`) to check.
+        #[arg(long)]
+        fid_weights: Option<PathBuf>,
     },
     /// List the algorithms, rewards and metrics this binary knows.
     List,
@@ -167,10 +170,11 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             model,
             reward,
             params,
+            fid_weights,
         } => {
             let mut bad = Vec::new();
-            let model = match (&model, &reward) {
-                (None, None) => Some(PathBuf::from("sd-v1-5")),
+            let model = match (&model, &reward, &fid_weights) {
+                (None, None, None) => Some(PathBuf::from("sd-v1-5")),
                 _ => model,
             };
             if let Some(model) = model {
@@ -181,6 +185,14 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             if let Some(name) = reward {
                 if !crate::doctor::doctor_reward(&name, params.as_deref(), plugins)? {
                     bad.push(format!("reward `{name}` lacks usable weight files"));
+                }
+            }
+            if let Some(path) = fid_weights {
+                if !crate::doctor::doctor_fid_weights(&path)? {
+                    bad.push(format!(
+                        "{} are not usable FID Inception weights",
+                        path.display()
+                    ));
                 }
             }
             if bad.is_empty() {

@@ -154,3 +154,39 @@ pub fn doctor_reward(name: &str, params: Option<&str>, plugins: &Plugins) -> Res
     }
     Ok(ok)
 }
+
+/// `bench doctor --fid-weights FILE`: pytorch-fid's Inception weights against the network,
+/// from the file's tensor list.
+///
+/// # Errors
+/// Never for a bad file (that is reported and the result is `false`).
+pub fn doctor_fid_weights(path: &Path) -> Result<bool, String> {
+    use bench_models::inception::{FidInception, FID_WEIGHTS_SOURCE};
+    println!("FID Inception weights:");
+    let checked = FidInception::<burn::backend::Flex>::check(path, &Default::default());
+    let problem = match checked {
+        Ok(report) if report.problems.is_empty() => {
+            println!(
+                "  ok       {} ({}, {} parameters)",
+                path.display(),
+                report.dtypes.join("/"),
+                report.parameters
+            );
+            return Ok(true);
+        }
+        Ok(report) => report
+            .problems
+            .iter()
+            .take(10)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n           "),
+        Err(e) => e.without_sd_source(),
+    };
+    let kind = if path.exists() { "MISFIT " } else { "MISSING" };
+    println!(
+        "  {kind}  {}: {problem}\n           get {FID_WEIGHTS_SOURCE}",
+        path.display()
+    );
+    Ok(false)
+}

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use bench_metrics::frechet::{frechet_distance, Gaussian};
@@ -16,7 +15,7 @@ use bench_models::inception::{FidInception, FEATURES, FID_WEIGHTS_SOURCE};
 
 use crate::backend::Inner;
 use crate::fid_stats;
-use crate::image_folder::{equal_size_runs, image_files, load_image};
+use crate::image_folder::{equal_size_runs, image_bar, image_files, load_image};
 
 #[derive(Args, Debug)]
 pub struct FidArgs {
@@ -74,16 +73,11 @@ fn folder_features(
 ) -> Result<(Vec<f64>, usize), String> {
     let files = image_files(folder, &folder.display().to_string())?;
     let model = network.get()?;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(files.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images ({eta})")
-            .expect("a valid template"),
+    let bar = image_bar(
+        files.len(),
+        args.quiet,
+        format!("Inception features of {}", folder.display()),
     );
-    bar.set_message(format!("Inception features of {}", folder.display()));
     let mut features = Vec::with_capacity(files.len() * FEATURES);
     for chunk in files.chunks(args.batch as usize) {
         let loaded = chunk

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 /// The image files of `dir`, sorted by name; `what` names the argument in errors.
 ///
 /// # Errors
@@ -62,4 +64,19 @@ pub fn equal_size_runs(sizes: &[[usize; 2]]) -> Vec<std::ops::Range<usize>> {
         start = end;
     }
     runs
+}
+
+/// A progress bar over `n` images on stderr (hidden with `--quiet`).
+pub fn image_bar(n: usize, quiet: bool, message: String) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(n as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images ({eta})")
+            .expect("a valid template"),
+    );
+    bar.set_message(message);
+    bar
 }

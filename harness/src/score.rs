@@ -6,14 +6,13 @@ use std::path::PathBuf;
 
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use bench_core::{ParamsCodec, ParamsText, SampleKind, Source};
 use bench_envs::sd::read_prompt_file;
 
 use crate::backend::Inner;
-use crate::image_folder::{equal_size_runs, image_files, load_image};
+use crate::image_folder::{equal_size_runs, image_bar, image_files, load_image};
 use crate::plugins::Plugins;
 use crate::resources::Resources;
 
@@ -101,16 +100,11 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
 
     let files = image_files(&args.images, "--images")?;
     let prompts = prompts(args, files.len())?;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(files.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images ({eta})")
-            .expect("a valid template"),
+    let bar = image_bar(
+        files.len(),
+        args.quiet,
+        format!("scoring with {}", args.reward),
     );
-    bar.set_message(format!("scoring with {}", args.reward));
 
     let mut out = csv::Writer::from_writer(std::io::stdout());
     match out.write_record(["file", "score"]) {

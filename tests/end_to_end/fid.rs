@@ -79,6 +79,22 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
     let weights = dir.path().join("inception.safetensors");
     safetensors::serialize_to_file(views, None, &weights).unwrap();
 
+    // `bench doctor` checks them from the tensor list, and names where to get missing ones.
+    let out = bench_ok([
+        "doctor".as_ref(),
+        "--fid-weights".as_ref(),
+        weights.as_os_str(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("  ok       "), "{text}");
+    let out = bench(["doctor", "--fid-weights", "nothing.pth"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("MISSING") && text.contains("pytorch-fid/releases"),
+        "{text}"
+    );
+
     let stats = dir.path().join("folder.npz");
     bench_ok([
         "fid".as_ref(),
