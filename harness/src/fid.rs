@@ -143,7 +143,8 @@ pub fn fid(args: &FidArgs) -> Result<(), String> {
     }
     let first = statistics(a, &mut network, args)?;
     let second = statistics(b, &mut network, args)?;
-    let value = frechet_distance(&first, &second)?;
+    let value = frechet_distance(&first, &second)
+        .map_err(|e| format!("{} and {}: {e}", a.display(), b.display()))?;
     println!("FID: {value}");
     Ok(())
 }
