@@ -4,18 +4,17 @@
 //! by the symmetric route (`bench_metrics::frechet`). `--save-stats FOLDER OUT.npz` writes a
 //! folder's statistics in pytorch-fid's format instead.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use rayon::prelude::*;
 
 use bench_metrics::frechet::{frechet_distance, Gaussian};
 use bench_models::inception::{FidInception, FEATURES, FID_WEIGHTS_SOURCE};
 
 use crate::backend::Inner;
 use crate::fid_stats;
-use crate::image_folder::{equal_size_runs, image_bar, image_files, load_image};
+use crate::image_folder::{image_bar, image_files, visit_images};
 
 #[derive(Args, Debug)]
 pub struct FidArgs {
@@ -79,22 +78,11 @@ fn folder_features(
         format!("Inception features of {}", folder.display()),
     );
     let mut features = Vec::with_capacity(files.len() * FEATURES);
-    for chunk in files.chunks(args.batch as usize) {
-        let loaded = chunk
-            .par_iter()
-            .map(|f| load_image(f))
-            .collect::<Result<Vec<_>, String>>()?;
-        let sizes: Vec<[usize; 2]> = loaded.iter().map(|(_, s)| *s).collect();
-        for run in equal_size_runs(&sizes) {
-            let [h, w] = sizes[run.start];
-            let values: Vec<f32> = loaded[run.clone()]
-                .iter()
-                .flat_map(|(v, _)| v.iter().copied())
-                .collect();
-            let images: Tensor<Inner, 4> = Tensor::from_data(
-                TensorData::new(values, [run.len(), 3, h, w]),
-                &Default::default(),
-            );
+    visit_images::<Inner>(
+        &files,
+        args.batch as usize,
+        &Default::default(),
+        |run, images| {
             let out = model
                 .features(images)
                 .into_data()
@@ -103,8 +91,9 @@ fn folder_features(
                 .map_err(|e| format!("{e:?}"))?;
             features.extend(out.into_iter().map(f64::from));
             bar.inc(run.len() as u64);
-        }
-    }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     bar.finish_and_clear();
     Ok((features, files.len()))
 }

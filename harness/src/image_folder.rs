@@ -2,9 +2,12 @@
 //! files directly inside, sorted by name, each decoded to 8-bit RGB and then to `[3, H, W]`
 //! values in [0, 1] (what torchvision's `ToTensor` gives the reference tools).
 
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 
 /// The image files of `dir`, sorted by name; `what` names the argument in errors.
 ///
@@ -53,7 +56,7 @@ pub fn load_image(file: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
 
 /// The runs of equal image size in `sizes`, as index ranges (images of different sizes cannot
 /// share a batch).
-pub fn equal_size_runs(sizes: &[[usize; 2]]) -> Vec<std::ops::Range<usize>> {
+fn equal_size_runs(sizes: &[[usize; 2]]) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
     while start < sizes.len() {
@@ -64,6 +67,40 @@ pub fn equal_size_runs(sizes: &[[usize; 2]]) -> Vec<std::ops::Range<usize>> {
         start = end;
     }
     runs
+}
+
+/// The images of `files` as tensors `[n, 3, H, W]` in [0, 1]: `batch` files decoded at once
+/// (in parallel), each batch cut into runs of equal size; `visit` gets each run's indices into
+/// `files` with its tensor, and may stop the walk.
+///
+/// # Errors
+/// An image that cannot be decoded, or `visit`'s error.
+pub fn visit_images<B: Backend>(
+    files: &[PathBuf],
+    batch: usize,
+    device: &B::Device,
+    mut visit: impl FnMut(Range<usize>, Tensor<B, 4>) -> Result<ControlFlow<()>, String>,
+) -> Result<(), String> {
+    for (c, chunk) in files.chunks(batch.max(1)).enumerate() {
+        let loaded = chunk
+            .par_iter()
+            .map(|f| load_image(f))
+            .collect::<Result<Vec<_>, String>>()?;
+        let sizes: Vec<[usize; 2]> = loaded.iter().map(|(_, s)| *s).collect();
+        for run in equal_size_runs(&sizes) {
+            let [h, w] = sizes[run.start];
+            let values: Vec<f32> = loaded[run.clone()]
+                .iter()
+                .flat_map(|(v, _)| v.iter().copied())
+                .collect();
+            let images = Tensor::from_data(TensorData::new(values, [run.len(), 3, h, w]), device);
+            let offset = c * batch.max(1);
+            if visit(offset + run.start..offset + run.end, images)?.is_break() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A progress bar over `n` images on stderr (hidden with `--quiet`).

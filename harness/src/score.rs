@@ -2,17 +2,16 @@
 //! checks before putting a reward in a sweep (does it rank these images as I expect? does it
 //! match the reference code's numbers?).
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use rayon::prelude::*;
 
 use bench_core::{ParamsCodec, ParamsText, SampleKind, Source};
 use bench_envs::sd::read_prompt_file;
 
 use crate::backend::Inner;
-use crate::image_folder::{equal_size_runs, image_bar, image_files, load_image};
+use crate::image_folder::{image_bar, image_files, visit_images};
 use crate::plugins::Plugins;
 use crate::resources::Resources;
 
@@ -111,34 +110,19 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
         Err(e) if is_broken_pipe(&e) => return Ok(()),
         other => other.map_err(|e| format!("cannot write to stdout: {e}"))?,
     }
-    let batch = args.batch as usize;
-    for (chunk, chunk_prompts) in files.chunks(batch).zip(prompts.chunks(batch)) {
-        // Decoded in parallel; then scored in runs of equal size.
-        let loaded = chunk
-            .par_iter()
-            .map(|f| load_image(f))
-            .collect::<Result<Vec<_>, String>>()?;
-        let sizes: Vec<[usize; 2]> = loaded.iter().map(|(_, s)| *s).collect();
-        for run in equal_size_runs(&sizes) {
-            let (start, end) = (run.start, run.end);
-            let size = sizes[start];
-            let values: Vec<f32> = loaded[start..end]
-                .iter()
-                .flat_map(|(v, _)| v.iter().copied())
-                .collect();
-            let [h, w] = size;
-            let images: Tensor<Inner, 4> = Tensor::from_data(
-                TensorData::new(values, [end - start, 3, h, w]),
-                &resources.device,
-            );
+    visit_images::<Inner>(
+        &files,
+        args.batch as usize,
+        &resources.device,
+        |run, images| {
             // Rewards score in f32: printed as such, shortest form.
             let scores = reward
-                .score(images, &chunk_prompts[start..end])
+                .score(images, &prompts[run.clone()])
                 .into_data()
                 .convert::<f32>()
                 .to_vec::<f32>()
                 .map_err(|e| format!("{e:?}"))?;
-            let written = chunk[start..end]
+            let written = files[run.clone()]
                 .iter()
                 .zip(scores)
                 .try_for_each(|(file, s)| {
@@ -148,12 +132,13 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
             match written.and_then(|()| out.flush().map_err(csv::Error::from)) {
                 Ok(()) => {}
                 // The reader stopped (`bench score … | head`): nothing left to do.
-                Err(e) if is_broken_pipe(&e) => return Ok(()),
+                Err(e) if is_broken_pipe(&e) => return Ok(ControlFlow::Break(())),
                 Err(e) => return Err(format!("cannot write to stdout: {e}")),
             }
-            bar.inc((end - start) as u64);
-        }
-    }
+            bar.inc(run.len() as u64);
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     bar.finish_and_clear();
     Ok(())
 }

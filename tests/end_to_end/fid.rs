@@ -145,7 +145,7 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
         weights.as_os_str(),
         "--quiet".as_ref(),
     ]));
-    assert!(zero.abs() < 1e-3, "{zero}");
+    assert!(zero.abs() <= 1e-9, "{zero}");
     let out = bench([
         "fid".as_ref(),
         stats.as_os_str(),

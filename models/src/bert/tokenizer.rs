@@ -166,8 +166,15 @@ impl BertTokenizer {
             .inner
             .encode(prompt, true)
             .map(|e| e.get_ids().to_vec())
-            // WordPiece spells what it cannot match as [UNK]: no text fails to encode.
             .unwrap_or_default();
+        if ids.is_empty() {
+            // WordPiece spells what it cannot match as [UNK], but a tokenizer.json's model may
+            // fail or add no specials: every row keeps at least its [CLS] position.
+            ids = [CLS, SEP].iter().filter_map(|t| self.token_id(t)).collect();
+            if ids.is_empty() {
+                ids.push(self.pad);
+            }
+        }
         if ids.len() > max_length.max(2) {
             let last = ids[ids.len() - 1];
             ids.truncate(max_length.max(2) - 1);
