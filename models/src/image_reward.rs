@@ -204,11 +204,30 @@ impl ImageRewardConfig {
         vision_heads: Option<usize>,
     ) -> Result<Self, LoadError> {
         let med_config = med_config.map(read_json::<BertConfig>).transpose()?;
-        Self::infer(header, med_config, vision_heads).map_err(|message| LoadError::Layout {
-            path: checkpoint.to_path_buf(),
-            message,
-        })
+        Self::infer(header, med_config, vision_heads)
+            .map_err(|message| layout_error(checkpoint, message))
     }
+}
+
+fn layout_error(checkpoint: &Path, message: String) -> LoadError {
+    LoadError::Layout {
+        path: checkpoint.to_path_buf(),
+        message,
+    }
+}
+
+/// The head must read the text encoder's `[CLS]` state.
+fn head_fits(checkpoint: &Path, head_input: usize, text_width: usize) -> Result<(), LoadError> {
+    if head_input == text_width {
+        return Ok(());
+    }
+    Err(layout_error(
+        checkpoint,
+        format!(
+            "the head `{HEAD_PREFIX}` takes {head_input} features, the text encoder gives \
+             {text_width}"
+        ),
+    ))
 }
 
 /// The three networks of ImageReward.
@@ -233,21 +252,12 @@ impl<B: Backend> ImageRewardModel<B> {
     ) -> Result<(Self, ImageRewardConfig), LoadError> {
         let (header, _) = read_tensors(checkpoint)?;
         let config = ImageRewardConfig::of_files(&header, checkpoint, med_config, vision_heads)?;
-        let layout = |message: String| LoadError::Layout {
-            path: checkpoint.to_path_buf(),
-            message,
-        };
         let vision = blip::load_vision(&config.vision, checkpoint, VISION_PREFIX, device)?;
         let (text, text_config) =
             BertModel::load(config.text.clone(), checkpoint, Some(TEXT_PREFIX), device)?;
-        let head = AestheticHead::load_under(checkpoint, HEAD_PREFIX, device).map_err(layout)?;
-        if head.input_width() != text_config.hidden_size {
-            return Err(layout(format!(
-                "the head `{HEAD_PREFIX}` takes {} features, the text encoder gives {}",
-                head.input_width(),
-                text_config.hidden_size
-            )));
-        }
+        let head = AestheticHead::load_under(checkpoint, HEAD_PREFIX, device)
+            .map_err(|message| layout_error(checkpoint, message))?;
+        head_fits(checkpoint, head.input_width(), text_config.hidden_size)?;
         let config = ImageRewardConfig {
             text: text_config,
             ..config
@@ -285,12 +295,7 @@ pub fn check<B: Backend>(
     device: &B::Device,
 ) -> Result<(ImageRewardConfig, FileReport), LoadError> {
     let (header, _) = read_tensors(checkpoint)?;
-    let mut config = ImageRewardConfig::of_files(&header, checkpoint, med_config, vision_heads)?;
-    if !header.contains_key(&format!(
-        "{TEXT_PREFIX}embeddings.token_type_embeddings.weight"
-    )) {
-        config.text.type_vocab_size = 0;
-    }
+    let config = ImageRewardConfig::of_files(&header, checkpoint, med_config, vision_heads)?;
     let vision = config.vision.tower().init::<B>(device);
     let text = config.text.init::<B>(device);
     let mut report = check_mapped(
@@ -307,17 +312,9 @@ pub fn check<B: Backend>(
         .iter()
         .map(|(k, info)| (k.clone(), info.shape.clone()))
         .collect();
-    let layout = |message: String| LoadError::Layout {
-        path: checkpoint.to_path_buf(),
-        message,
-    };
-    let (_, widths) = head_layout(&shapes, HEAD_PREFIX).map_err(layout)?;
-    if widths[0] != config.text.hidden_size {
-        return Err(layout(format!(
-            "the head `{HEAD_PREFIX}` takes {} features, the text encoder gives {}",
-            widths[0], config.text.hidden_size
-        )));
-    }
+    let (_, widths) =
+        head_layout(&shapes, HEAD_PREFIX).map_err(|message| layout_error(checkpoint, message))?;
+    head_fits(checkpoint, widths[0], config.text.hidden_size)?;
     report.parameters += widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum::<usize>();
     Ok((config, report))
 }
