@@ -16,7 +16,7 @@ use bench_algorithms::util::to_f64;
 use bench_core::SampleKind;
 use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
 use bench_metrics::points::to_points;
-use bench_metrics::{EvalContext, Metric, SampleBatch, Scalars};
+use bench_metrics::{EvalContext, EvalPoint, Metric, SampleBatch, Scalars};
 use bench_rewards::Reward;
 
 use crate::backend::{Backend, Inner};
@@ -159,7 +159,13 @@ pub struct Evaluation<'a, E: DiffusionEnv<Backend>> {
 }
 
 impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
-    /// Evaluates `policy` after `epoch` epochs: samples, their CSV, and the metrics' scalars.
+    /// Evaluates `policy` after `epoch` of `epochs` epochs: samples, their CSV, and the
+    /// scalars of the metrics that take part in this evaluation.
+    ///
+    /// Each prompt gets the most samples any taking-part metric asks for (at least
+    /// `samples_per_prompt`, which the CSV always holds); a metric sees only its first ones.
+    /// Batches end at every metric's count, so that a metric's samples are whole batches and
+    /// the base model is sampled only as far as a metric wants it.
     ///
     /// # Errors
     /// Non-finite samples or rewards (a diverged policy), a metric's failure, two metrics
@@ -169,11 +175,38 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
         policy: &E::Policy,
         metrics: &mut Metrics,
         epoch: usize,
+        epochs: usize,
         rng: &mut StdRng,
     ) -> Result<Scalars, EvalError> {
         let (env, infer) = (self.env, self.env.infer());
         let policy = policy.valid();
-        let wants_base = metrics.metrics.iter().any(|(_, m)| m.wants_base_samples());
+        // What each metric asks of this evaluation: its samples per prompt and whether it
+        // reads the base model's; `None` for a metric that sits this one out.
+        let mut asks: Vec<Option<(usize, bool)>> = Vec::with_capacity(metrics.metrics.len());
+        for ((name, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
+            let at = EvalPoint {
+                epoch,
+                epochs,
+                state_dir: dir,
+            };
+            let needs = m.needs(&at).map_err(|e| format!("metric `{name}`: {e}"))?;
+            asks.push(needs.map(|n| {
+                let count = n.samples_per_prompt.unwrap_or(self.samples_per_prompt);
+                (count, n.base)
+            }));
+        }
+        let per_prompt = asks
+            .iter()
+            .flatten()
+            .map(|&(count, _)| count)
+            .fold(self.samples_per_prompt, usize::max);
+        let base_upto = asks
+            .iter()
+            .flatten()
+            .filter(|&&(_, base)| base)
+            .map(|&(count, _)| count)
+            .max()
+            .unwrap_or(0);
         let mut csv = SampleCsv::create(
             self.samples_dir.join(format!("epoch-{epoch:06}.csv")),
             env.sample_kind(),
@@ -182,11 +215,18 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
         let batch_size = env.eval_batch().max(1);
         for (p, prompt) in env.prompts().iter().enumerate() {
             let mut done = 0;
-            while done < self.samples_per_prompt {
-                let n = batch_size.min(self.samples_per_prompt - done);
+            while done < per_prompt {
+                // Up to the next metric's count, so that no batch straddles one.
+                let boundary = asks
+                    .iter()
+                    .flatten()
+                    .map(|&(count, _)| count)
+                    .filter(|&count| count > done)
+                    .fold(per_prompt, usize::min);
+                let n = batch_size.min(boundary - done);
                 // The base model from the same noise, on a copy of the RNG: the policy's
                 // samples do not depend on whether a metric asked for the base's.
-                let base_rng = wants_base.then(|| rng.clone());
+                let base_rng = (done < base_upto).then(|| rng.clone());
                 let x0 = rollout(infer, Denoiser::Policy(&policy), vec![p; n], rng).final_states();
                 let samples = infer.decode(x0);
                 let prompts = vec![prompt.clone(); n];
@@ -206,27 +246,53 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
                 let base: Option<Tensor<Inner, 4>> = base_rng.map(|mut r| {
                     infer.decode(rollout(infer, Denoiser::Base, vec![p; n], &mut r).final_states())
                 });
-                let batch = SampleBatch {
+                let mut batch = SampleBatch {
                     prompt: p,
                     prompt_text: prompt,
                     first: done,
                     samples: &samples,
                     rewards: &rewards,
-                    base: base.as_ref(),
+                    base: None,
                 };
                 csv.write(&batch)?;
-                for ((_, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
-                    m.update(&batch, &mut self.context(epoch, rng, dir))?;
+                let active = metrics
+                    .metrics
+                    .iter_mut()
+                    .zip(&metrics.state_dirs)
+                    .zip(&asks);
+                for (((_, m), dir), ask) in active {
+                    let Some((count, wants_base)) = *ask else {
+                        continue;
+                    };
+                    if done < count {
+                        batch.base = if wants_base { base.as_ref() } else { None };
+                        m.update(&batch, &mut self.context(epoch, rng, dir))?;
+                    }
                 }
                 done += n;
             }
-            for ((_, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
-                m.end_prompt(p, &mut self.context(epoch, rng, dir))?;
+            let active = metrics
+                .metrics
+                .iter_mut()
+                .zip(&metrics.state_dirs)
+                .zip(&asks);
+            for (((_, m), dir), ask) in active {
+                if ask.is_some() {
+                    m.end_prompt(p, &mut self.context(epoch, rng, dir))?;
+                }
             }
         }
         csv.finish()?;
         let mut scalars: Scalars = Vec::new();
-        for ((name, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
+        let active = metrics
+            .metrics
+            .iter_mut()
+            .zip(&metrics.state_dirs)
+            .zip(&asks);
+        for (((name, m), dir), ask) in active {
+            if ask.is_none() {
+                continue;
+            }
             for (k, v) in m.finish(&mut self.context(epoch, rng, dir))? {
                 if scalars.iter().any(|(j, _)| *j == k) {
                     return Err(EvalError::Failed(format!(

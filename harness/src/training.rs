@@ -112,7 +112,13 @@ impl<E: HarnessEnv> Training<'_, E> {
             |algorithm: &dyn Algorithm<Backend, E>, done: usize| -> Result<Scalars, Stop> {
                 let mut rng = context(done).rng("eval");
                 let scalars = evaluation
-                    .run(algorithm.policy(), &mut metrics, done, &mut rng)
+                    .run(
+                        algorithm.policy(),
+                        &mut metrics,
+                        done,
+                        config.epochs,
+                        &mut rng,
+                    )
                     .map_err(|e| match e {
                         EvalError::NonFinite { what, value } => Stop::Diverged(Divergence {
                             epoch: done,

@@ -36,6 +36,26 @@ pub struct SampleBatch<'a, B: Backend> {
     pub base: Option<&'a Tensor<B, 4>>,
 }
 
+/// Where an evaluation falls in its run.
+pub struct EvalPoint<'a> {
+    /// Epochs trained before this evaluation (0: the base model).
+    pub epoch: usize,
+    /// The run's epochs: `epoch == epochs` is its final evaluation.
+    pub epochs: usize,
+    /// The metric's directory in the run, as in [`EvalContext::state_dir`].
+    pub state_dir: &'a Path,
+}
+
+/// What a metric asks of one evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The samples of each prompt it reads (the evaluation draws the most any metric asks
+    /// for, and passes each metric only its first ones); `None`: `eval.samples_per_prompt`.
+    pub samples_per_prompt: Option<usize>,
+    /// The base model's samples from the same initial noise, in [`SampleBatch::base`].
+    pub base: bool,
+}
+
 /// What an evaluation gives a metric besides its samples.
 pub struct EvalContext<'a> {
     /// Epochs trained before this evaluation (0: the untrained policy, i.e. the base model).
@@ -51,11 +71,15 @@ pub struct EvalContext<'a> {
 
 /// An evaluation metric on backend `B` (the inference backend).
 pub trait Metric<B: Backend>: Send {
-    /// Whether the evaluation should also sample the base model, from the same noise, and pass
-    /// those samples in [`SampleBatch::base`]. Asked before each evaluation, so a metric that
-    /// keeps what it needs of the base model in its state directory can stop asking.
-    fn wants_base_samples(&self) -> bool {
-        false
+    /// What this metric asks of the evaluation at `at`, asked before it samples anything;
+    /// `None` leaves the metric out of that evaluation (an expensive metric computed only at
+    /// the end of a run). A metric that keeps what it needs of the base model in its state
+    /// directory reads it here and stops asking for base samples.
+    ///
+    /// # Errors
+    /// Unreadable state.
+    fn needs(&mut self, _at: &EvalPoint<'_>) -> Result<Option<Needs>, String> {
+        Ok(Some(Needs::default()))
     }
 
     /// Takes one batch.

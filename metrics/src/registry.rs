@@ -95,6 +95,24 @@ pub fn builtin_metrics<B: Backend>() -> MetricRegistry<B> {
         "images: a PNG grid of each evaluation's first samples (a row per prompt), no scalar",
         MetricEntry::of::<crate::image_grid::ImageGrid>(),
     );
+    r.register(
+        "fid_diversity",
+        "images (DAG): FID between two independently sampled batches of the policy (default \
+         2048 + 2048 images), higher = more diverse",
+        MetricEntry::of::<crate::fid_diversity::FidDiversityMetric>(),
+    );
+    r.register(
+        "per_prompt_fid",
+        "images (∇-GFlowNet): per prompt, FID between the base model's and the policy's images \
+         (default 64 each), averaged over prompts; lower = closer to the base",
+        MetricEntry::of::<crate::per_prompt_fid::PerPromptFidMetric>(),
+    );
+    r.register(
+        "image_diversity",
+        "images (PAG): mean pairwise distance (cosine by default) of each prompt's Inception \
+         features, averaged over prompts",
+        MetricEntry::of::<crate::image_diversity::ImageDiversityMetric>(),
+    );
     r
 }
 

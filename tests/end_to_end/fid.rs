@@ -3,9 +3,7 @@
 
 use std::fs;
 
-use bench_models::inception::deterministic_weights;
-
-use crate::support::{bench, bench_ok, fixture};
+use crate::support::{bench, bench_ok, fixture, inception_weights};
 
 /// The `FID: <value>` line's value.
 fn fid_value(out: std::process::Output) -> f64 {
@@ -59,25 +57,7 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
         "{err}"
     );
 
-    // The deterministic weights under the real checkpoint's keys.
-    let keys: Vec<(String, Vec<usize>)> =
-        serde_json::from_str(&fs::read_to_string(fixture("inception/keys.json")).unwrap()).unwrap();
-    let bytes: Vec<Vec<u8>> = deterministic_weights(&keys)
-        .iter()
-        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
-        .iter()
-        .zip(&bytes)
-        .map(|((k, shape), b)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
-    let weights = dir.path().join("inception.safetensors");
-    safetensors::serialize_to_file(views, None, &weights).unwrap();
+    let weights = inception_weights(dir.path());
 
     // `bench doctor` checks them from the tensor list, and names where to get missing ones.
     let out = bench_ok([

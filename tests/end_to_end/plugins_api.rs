@@ -19,7 +19,9 @@ use bench_algorithms::policy_gradient::PpoShared;
 use bench_algorithms::{Algorithm, Objective};
 use bench_core::{Family, FamilyMember, NoParams, SampleKind};
 use bench_envs::DiffusionEnv;
-use bench_metrics::{EvalContext, Metric, MetricPlugin, MetricSetup, SampleBatch, Scalars};
+use bench_metrics::{
+    EvalContext, EvalPoint, Metric, MetricPlugin, MetricSetup, Needs, SampleBatch, Scalars,
+};
 
 use crate::support::fixture;
 
@@ -167,8 +169,11 @@ impl MetricPlugin for BaseProbe {
 }
 
 impl<B: Backend> Metric<B> for BaseProbe {
-    fn wants_base_samples(&self) -> bool {
-        true
+    fn needs(&mut self, _at: &EvalPoint<'_>) -> Result<Option<Needs>, String> {
+        Ok(Some(Needs {
+            samples_per_prompt: None,
+            base: true,
+        }))
     }
 
     fn update(

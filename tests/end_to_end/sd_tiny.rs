@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::SafeTensors;
 
-use crate::support::{bench_ok, fixture};
+use crate::support::{bench_ok, fixture, inception_weights};
 
 /// The papers' SD sampler (DDIM, η = 1, CFG 5), with 4 steps.
 const DDIM: &str = "(schedule: (inference_steps: 4))";
@@ -25,6 +25,15 @@ fn sweep(model: &Path) -> String {
 }
 
 fn sweep_with(model: &Path, sampler: &str, algorithms: &str) -> String {
+    sweep_evaluated(
+        model,
+        sampler,
+        algorithms,
+        "(every: 1, samples_per_prompt: 2)",
+    )
+}
+
+fn sweep_evaluated(model: &Path, sampler: &str, algorithms: &str, eval: &str) -> String {
     format!(
         r#"
 Sweep(
@@ -38,7 +47,7 @@ Sweep(
     )),
     sampler: {sampler},
     epochs: 1,
-    eval: (every: 1, samples_per_prompt: 2),
+    eval: {eval},
     algorithms: [{algorithms}],
     rewards: [(name: "brightness")],
 )
@@ -168,4 +177,73 @@ fn assert_trained(runs: &[PathBuf]) {
         let (up, _) = lora_up_max(&run.join("policy/pytorch_lora_weights.safetensors"));
         assert!(up > 0.0, "{name}: the LoRA did not move");
     }
+}
+
+/// The papers' Inception metrics on tiny SD (deterministic Inception weights): per-prompt FID
+/// of the base model against itself from the same noise is 0 and grows once DDPO has trained;
+/// the base model's features are kept in the run; each metric runs at the evaluations its
+/// `when` names, on as many samples as it asks for.
+#[test]
+fn inception_metrics_evaluate_tiny_sd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = inception_weights(tmp.path());
+    let eval_with = |w: &str| {
+        format!(
+            r#"(every: 1, samples_per_prompt: 2, metrics: [
+            (name: "reward"),
+            (name: "per_prompt_fid", params: (images_per_prompt: 3, weights: "{w}", when: Every)),
+            (name: "fid_diversity", params: (images: 4, weights: "{w}")),
+            (name: "image_diversity", params: (images_per_prompt: 3, weights: "{w}", when: Final)),
+        ])"#
+        )
+    };
+    let eval = eval_with(&weights.display().to_string());
+    let algorithm =
+        r#"(name: "ddpo", params: (sample_batch: 8, train_batch: 4, optim: (lr: 3e-2))),"#;
+    let runs = run_sweep(
+        &sweep_evaluated(&fixture("sd_tiny"), DDIM, algorithm, &eval),
+        tmp.path(),
+    );
+    let run = &runs[0];
+    let eval = fs::read_to_string(run.join("eval.csv")).unwrap();
+    let value = |epoch: usize, metric: &str| -> Option<f64> {
+        eval.lines()
+            .find_map(|l| l.strip_prefix(&format!("{epoch},{metric},")))
+            .map(|v| v.parse().unwrap())
+    };
+    let base = value(0, "per_prompt_fid").expect("per_prompt_fid at epoch 0");
+    assert!(base.abs() < 1e-9, "base against itself: {base}");
+    let trained = value(1, "per_prompt_fid").expect("per_prompt_fid at epoch 1");
+    assert!(trained > 1e-3, "after training: {trained}");
+    for epoch in [0, 1] {
+        let fid = value(epoch, "fid_diversity").expect("fid_diversity (BaseAndFinal)");
+        assert!(fid > 0.0, "{eval}");
+    }
+    assert_eq!(value(0, "image_diversity"), None, "Final only: {eval}");
+    assert!(value(1, "image_diversity").unwrap() > 0.0, "{eval}");
+    assert!(run
+        .join("metrics/per_prompt_fid/base-features.safetensors")
+        .is_file());
+    // Each prompt got the most any metric asked for: fid_diversity's 2·⌈4/2⌉ = 4.
+    let samples = fs::read_to_string(run.join("samples/epoch-000001.csv")).unwrap();
+    assert_eq!(samples.lines().count(), 1 + 2 * 4, "{samples}");
+
+    // Missing weights stop the sweep before it starts, named with where to get them.
+    let text = sweep_evaluated(
+        &fixture("sd_tiny"),
+        DDIM,
+        algorithm,
+        &eval_with("nothing.pth"),
+    );
+    let file = tmp.path().join("missing.ron");
+    fs::write(&file, text).unwrap();
+    let out = crate::support::bench(["run".as_ref(), file.as_os_str(), "--quiet".as_ref()]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("missing.ron:")
+            && err.contains("nothing.pth")
+            && err.contains("pytorch-fid/releases"),
+        "{err}"
+    );
 }

@@ -1,7 +1,7 @@
 //! What the end-to-end tests share: the `bench` binary and the committed fixtures.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A file or folder under the repository's `fixtures/`.
@@ -70,4 +70,29 @@ pub fn expected_pixels(file: &str, name: &str) -> Vec<Vec<u8>> {
 pub fn max_level_diff(a: &[u8], b: &[u8]) -> u8 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
+}
+
+/// pytorch-fid's Inception with deterministic weights under the real checkpoint's keys
+/// (`bench_models::inception::deterministic_weights`), written to `dir`.
+pub fn inception_weights(dir: &Path) -> PathBuf {
+    let keys: Vec<(String, Vec<usize>)> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("inception/keys.json")).unwrap())
+            .unwrap();
+    let bytes: Vec<Vec<u8>> = bench_models::inception::deterministic_weights(&keys)
+        .iter()
+        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
+        .iter()
+        .zip(&bytes)
+        .map(|((k, shape), b)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                    .unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    let weights = dir.join("inception.safetensors");
+    safetensors::serialize_to_file(views, None, &weights).unwrap();
+    weights
 }
