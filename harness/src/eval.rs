@@ -149,6 +149,32 @@ impl Metrics {
     }
 }
 
+/// A metric's samples per prompt and whether it reads the base model's, at one evaluation;
+/// `None` for a metric that sits it out.
+type Ask = Option<(usize, bool)>;
+
+impl Metrics {
+    /// The metrics taking part in an evaluation, by `asks` (one per metric, in order): name,
+    /// metric, state directory and what it asked for.
+    fn taking_part<'a>(
+        &'a mut self,
+        asks: &'a [Ask],
+    ) -> impl Iterator<
+        Item = (
+            &'a str,
+            &'a mut Box<dyn Metric<Inner>>,
+            &'a Path,
+            (usize, bool),
+        ),
+    > {
+        self.metrics
+            .iter_mut()
+            .zip(&self.state_dirs)
+            .zip(asks)
+            .filter_map(|(((name, m), dir), ask)| ask.map(|a| (name.as_str(), m, dir.as_path(), a)))
+    }
+}
+
 /// Where an evaluation runs and what it writes.
 pub struct Evaluation<'a, E: DiffusionEnv<Backend>> {
     pub env: &'a E,
@@ -182,7 +208,7 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
         let policy = policy.valid();
         // What each metric asks of this evaluation: its samples per prompt and whether it
         // reads the base model's; `None` for a metric that sits this one out.
-        let mut asks: Vec<Option<(usize, bool)>> = Vec::with_capacity(metrics.metrics.len());
+        let mut asks: Vec<Ask> = Vec::with_capacity(metrics.metrics.len());
         for ((name, m), dir) in metrics.metrics.iter_mut().zip(&metrics.state_dirs) {
             let at = EvalPoint {
                 epoch,
@@ -255,15 +281,7 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
                     base: None,
                 };
                 csv.write(&batch)?;
-                let active = metrics
-                    .metrics
-                    .iter_mut()
-                    .zip(&metrics.state_dirs)
-                    .zip(&asks);
-                for (((_, m), dir), ask) in active {
-                    let Some((count, wants_base)) = *ask else {
-                        continue;
-                    };
+                for (_, m, dir, (count, wants_base)) in metrics.taking_part(&asks) {
                     if done < count {
                         batch.base = if wants_base { base.as_ref() } else { None };
                         m.update(&batch, &mut self.context(epoch, rng, dir))?;
@@ -271,28 +289,13 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
                 }
                 done += n;
             }
-            let active = metrics
-                .metrics
-                .iter_mut()
-                .zip(&metrics.state_dirs)
-                .zip(&asks);
-            for (((_, m), dir), ask) in active {
-                if ask.is_some() {
-                    m.end_prompt(p, &mut self.context(epoch, rng, dir))?;
-                }
+            for (_, m, dir, _) in metrics.taking_part(&asks) {
+                m.end_prompt(p, &mut self.context(epoch, rng, dir))?;
             }
         }
         csv.finish()?;
         let mut scalars: Scalars = Vec::new();
-        let active = metrics
-            .metrics
-            .iter_mut()
-            .zip(&metrics.state_dirs)
-            .zip(&asks);
-        for (((name, m), dir), ask) in active {
-            if ask.is_none() {
-                continue;
-            }
+        for (name, m, dir, _) in metrics.taking_part(&asks) {
             for (k, v) in m.finish(&mut self.context(epoch, rng, dir))? {
                 if scalars.iter().any(|(j, _)| *j == k) {
                     return Err(EvalError::Failed(format!(

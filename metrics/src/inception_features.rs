@@ -148,23 +148,9 @@ pub(crate) fn deterministic<B: Backend>(device: &B::Device) -> InceptionFeatures
     );
     let keys: Vec<(String, Vec<usize>)> =
         serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
-    let bytes: Vec<Vec<u8>> = bench_models::inception::deterministic_weights(&keys)
-        .iter()
-        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
-        .iter()
-        .zip(&bytes)
-        .map(|((k, shape), b)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inception.safetensors");
-    safetensors::serialize_to_file(views, None, &path).unwrap();
+    bench_models::inception::write_deterministic_weights(&keys, &path).unwrap();
     let cache = bench_core::NetworkCache::default();
     InceptionFeatures::load(&path, &BuildContext::new(device.clone(), &cache)).unwrap()
 }

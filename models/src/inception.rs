@@ -476,3 +476,29 @@ pub fn deterministic_weights(keys: &[(String, Vec<usize>)]) -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+/// Writes [`deterministic_weights`] for `keys` as a safetensors state dict at `path`: a
+/// stand-in for the real checkpoint that the real loader reads.
+///
+/// # Errors
+/// A key list the format refuses, or an unwritable path.
+pub fn write_deterministic_weights(
+    keys: &[(String, Vec<usize>)],
+    path: &Path,
+) -> Result<(), String> {
+    let bytes: Vec<Vec<u8>> = deterministic_weights(keys)
+        .iter()
+        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = keys
+        .iter()
+        .zip(&bytes)
+        .map(|((k, shape), b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|view| (k.clone(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}

@@ -78,21 +78,7 @@ pub fn inception_weights(dir: &Path) -> PathBuf {
     let keys: Vec<(String, Vec<usize>)> =
         serde_json::from_str(&std::fs::read_to_string(fixture("inception/keys.json")).unwrap())
             .unwrap();
-    let bytes: Vec<Vec<u8>> = bench_models::inception::deterministic_weights(&keys)
-        .iter()
-        .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
-        .iter()
-        .zip(&bytes)
-        .map(|((k, shape), b)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
     let weights = dir.join("inception.safetensors");
-    safetensors::serialize_to_file(views, None, &weights).unwrap();
+    bench_models::inception::write_deterministic_weights(&keys, &weights).unwrap();
     weights
 }

@@ -4,12 +4,10 @@
 //! here to a state-dict file under the real checkpoint's keys and loaded by the real loader;
 //! pool3 features and the resize path equal pytorch-fid's.
 
-use std::collections::BTreeMap;
-
 use burn::backend::Flex;
 use burn::tensor::Tensor;
 
-use bench_models::inception::{deterministic_weights, FidInception};
+use bench_models::inception::{write_deterministic_weights, FidInception};
 
 use crate::common::{compare, fixture, input};
 
@@ -20,25 +18,8 @@ fn write_weights(dir: &std::path::Path) -> (std::path::PathBuf, Vec<(String, Vec
     let keys: Vec<(String, Vec<usize>)> =
         serde_json::from_str(&std::fs::read_to_string(fixture("inception/keys.json")).unwrap())
             .unwrap();
-    let data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = keys
-        .iter()
-        .zip(deterministic_weights(&keys))
-        .map(|((key, shape), values)| {
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (key.clone(), (shape.clone(), bytes))
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
-        .iter()
-        .map(|(k, (shape, bytes))| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
     let path = dir.join("pt_inception.safetensors");
-    safetensors::serialize_to_file(views, None, &path).unwrap();
+    write_deterministic_weights(&keys, &path).unwrap();
     (path, keys)
 }
 
