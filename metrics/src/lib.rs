@@ -3,10 +3,12 @@
 //! to exact target samples, mode coverage and the total variation of mode weights, and sample
 //! diversity, and (opt-in) how samples miss the target: MMD² per bandwidth, moment errors,
 //! clumping on the base's modes; on images, a grid of samples and the papers' Inception metrics
-//! (FID between two batches, per-prompt FID against the base model, feature diversity) — and
+//! (FID between two batches, per-prompt FID against the base model, feature diversity) and
+//! DreamSim diversity — and
 //! the math under them.
 
 pub mod diversity;
+pub mod dreamsim_diversity;
 pub mod exact_target;
 pub mod fid_diversity;
 pub mod frechet;

@@ -113,6 +113,12 @@ pub fn builtin_metrics<B: Backend>() -> MetricRegistry<B> {
          features, averaged over prompts",
         MetricEntry::of::<crate::image_diversity::ImageDiversityMetric>(),
     );
+    r.register(
+        "dreamsim",
+        "images (∇-GFlowNet): mean pairwise DreamSim distance within each prompt's images \
+         (default 64), averaged over prompts; higher = more diverse",
+        MetricEntry::of::<crate::dreamsim_diversity::DreamSimMetric>(),
+    );
     r
 }
 

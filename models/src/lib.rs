@@ -6,6 +6,7 @@ pub mod attention;
 pub mod bert;
 pub mod blip;
 pub mod clip;
+pub mod dreamsim;
 pub mod image_reward;
 pub mod inception;
 pub mod mixture;

@@ -179,14 +179,15 @@ fn assert_trained(runs: &[PathBuf]) {
     }
 }
 
-/// The papers' Inception metrics on tiny SD (deterministic Inception weights): per-prompt FID
-/// of the base model against itself from the same noise is 0 and grows once DDPO has trained;
-/// the base model's features are kept in the run; each metric runs at the evaluations its
-/// `when` names, on as many samples as it asks for.
+/// The papers' image metrics on tiny SD (deterministic Inception weights, the tiny DreamSim
+/// fixture): per-prompt FID of the base model against itself from the same noise is 0 and grows
+/// once DDPO has trained; the base model's features are kept in the run; each metric runs at
+/// the evaluations its `when` names, on as many samples as it asks for.
 #[test]
 fn inception_metrics_evaluate_tiny_sd() {
     let tmp = tempfile::tempdir().unwrap();
     let weights = inception_weights(tmp.path());
+    let dreamsim = fixture("dreamsim/models").display().to_string();
     let eval_with = |w: &str| {
         format!(
             r#"(every: 1, samples_per_prompt: 2, metrics: [
@@ -194,6 +195,7 @@ fn inception_metrics_evaluate_tiny_sd() {
             (name: "per_prompt_fid", params: (images_per_prompt: 3, weights: "{w}", when: Every)),
             (name: "fid_diversity", params: (images: 4, weights: "{w}")),
             (name: "image_diversity", params: (images_per_prompt: 3, weights: "{w}", when: Final)),
+            (name: "dreamsim", params: (model: "{dreamsim}", images_per_prompt: 3, when: Every)),
         ])"#
         )
     };
@@ -220,6 +222,10 @@ fn inception_metrics_evaluate_tiny_sd() {
         assert!(fid > 0.0, "{eval}");
     }
     assert_eq!(value(0, "image_diversity"), None, "Final only: {eval}");
+    for epoch in [0, 1] {
+        let d = value(epoch, "dreamsim_diversity").expect("dreamsim at every evaluation");
+        assert!(d > 0.0 && d < 2.0, "{eval}");
+    }
     assert!(value(1, "image_diversity").unwrap() > 0.0, "{eval}");
     assert!(run
         .join("metrics/per_prompt_fid/base-features.safetensors")

@@ -13,4 +13,6 @@ pub use open_clip::{load_open_clip, OpenClipConfig};
 pub use text_model::{text_encoder_keys, ClipActivation, ClipTextConfig, ClipTextModel};
 pub use text_projection::ClipTextModelWithProjection;
 pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};
-pub use vision_model::{clip_normalise, ClipVisionConfig, ClipVisionModel, CLIP_MEAN, CLIP_STD};
+pub use vision_model::{
+    clip_normalise, normalise, ClipVisionConfig, ClipVisionModel, CLIP_MEAN, CLIP_STD,
+};

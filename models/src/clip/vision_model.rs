@@ -32,10 +32,16 @@ pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Images `[N, 3, H, W]` in [0, 1] normalised with CLIP's mean and std.
 pub fn clip_normalise<B: Backend>(images: Tensor<B, 4>) -> Tensor<B, 4> {
+    normalise(images, CLIP_MEAN, CLIP_STD)
+}
+
+/// Images `[N, 3, H, W]` with each channel's `mean` subtracted and divided by its `std`
+/// (torchvision's `Normalize`).
+pub fn normalise<B: Backend>(images: Tensor<B, 4>, mean: [f32; 3], std: [f32; 3]) -> Tensor<B, 4> {
     let device = images.device();
     let column =
         |v: [f32; 3]| Tensor::<B, 4>::from_data(TensorData::new(v.to_vec(), [1, 3, 1, 1]), &device);
-    (images - column(CLIP_MEAN)) / column(CLIP_STD)
+    (images - column(mean)) / column(std)
 }
 
 /// The fields of transformers' `CLIPVisionConfig` the forward pass depends on; absent fields
@@ -262,6 +268,14 @@ impl<B: Backend> ClipVisionModel<B> {
         self.vision_model
             .post_layernorm
             .forward(self.encoded(pixels))
+    }
+
+    /// The class token's output before the final norm `[N, hidden]` (DINO's features as
+    /// DreamSim reads them: a hook on the last block).
+    pub fn class_token_before_norm(&self, pixels: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.encoded(pixels);
+        let [n, _, h] = x.dims();
+        x.slice([0..n, 0..1, 0..h]).reshape([n, h])
     }
 
     /// The encoder's output before the final norm.

@@ -9,6 +9,7 @@ mod blip;
 mod checkpointing;
 mod clip;
 mod common;
+mod dreamsim;
 mod inception;
 mod layouts;
 mod lora;
