@@ -410,7 +410,16 @@ impl Row {
             None => "–".into(),
             Some(s) if s.n == 0 => "n/a".into(),
             Some(s) => {
-                let digits = if key.starts_with("mmd2") { 4 } else { 3 };
+                // Three significant digits of a small mean (image diversities are ~1e-3), at
+                // least three decimals (four for MMD²).
+                let least = if key.starts_with("mmd2") { 4 } else { 3 };
+                let magnitude = s.mean.abs().log10().floor();
+                // (Means below 1e-8 are round-off of 0 and print as such.)
+                let digits = if (-8.0..0.0).contains(&magnitude) {
+                    least.max((2.0 - magnitude) as usize)
+                } else {
+                    least
+                };
                 let mut text = format!("{:.*} {pm} {:.*}", digits, s.mean, digits, s.std);
                 if s.n < self.seeds {
                     text.push_str(&format!(" (n={})", s.n));
