@@ -78,6 +78,10 @@ enum Command {
         /// pytorch-fid's Inception weights (`pt_inception-2015-12-05-6726825d.pth`) to check.
         #[arg(long)]
         fid_weights: Option<PathBuf>,
+        /// The dreamsim package's cache folder: every DreamSim model whose files are there is
+        /// loaded (LoRA merged) and reported.
+        #[arg(long)]
+        dreamsim: Option<PathBuf>,
     },
     /// List the algorithms, rewards and metrics this binary knows.
     List,
@@ -171,10 +175,11 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             reward,
             params,
             fid_weights,
+            dreamsim,
         } => {
             let mut bad = Vec::new();
-            let model = match (&model, &reward, &fid_weights) {
-                (None, None, None) => Some(PathBuf::from("sd-v1-5")),
+            let model = match (&model, &reward, &fid_weights, &dreamsim) {
+                (None, None, None, None) => Some(PathBuf::from("sd-v1-5")),
                 _ => model,
             };
             if let Some(model) = model {
@@ -192,6 +197,14 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
                     bad.push(format!(
                         "{} are not usable FID Inception weights",
                         path.display()
+                    ));
+                }
+            }
+            if let Some(folder) = dreamsim {
+                if !crate::doctor::doctor_dreamsim(&folder)? {
+                    bad.push(format!(
+                        "{} holds no usable DreamSim model",
+                        folder.display()
                     ));
                 }
             }

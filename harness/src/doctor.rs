@@ -190,3 +190,50 @@ pub fn doctor_fid_weights(path: &Path) -> Result<bool, String> {
     );
     Ok(false)
 }
+
+/// `bench doctor --dreamsim FOLDER`: each DreamSim model whose files are in the dreamsim
+/// package's cache folder, loaded with its LoRA merged (the first file of a model missing: not
+/// reported; a later one missing, or any misfit: named). True when one model loads and none
+/// fails.
+///
+/// # Errors
+/// Never for a bad folder (that is reported and the result is `false`).
+pub fn doctor_dreamsim(folder: &Path) -> Result<bool, String> {
+    use bench_models::dreamsim::{DreamSim, DreamSimVariant, DREAMSIM_SOURCE};
+    println!("DreamSim models in {}:", folder.display());
+    let (mut loaded, mut failed) = (0, 0);
+    for variant in [
+        DreamSimVariant::Ensemble,
+        DreamSimVariant::DinoVitb16,
+        DreamSimVariant::ClipVitb32,
+        DreamSimVariant::OpenClipVitb32,
+    ] {
+        let (_, lora) = variant.files();
+        if !folder.join(lora).exists() {
+            continue;
+        }
+        match DreamSim::<burn::backend::Flex>::load(folder, variant, &Default::default()) {
+            Ok(model) => {
+                loaded += 1;
+                let widths: Vec<String> = model
+                    .branches
+                    .iter()
+                    .map(|b| format!("{:?} {}", b.kind, b.width()))
+                    .collect();
+                println!("  ok       {variant:?} ({})", widths.join(" + "));
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  MISFIT   {variant:?}: {e}");
+            }
+        }
+    }
+    if loaded + failed == 0 {
+        println!(
+            "  MISSING  no DreamSim adapter folder (ensemble_lora/, …); expected {}; get \
+             {DREAMSIM_SOURCE}",
+            DreamSimVariant::Ensemble.required_files().join(", ")
+        );
+    }
+    Ok(loaded > 0 && failed == 0)
+}

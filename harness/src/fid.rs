@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use bench_metrics::frechet::{frechet_distance, Gaussian};
-use bench_models::inception::{FidInception, FEATURES, FID_WEIGHTS_SOURCE};
+use bench_models::inception::{FidInception, FidResize, FEATURES, FID_WEIGHTS_SOURCE};
 
 use crate::backend::Inner;
 use crate::fid_stats;
@@ -25,6 +25,10 @@ pub struct FidArgs {
     /// pytorch-fid's Inception weights.
     #[arg(long, default_value = "pt_inception-2015-12-05-6726825d.pth")]
     pub weights: PathBuf,
+    /// How images reach 299²: pytorch-fid's bilinear resize of the float image, or clean-fid's
+    /// antialiased bicubic of the 8-bit image (on pytorch-fid's network: not clean-fid's FID).
+    #[arg(long, value_enum, default_value_t = ResizeArg::PytorchFid)]
+    pub resize: ResizeArg,
     /// Images through the network at once.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
@@ -34,6 +38,22 @@ pub struct FidArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--resize`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeArg {
+    PytorchFid,
+    CleanFid,
+}
+
+impl From<ResizeArg> for FidResize {
+    fn from(r: ResizeArg) -> Self {
+        match r {
+            ResizeArg::PytorchFid => FidResize::PytorchFid,
+            ResizeArg::CleanFid => FidResize::CleanFid,
+        }
+    }
 }
 
 fn is_npz(path: &Path) -> bool {
@@ -84,7 +104,7 @@ fn folder_features(
         &Default::default(),
         |run, images| {
             let out = model
-                .features(images)
+                .features_with(images, args.resize.into())
                 .into_data()
                 .convert::<f32>()
                 .to_vec::<f32>()

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_core::validate::{self, Invalid, Validate};
 use bench_core::SampleKind;
+use bench_models::inception::FidResize;
 
 use crate::frechet::frechet_distance_of_features;
 use crate::inception_features::{default_weights, widen, InceptionFeatures, FEATURES};
@@ -28,6 +29,8 @@ pub struct FidDiversityParams {
     pub images: usize,
     /// pytorch-fid's Inception weights.
     pub weights: PathBuf,
+    /// pytorch-fid's resize to 299² (default) or clean-fid's.
+    pub resize: FidResize,
     /// At which evaluations (4096 images through Inception is expensive).
     pub when: When,
 }
@@ -37,6 +40,7 @@ impl Default for FidDiversityParams {
         Self {
             images: 2048,
             weights: default_weights(),
+            resize: FidResize::PytorchFid,
             when: When::default(),
         }
     }
@@ -69,7 +73,7 @@ impl MetricPlugin for FidDiversityMetric {
     ) -> Result<Box<dyn Metric<B>>, String> {
         let prompts = setup.env.prompts().len().max(1);
         Ok(Box::new(FidDiversity {
-            network: InceptionFeatures::load(&params.weights, &setup.build)?,
+            network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             when: params.when,
             per_prompt: 2 * params.images.div_ceil(prompts),
             batches: [vec![], vec![]],

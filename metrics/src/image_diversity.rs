@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_core::validate::{self, Invalid, Validate};
 use bench_core::SampleKind;
+use bench_models::inception::FidResize;
 
 use crate::inception_features::{default_weights, InceptionFeatures, FEATURES};
 use crate::metric::{EvalContext, EvalPoint, Metric, MetricSetup, Needs, SampleBatch, Scalars};
@@ -78,6 +79,8 @@ pub struct ImageDiversityParams {
     pub distance: FeatureDistance,
     /// pytorch-fid's Inception weights.
     pub weights: PathBuf,
+    /// pytorch-fid's resize to 299² (default) or clean-fid's.
+    pub resize: FidResize,
     pub when: When,
 }
 
@@ -87,6 +90,7 @@ impl Default for ImageDiversityParams {
             images_per_prompt: 48,
             distance: FeatureDistance::Cosine,
             weights: default_weights(),
+            resize: FidResize::PytorchFid,
             when: When::default(),
         }
     }
@@ -117,7 +121,7 @@ impl MetricPlugin for ImageDiversityMetric {
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
         Ok(Box::new(ImageDiversity {
-            network: InceptionFeatures::load(&params.weights, &setup.build)?,
+            network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             params: params.clone(),
             current: vec![],
             per_prompt: vec![],

@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use bench_core::BuildContext;
-use bench_models::inception::{FidInception, FID_WEIGHTS_SOURCE};
+use bench_models::inception::{FidInception, FidResize, FID_WEIGHTS_SOURCE};
 use bench_rewards::image::clip_image::cache_key;
 
 pub use bench_models::inception::FEATURES;
@@ -33,9 +33,10 @@ struct Shared<B: Backend> {
     last: Mutex<Vec<(String, Arc<Vec<f32>>)>>,
 }
 
-/// The network of one weights file.
+/// The network of one weights file, and how images are resized for it.
 pub struct InceptionFeatures<B: Backend> {
     shared: Arc<Shared<B>>,
+    resize: FidResize,
 }
 
 impl<B: Backend> InceptionFeatures<B> {
@@ -44,7 +45,11 @@ impl<B: Backend> InceptionFeatures<B> {
     ///
     /// # Errors
     /// A missing or misfit file, named with the expected keys and where to get the real one.
-    pub fn load(weights: &Path, cx: &BuildContext<'_, B>) -> Result<Self, String> {
+    pub fn load(
+        weights: &Path,
+        resize: FidResize,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Self, String> {
         let path = cx.path(weights);
         let shared = cx
             .cache
@@ -61,7 +66,7 @@ impl<B: Backend> InceptionFeatures<B> {
                     last: Mutex::new(Vec::new()),
                 })
             })?;
-        Ok(Self { shared })
+        Ok(Self { shared, resize })
     }
 
     /// The features of an evaluation batch's samples (or, with `base`, of its base samples),
@@ -87,8 +92,9 @@ impl<B: Backend> InceptionFeatures<B> {
             .and_then(Path::parent)
             .unwrap_or(cx.state_dir);
         let key = format!(
-            "{}|{}|{}|{}|{}|{base}",
+            "{}|{:?}|{}|{}|{}|{}|{base}",
             run.display(),
+            self.resize,
             cx.epoch,
             batch.prompt,
             batch.first,
@@ -125,7 +131,7 @@ impl<B: Backend> InceptionFeatures<B> {
         }
         self.shared
             .model
-            .features(images.clone())
+            .features_with(images.clone(), self.resize)
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
@@ -152,5 +158,6 @@ pub(crate) fn deterministic<B: Backend>(device: &B::Device) -> InceptionFeatures
     let path = dir.path().join("inception.safetensors");
     bench_models::inception::write_deterministic_weights(&keys, &path).unwrap();
     let cache = bench_core::NetworkCache::default();
-    InceptionFeatures::load(&path, &BuildContext::new(device.clone(), &cache)).unwrap()
+    let cx = BuildContext::new(device.clone(), &cache);
+    InceptionFeatures::load(&path, FidResize::PytorchFid, &cx).unwrap()
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_core::validate::{self, Invalid, Validate};
 use bench_core::SampleKind;
+use bench_models::inception::FidResize;
 
 use crate::frechet::frechet_distance_of_features;
 use crate::inception_features::{default_weights, widen, InceptionFeatures, FEATURES};
@@ -36,6 +37,8 @@ pub struct PerPromptFidParams {
     pub images_per_prompt: usize,
     /// pytorch-fid's Inception weights.
     pub weights: PathBuf,
+    /// pytorch-fid's resize to 299² (default) or clean-fid's.
+    pub resize: FidResize,
     pub when: When,
 }
 
@@ -44,6 +47,7 @@ impl Default for PerPromptFidParams {
         Self {
             images_per_prompt: 64,
             weights: default_weights(),
+            resize: FidResize::PytorchFid,
             when: When::default(),
         }
     }
@@ -80,7 +84,7 @@ impl MetricPlugin for PerPromptFidMetric {
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
         Ok(Box::new(PerPromptFid {
-            network: InceptionFeatures::load(&params.weights, &setup.build)?,
+            network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             params: params.clone(),
             prompts: setup.env.prompts().to_vec(),
             base: None,

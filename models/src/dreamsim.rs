@@ -119,6 +119,14 @@ pub struct Branch<B: Backend> {
 }
 
 impl<B: Backend> Branch<B> {
+    /// The width of the branch's features.
+    pub fn width(&self) -> usize {
+        match &self.vit.visual_projection {
+            Some(projection) => projection.weight.dims()[1],
+            None => self.vit.vision_model.post_layernorm.gamma.dims()[0],
+        }
+    }
+
     /// The branch's features of images `[N, 3, 224, 224]` in [0, 1].
     pub fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let (mean, std) = self.kind.normalisation();

@@ -334,6 +334,20 @@ impl<B: Backend> InceptionE<B> {
     }
 }
 
+/// How images reach the network's 299 × 299.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FidResize {
+    /// pytorch-fid's: the float image bilinear to 299², no antialiasing (aliasing when images
+    /// shrink, as from SD's 512²).
+    #[default]
+    PytorchFid,
+    /// clean-fid's "clean" resize: 8-bit levels (rounded), each channel as a Pillow float image
+    /// bicubic with antialiasing to 299², clipped to [0, 255]. Fed to pytorch-fid's network
+    /// scaled as `2·v/255 − 1`, where clean-fid's own TF Inception takes `(v − 128)/128`: the
+    /// resize is clean-fid's, the values are not clean-fid's FIDs.
+    CleanFid,
+}
+
 /// The FID Inception network up to pool3.
 #[derive(Module, Debug)]
 pub struct FidInception<B: Backend> {
@@ -404,18 +418,38 @@ impl<B: Backend> FidInception<B> {
 
     /// pytorch-fid's input of images `[N, 3, H, W]` in [0, 1]: bilinear to 299×299, to [−1, 1].
     pub fn pixels(images: Tensor<B, 4>) -> Tensor<B, 4> {
+        Self::pixels_with(images, FidResize::PytorchFid)
+    }
+
+    /// The network's input of images `[N, 3, H, W]` in [0, 1] resized as `how` says, in
+    /// [−1, 1].
+    pub fn pixels_with(images: Tensor<B, 4>, how: FidResize) -> Tensor<B, 4> {
         let [_, _, h, w] = images.dims();
-        let images = if [h, w] == [INPUT_SIZE, INPUT_SIZE] {
-            images
-        } else {
-            resize(images, Kernel::TorchBilinear, [INPUT_SIZE, INPUT_SIZE])
+        let side = [INPUT_SIZE, INPUT_SIZE];
+        let images = match how {
+            FidResize::PytorchFid if [h, w] == side => images,
+            FidResize::PytorchFid => resize(images, Kernel::TorchBilinear, side),
+            FidResize::CleanFid => {
+                let levels = (images * 255.0).round().clamp(0.0, 255.0);
+                let resized = if [h, w] == side {
+                    levels
+                } else {
+                    resize(levels, Kernel::PilBicubic, side).clamp(0.0, 255.0)
+                };
+                resized / 255.0
+            }
         };
         images * 2.0 - 1.0
     }
 
-    /// The pool3 features `[N, 2048]` of images `[N, 3, H, W]` in [0, 1].
+    /// The pool3 features `[N, 2048]` of images `[N, 3, H, W]` in [0, 1] (pytorch-fid's resize).
     pub fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = Self::pixels(images);
+        self.features_with(images, FidResize::PytorchFid)
+    }
+
+    /// The pool3 features `[N, 2048]` of images `[N, 3, H, W]` in [0, 1], resized as `how` says.
+    pub fn features_with(&self, images: Tensor<B, 4>, how: FidResize) -> Tensor<B, 2> {
+        let x = Self::pixels_with(images, how);
         let x = self.Conv2d_1a_3x3.forward(x);
         let x = self.Conv2d_2a_3x3.forward(x);
         let x = pool_max(self.Conv2d_2b_3x3.forward(x), 2, 0);

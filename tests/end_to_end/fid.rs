@@ -1,5 +1,6 @@
 //! `bench fid`: statistics files as pytorch-fid saves them, and a folder's statistics through
-//! pytorch-fid's Inception (deterministic weights, tools/fixtures/make_inception.py).
+//! pytorch-fid's Inception (deterministic weights, tools/fixtures/make_inception.py); `bench
+//! doctor` on the image metrics' weights.
 
 use std::fs;
 
@@ -126,6 +127,18 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
         "--quiet".as_ref(),
     ]));
     assert!(zero.abs() <= 1e-9, "{zero}");
+    // clean-fid's resize gives other features of the same images (parity: the models tests).
+    let clean = fid_value(bench_ok([
+        "fid".as_ref(),
+        folder.as_os_str(),
+        stats.as_os_str(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+        "--resize".as_ref(),
+        "clean-fid".as_ref(),
+        "--quiet".as_ref(),
+    ]));
+    assert!(clean > 1e-3, "{clean}");
     let out = bench([
         "fid".as_ref(),
         stats.as_os_str(),
@@ -135,4 +148,28 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("different widths"));
+}
+
+#[test]
+fn doctor_loads_the_dreamsim_models_of_a_cache_folder_and_says_where_to_get_one() {
+    let folder = fixture("dreamsim/models");
+    let out = bench_ok(["doctor".as_ref(), "--dreamsim".as_ref(), folder.as_os_str()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("ok       Ensemble (Dino 128 + Clip 64 + OpenClip 64)")
+            && text.contains("ok       DinoVitb16 (Dino 128)"),
+        "{text}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let out = bench([
+        "doctor".as_ref(),
+        "--dreamsim".as_ref(),
+        empty.path().as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("MISSING") && text.contains("pip install dreamsim"),
+        "{text}"
+    );
 }
