@@ -1,12 +1,14 @@
 //! Times the Fréchet distance on two feature sets, for `tools/bench/frechet_timing.py`, which
 //! runs pytorch-fid's route (`np.mean`, `np.cov`, `calculate_frechet_distance`) on the same
-//! features: fitting both Gaussians and the distance. Prints the distance.
+//! features. Prints the distance. By default the route `bench fid` takes from two folders'
+//! features (`frechet_distance_of_features`: from the rows when N·N < d², else the fits);
+//! `--statistics` fits both Gaussians and takes the symmetric route, as from `.npz` statistics.
 //!
 //! `cargo build --release -p bench --example frechet_timing`, then
-//! `target/release/examples/frechet_timing FEATURES.safetensors` (tensors `a` and `b`, f64
-//! `[N, d]`, as the Python script writes them).
+//! `target/release/examples/frechet_timing FEATURES.safetensors [--statistics]` (tensors `a`
+//! and `b`, f64 `[N, d]`, as the Python script writes them).
 
-use bench_metrics::frechet::{frechet_distance, Gaussian};
+use bench_metrics::frechet::{frechet_distance, frechet_distance_of_features, Gaussian};
 
 fn main() -> Result<(), String> {
     let path = std::env::args()
@@ -14,16 +16,21 @@ fn main() -> Result<(), String> {
         .ok_or("usage: frechet_timing FEATURES.safetensors")?;
     let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
-    let fit = |name: &str| -> Result<Gaussian, String> {
+    let rows = |name: &str| -> Result<(Vec<f64>, usize, usize), String> {
         let view = st.tensor(name).map_err(|e| e.to_string())?;
         let values: Vec<f64> = view
             .data()
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        Gaussian::fit(&values, view.shape()[0], view.shape()[1])
+        Ok((values, view.shape()[0], view.shape()[1]))
     };
-    let distance = frechet_distance(&fit("a")?, &fit("b")?)?;
+    let ((a, na, d), (b, nb, _)) = (rows("a")?, rows("b")?);
+    let distance = if std::env::args().any(|a| a == "--statistics") {
+        frechet_distance(&Gaussian::fit(&a, na, d)?, &Gaussian::fit(&b, nb, d)?)?
+    } else {
+        frechet_distance_of_features(&a, na, &b, nb, d)?
+    };
     println!("FID: {distance}");
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use bench_metrics::frechet::{frechet_distance, Gaussian};
+use bench_metrics::frechet::{frechet_distance, frechet_distance_of_features, Gaussian};
 use bench_models::inception::{FidInception, FidResize, FEATURES, FID_WEIGHTS_SOURCE};
 
 use crate::backend::Inner;
@@ -150,10 +150,17 @@ pub fn fid(args: &FidArgs) -> Result<(), String> {
         eprintln!("statistics of {} written to {}", a.display(), b.display());
         return Ok(());
     }
-    let first = statistics(a, &mut network, args)?;
-    let second = statistics(b, &mut network, args)?;
-    let value = frechet_distance(&first, &second)
-        .map_err(|e| format!("{} and {}: {e}", a.display(), b.display()))?;
+    let both = |e: String| format!("{} and {}: {e}", a.display(), b.display());
+    let value = if is_npz(a) || is_npz(b) {
+        let first = statistics(a, &mut network, args)?;
+        let second = statistics(b, &mut network, args)?;
+        frechet_distance(&first, &second).map_err(both)?
+    } else {
+        // Two folders: the distance from the feature rows (an N × N SVD when N < d).
+        let (first, n1) = folder_features(a, &mut network, args)?;
+        let (second, n2) = folder_features(b, &mut network, args)?;
+        frechet_distance_of_features(&first, n1, &second, n2, FEATURES).map_err(both)?
+    };
     println!("FID: {value}");
     Ok(())
 }

@@ -127,6 +127,16 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
         "--quiet".as_ref(),
     ]));
     assert!(zero.abs() <= 1e-9, "{zero}");
+    // Two folders take the route from the feature rows (3 images, 2048 features): 0 too.
+    let zero = fid_value(bench_ok([
+        "fid".as_ref(),
+        folder.as_os_str(),
+        folder.as_os_str(),
+        "--weights".as_ref(),
+        weights.as_os_str(),
+        "--quiet".as_ref(),
+    ]));
+    assert!(zero.abs() <= 1e-9, "{zero}");
     // clean-fid's resize gives other features of the same images (parity: the models tests).
     let clean = fid_value(bench_ok([
         "fid".as_ref(),
