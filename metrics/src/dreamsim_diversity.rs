@@ -20,8 +20,8 @@ use bench_models::dreamsim::{DreamSim, DreamSimVariant, IMAGE_SIZE};
 use bench_models::resize::{pil_resize, resize, Kernel};
 use bench_rewards::image::clip_image::cache_key;
 
-use crate::image_diversity::FeatureDistance;
 use crate::metric::{EvalContext, EvalPoint, Metric, MetricSetup, Needs, SampleBatch, Scalars};
+use crate::pairwise::{FeatureDistance, PairwiseByPrompt};
 use crate::registry::MetricPlugin;
 use crate::schedule::When;
 
@@ -89,9 +89,7 @@ pub struct DreamSimMetric;
 pub struct DreamSimDiversity<B: Backend> {
     model: Arc<DreamSim<B>>,
     params: DreamSimParams,
-    width: usize,
-    current: Vec<f32>,
-    per_prompt: Vec<f64>,
+    pairs: PairwiseByPrompt,
 }
 
 impl MetricPlugin for DreamSimMetric {
@@ -112,9 +110,7 @@ impl MetricPlugin for DreamSimMetric {
         Ok(Box::new(DreamSimDiversity {
             model,
             params: params.clone(),
-            width: 0,
-            current: vec![],
-            per_prompt: vec![],
+            pairs: PairwiseByPrompt::new(FeatureDistance::Cosine),
         }))
     }
 }
@@ -141,26 +137,22 @@ impl<B: Backend> Metric<B> for DreamSimDiversity<B> {
         let embed = self
             .model
             .embed(self.params.resize.apply(batch.samples.clone()));
-        self.width = embed.dims()[1];
+        let width = embed.dims()[1];
         let values = embed
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))?;
-        self.current.extend(values);
+        self.pairs.push(&values, width);
         Ok(())
     }
 
     fn end_prompt(&mut self, _prompt: usize, _cx: &mut EvalContext<'_>) -> Result<(), String> {
-        let rows = std::mem::take(&mut self.current);
-        self.per_prompt
-            .push(FeatureDistance::Cosine.mean_pairwise(&rows, self.width.max(1)));
+        self.pairs.end_prompt();
         Ok(())
     }
 
     fn finish(&mut self, _cx: &mut EvalContext<'_>) -> Result<Scalars, String> {
-        let d = bench_core::stats::mean(&self.per_prompt);
-        self.per_prompt.clear();
-        Ok(vec![("dreamsim_diversity".into(), d)])
+        Ok(vec![("dreamsim_diversity".into(), self.pairs.finish())])
     }
 }

@@ -22,54 +22,9 @@ use bench_models::inception::FidResize;
 
 use crate::inception_features::{default_weights, InceptionFeatures, FEATURES};
 use crate::metric::{EvalContext, EvalPoint, Metric, MetricSetup, Needs, SampleBatch, Scalars};
+use crate::pairwise::{FeatureDistance, PairwiseByPrompt};
 use crate::registry::MetricPlugin;
 use crate::schedule::When;
-
-/// How two feature vectors' distance is measured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FeatureDistance {
-    /// `1 − cos(a, b)`.
-    #[default]
-    Cosine,
-    /// `‖a − b‖`.
-    Euclidean,
-}
-
-impl FeatureDistance {
-    /// The mean distance over all unordered pairs of `rows` (each of width `d`), in f64.
-    pub fn mean_pairwise(self, rows: &[f32], d: usize) -> f64 {
-        let rows: Vec<Vec<f64>> = rows
-            .chunks_exact(d)
-            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
-            .collect();
-        let norms: Vec<f64> = rows
-            .iter()
-            .map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt())
-            .collect();
-        let n = rows.len();
-        if n < 2 {
-            return f64::NAN;
-        }
-        let mut total = 0.0;
-        for i in 0..n {
-            for j in i + 1..n {
-                total += match self {
-                    Self::Cosine => {
-                        let dot: f64 = rows[i].iter().zip(&rows[j]).map(|(a, b)| a * b).sum();
-                        1.0 - dot / (norms[i] * norms[j])
-                    }
-                    Self::Euclidean => rows[i]
-                        .iter()
-                        .zip(&rows[j])
-                        .map(|(a, b)| (a - b) * (a - b))
-                        .sum::<f64>()
-                        .sqrt(),
-                };
-            }
-        }
-        total / (n * (n - 1) / 2) as f64
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -108,8 +63,7 @@ pub struct ImageDiversityMetric;
 pub struct ImageDiversity<B: Backend> {
     network: InceptionFeatures<B>,
     params: ImageDiversityParams,
-    current: Vec<f32>,
-    per_prompt: Vec<f64>,
+    pairs: PairwiseByPrompt,
 }
 
 impl MetricPlugin for ImageDiversityMetric {
@@ -123,8 +77,7 @@ impl MetricPlugin for ImageDiversityMetric {
         Ok(Box::new(ImageDiversity {
             network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             params: params.clone(),
-            current: vec![],
-            per_prompt: vec![],
+            pairs: PairwiseByPrompt::new(params.distance),
         }))
     }
 }
@@ -143,39 +96,16 @@ impl<B: Backend> Metric<B> for ImageDiversity<B> {
         cx: &mut EvalContext<'_>,
     ) -> Result<(), String> {
         let features = self.network.of_batch(batch, cx, false)?;
-        self.current.extend_from_slice(&features);
+        self.pairs.push(&features, FEATURES);
         Ok(())
     }
 
     fn end_prompt(&mut self, _prompt: usize, _cx: &mut EvalContext<'_>) -> Result<(), String> {
-        let rows = std::mem::take(&mut self.current);
-        self.per_prompt
-            .push(self.params.distance.mean_pairwise(&rows, FEATURES));
+        self.pairs.end_prompt();
         Ok(())
     }
 
     fn finish(&mut self, _cx: &mut EvalContext<'_>) -> Result<Scalars, String> {
-        let d = bench_core::stats::mean(&self.per_prompt);
-        self.per_prompt.clear();
-        Ok(vec![("image_diversity".into(), d)])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairwise_distances_by_hand() {
-        // (1, 0), (0, 1), (1, 1): cosine distances 1, 1 − 1/√2, 1 − 1/√2; Euclidean √2, 1, 1.
-        let rows = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        let cos = FeatureDistance::Cosine.mean_pairwise(&rows, 2);
-        let want = (1.0 + 2.0 * (1.0 - 0.5f64.sqrt())) / 3.0;
-        assert!((cos - want).abs() < 1e-15, "{cos} vs {want}");
-        let l2 = FeatureDistance::Euclidean.mean_pairwise(&rows, 2);
-        assert!((l2 - (2f64.sqrt() + 2.0) / 3.0).abs() < 1e-15, "{l2}");
-        assert!(FeatureDistance::Cosine
-            .mean_pairwise(&rows[..2], 2)
-            .is_nan());
+        Ok(vec![("image_diversity".into(), self.pairs.finish())])
     }
 }

@@ -20,6 +20,7 @@ pub mod metric;
 pub mod mmd;
 pub mod modes;
 pub mod moments;
+pub mod pairwise;
 pub mod per_prompt_fid;
 pub mod points;
 pub mod registry;

@@ -115,3 +115,19 @@ pub fn ids_and_padding<B: burn::tensor::backend::Backend>(
     );
     (ids, padding)
 }
+
+/// A file header (f32 tensors) from a fixture's key and shape list.
+pub fn header_of<'a>(
+    shapes: impl IntoIterator<Item = (&'a String, &'a Vec<usize>)>,
+) -> bench_models::weights::Header {
+    shapes
+        .into_iter()
+        .map(|(k, shape)| {
+            let info = bench_models::weights::TensorInfo {
+                dtype: "F32".into(),
+                shape: shape.clone(),
+            };
+            (k.clone(), info)
+        })
+        .collect()
+}

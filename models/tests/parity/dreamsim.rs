@@ -14,9 +14,9 @@ use bench_models::dreamsim::{
     IMAGE_SIZE,
 };
 use bench_models::resize::pil_resize;
-use bench_models::weights::{check_mapped, expected_tensors, Header, TensorInfo};
+use bench_models::weights::{check_mapped, expected_tensors, Header};
 
-use crate::common::{compare, fixture, input};
+use crate::common::{compare, fixture, header_of, input};
 
 const IO: &str = "dreamsim/io.safetensors";
 
@@ -97,16 +97,7 @@ fn real(name: &str) -> Header {
     let all: BTreeMap<String, Vec<(String, Vec<usize>)>> =
         serde_json::from_str(&std::fs::read_to_string(fixture("dreamsim/keys.json")).unwrap())
             .unwrap();
-    all[name]
-        .iter()
-        .map(|(k, shape)| {
-            let info = TensorInfo {
-                dtype: "F32".into(),
-                shape: shape.clone(),
-            };
-            (k.clone(), info)
-        })
-        .collect()
+    header_of(all[name].iter().map(|(k, s)| (k, s)))
 }
 
 #[test]

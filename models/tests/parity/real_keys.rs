@@ -16,24 +16,15 @@ use bench_models::blip::{self, BlipVisionConfig};
 use bench_models::clip::open_clip::{text_keys, vision_keys};
 use bench_models::clip::{ClipTextConfig, ClipVisionConfig, OpenClipConfig};
 use bench_models::image_reward::ImageRewardConfig;
-use bench_models::weights::{check_mapped, expected_tensors, FileKey, Header, TensorInfo};
+use bench_models::weights::{check_mapped, expected_tensors, FileKey, Header};
 
-use crate::common::fixture;
+use crate::common::{fixture, header_of};
 
 fn header(checkpoint: &str) -> Header {
     let all: BTreeMap<String, BTreeMap<String, Vec<usize>>> =
         serde_json::from_str(&std::fs::read_to_string(fixture("reward_real_keys.json")).unwrap())
             .unwrap();
-    all[checkpoint]
-        .iter()
-        .map(|(k, shape)| {
-            let info = TensorInfo {
-                dtype: "F32".into(),
-                shape: shape.clone(),
-            };
-            (k.clone(), info)
-        })
-        .collect()
+    header_of(&all[checkpoint])
 }
 
 /// The file keys `module` reads through `map`, after checking each against `header`.
