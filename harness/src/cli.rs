@@ -40,7 +40,13 @@ enum Command {
         /// Validate the sweep and list its runs' directories; run and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run only part I of N of the sweep's runs (I from 0; runs assigned by id, so every
+        /// machine agrees); read from SLURM_ARRAY_TASK_ID/COUNT in a Slurm array job.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<crate::shard::Shard>,
     },
+    /// Print an sbatch script that runs a sweep as a Slurm job array, one shard per task.
+    Slurm(crate::slurm::SlurmArgs),
     /// Aggregate finished runs below a directory: mean ± std over seeds per
     /// (reward, algorithm) of the final evaluation.
     Table {
@@ -107,11 +113,27 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             quiet,
             jobs,
             dry_run,
+            shard,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
-            let plan = plan(&sweep, &results, plugins)?;
+            let shard = match shard {
+                Some(s) => Some(s),
+                None => crate::shard::Shard::from_slurm(|k| std::env::var(k).ok())?,
+            };
+            let mut plan = plan(&sweep, &results, plugins)?;
+            if let Some(shard) = shard {
+                let total = plan.runs.len();
+                let ids: Vec<&str> = plan.runs.iter().map(|(id, _)| id.as_str()).collect();
+                let mine: std::collections::HashSet<String> =
+                    shard.select(&ids).into_iter().map(String::from).collect();
+                plan.runs.retain(|(id, _)| mine.contains(id));
+                eprintln!(
+                    "shard {shard}: {} of the sweep's {total} runs",
+                    plan.runs.len()
+                );
+            }
             if dry_run {
                 for (id, run) in &plan.runs {
                     println!("{}", plan.dir.join(id).display());
@@ -170,6 +192,7 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
         Command::Sample(args) => crate::sample::sample(&args),
         Command::Score(args) => crate::score::score(&args, plugins),
         Command::Fid(args) => crate::fid::fid(&args),
+        Command::Slurm(args) => crate::slurm::slurm(&args, plugins),
         Command::Doctor {
             model,
             reward,

@@ -21,6 +21,8 @@ pub mod run_id;
 pub mod runner;
 pub mod sample;
 pub mod score;
+pub mod shard;
+pub mod slurm;
 pub mod store;
 pub mod sweep;
 mod sweep_spec;

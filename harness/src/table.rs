@@ -410,12 +410,12 @@ impl Row {
             None => "–".into(),
             Some(s) if s.n == 0 => "n/a".into(),
             Some(s) => {
-                // Three significant digits of a small mean (image diversities are ~1e-3), at
-                // least three decimals (four for MMD²).
+                // Three decimals (four for MMD²), or three significant digits of a mean below
+                // 0.01 (image diversities are ~1e-3), which three decimals would flatten; means
+                // below 1e-8 are round-off of 0 and print as such.
                 let least = if key.starts_with("mmd2") { 4 } else { 3 };
                 let magnitude = s.mean.abs().log10().floor();
-                // (Means below 1e-8 are round-off of 0 and print as such.)
-                let digits = if (-8.0..0.0).contains(&magnitude) {
+                let digits = if (-8.0..=-3.0).contains(&magnitude) {
                     least.max((2.0 - magnitude) as usize)
                 } else {
                     least

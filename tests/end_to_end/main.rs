@@ -18,4 +18,5 @@ mod resume;
 mod sample;
 mod score;
 mod sd_tiny;
+mod shards;
 mod support;

@@ -1,0 +1,144 @@
+//! `bench slurm SWEEP.ron`: an sbatch script that runs a sweep as a Slurm job array — each
+//! array task runs its shard of the grid (`bench run` reads `SLURM_ARRAY_TASK_ID` and
+//! `SLURM_ARRAY_TASK_COUNT`, see [`crate::shard`]) into one results directory that every node
+//! sees; `bench table` on it afterwards gives the same table as a local run.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::plan::plan;
+use crate::plugins::Plugins;
+
+#[derive(Args, Debug)]
+pub struct SlurmArgs {
+    /// The sweep file.
+    pub sweep: PathBuf,
+    /// The results directory, shared by the nodes (as `bench run --results`).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Array tasks (default: one per run). Each runs its shard's runs one after another.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shards: Option<u64>,
+    /// GPUs per array task (`--gres=gpu:N`). 0 by default: this build trains on the CPU.
+    #[arg(long, default_value_t = 0)]
+    pub gpus_per_run: u64,
+    /// CPU cores per array task.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cpus_per_run: u64,
+    /// Wall-clock limit per task (`--time`, e.g. `12:00:00`).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// The partition (`--partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Memory per task (`--mem`, e.g. `32G`).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Write the script to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `path` in single quotes for a shell.
+fn quoted(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+/// `path` made absolute against the working directory (the script runs elsewhere).
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A value for an `#SBATCH` line: one line, no characters sbatch would misread.
+fn directive(name: &str, value: &str) -> Result<String, String> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c == '#') {
+        return Err(format!(
+            "--{name} {value:?}: no spaces or `#` in a Slurm option"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// The script for `args` (the sweep is validated first: a sweep that `bench run` would refuse
+/// gives no script).
+///
+/// # Errors
+/// An invalid sweep, a bad option value, an unwritable `--out`.
+pub fn slurm(args: &SlurmArgs, plugins: &Plugins) -> Result<(), String> {
+    let planned = plan(&args.sweep, &args.results, plugins)?;
+    let runs = planned.runs.len();
+    if runs == 0 {
+        return Err(format!("{}: the sweep has no runs", args.sweep.display()));
+    }
+    let shards = args.shards.map_or(runs, |s| (s as usize).min(runs));
+    let bench = std::env::current_exe().map_err(|e| format!("the bench binary: {e}"))?;
+    let cwd = std::env::current_dir().map_err(|e| format!("the working directory: {e}"))?;
+    let (sweep, results) = (absolute(&args.sweep)?, absolute(&args.results)?);
+    let name = &planned.name;
+    let safe_name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!(
+            "# `bench slurm`: sweep `{name}`, {runs} runs as an array of {shards} tasks; task I \
+             runs shard I/{shards}"
+        ),
+        format!(
+            "# into {} (shared by the nodes). Submit with `sbatch FILE`; afterwards \
+             `bench table {}`.",
+            results.display(),
+            results.join(name).display()
+        ),
+        format!("#SBATCH --job-name=bench-{safe_name}"),
+        format!("#SBATCH --array=0-{}", shards - 1),
+        "#SBATCH --ntasks=1".to_string(),
+        format!("#SBATCH --cpus-per-task={}", args.cpus_per_run),
+        format!(
+            "#SBATCH --chdir={}",
+            directive("chdir", &cwd.display().to_string())?
+        ),
+        format!("#SBATCH --output=slurm-bench-{safe_name}-%A_%a.out"),
+    ];
+    if args.gpus_per_run > 0 {
+        lines.push(format!("#SBATCH --gres=gpu:{}", args.gpus_per_run));
+    }
+    for (option, value) in [
+        ("time", &args.time),
+        ("partition", &args.partition),
+        ("mem", &args.mem),
+    ] {
+        if let Some(v) = value {
+            lines.push(format!("#SBATCH --{option}={}", directive(option, v)?));
+        }
+    }
+    lines.extend([
+        "set -eu".to_string(),
+        format!(
+            "exec {} run {} --results {} --quiet --jobs 1",
+            quoted(&bench),
+            quoted(&sweep),
+            quoted(&results)
+        ),
+    ]);
+    let script = lines.join("\n") + "\n";
+    match &args.out {
+        Some(out) => {
+            std::fs::write(out, &script).map_err(|e| format!("writing {}: {e}", out.display()))?;
+            eprintln!(
+                "{runs} runs as {shards} array tasks: submit with `sbatch {}`",
+                out.display()
+            );
+        }
+        None => print!("{script}"),
+    }
+    Ok(())
+}
