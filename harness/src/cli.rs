@@ -251,8 +251,10 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
                 println!("  {n:<width$} {a} [{}]", kind.unwrap_or_default());
             }
             println!("metrics (eval.metrics):");
-            for (n, a) in plugins.metrics.describe() {
-                println!("  {n:<14} {a}");
+            let metrics = plugins.metrics.describe();
+            let width = metrics.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            for (n, a) in metrics {
+                println!("  {n:<width$} {a}");
             }
             println!("toy2d scenes:");
             for (n, a) in bench_envs::toy2d::scenes::SCENES {
