@@ -100,6 +100,14 @@ impl MetricPlugin for DreamSimMetric {
         params: &DreamSimParams,
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
+        // One prompt's embeddings (at most 1792 wide), in f32 and in f64.
+        validate::fits_in_memory(
+            &format!(
+                "dreamsim with images_per_prompt = {}",
+                params.images_per_prompt
+            ),
+            params.images_per_prompt as f64 * 1792.0 * 12.0,
+        )?;
         let cx = &setup.build;
         let folder = cx.path(&params.model);
         let key = cache_key::<B>(&format!("dreamsim:{:?}", params.variant), &[&folder]);

@@ -72,10 +72,17 @@ impl MetricPlugin for FidDiversityMetric {
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
         let prompts = setup.env.prompts().len().max(1);
+        // Both batches' f32 rows, their f64 copies and the two d × d covariances.
+        let rows = 2.0 * params.images.div_ceil(prompts) as f64 * prompts as f64;
+        let d = FEATURES as f64;
+        validate::fits_in_memory(
+            &format!("fid_diversity with images = {}", params.images),
+            rows * d * 12.0 + 2.0 * d * d * 8.0,
+        )?;
         Ok(Box::new(FidDiversity {
             network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             when: params.when,
-            per_prompt: 2 * params.images.div_ceil(prompts),
+            per_prompt: params.images.div_ceil(prompts).saturating_mul(2),
             batches: [vec![], vec![]],
         }))
     }

@@ -74,6 +74,14 @@ impl MetricPlugin for ImageDiversityMetric {
         params: &ImageDiversityParams,
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
+        // One prompt's rows, in f32 and in f64.
+        validate::fits_in_memory(
+            &format!(
+                "image_diversity with images_per_prompt = {}",
+                params.images_per_prompt
+            ),
+            params.images_per_prompt as f64 * FEATURES as f64 * 12.0,
+        )?;
         Ok(Box::new(ImageDiversity {
             network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             params: params.clone(),

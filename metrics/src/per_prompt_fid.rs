@@ -83,6 +83,15 @@ impl MetricPlugin for PerPromptFidMetric {
         params: &PerPromptFidParams,
         setup: &MetricSetup<'_, B>,
     ) -> Result<Box<dyn Metric<B>>, String> {
+        // Every prompt's base rows are kept (f32), one prompt's policy rows, their f64 copies.
+        let rows = params.images_per_prompt as f64 * (setup.env.prompts().len() + 3) as f64;
+        validate::fits_in_memory(
+            &format!(
+                "per_prompt_fid with images_per_prompt = {}",
+                params.images_per_prompt
+            ),
+            rows * FEATURES as f64 * 8.0,
+        )?;
         Ok(Box::new(PerPromptFid {
             network: InceptionFeatures::load(&params.weights, params.resize, &setup.build)?,
             params: params.clone(),

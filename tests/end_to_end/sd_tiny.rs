@@ -234,6 +234,22 @@ fn inception_metrics_evaluate_tiny_sd() {
     let samples = fs::read_to_string(run.join("samples/epoch-000001.csv")).unwrap();
     assert_eq!(samples.lines().count(), 1 + 2 * 4, "{samples}");
 
+    // A count beyond the machine's memory is refused before the sweep starts.
+    let huge =
+        eval_with(&weights.display().to_string()).replace("(images: 4,", "(images: 100000000000,");
+    let file = tmp.path().join("huge.ron");
+    fs::write(
+        &file,
+        sweep_evaluated(&fixture("sd_tiny"), DDIM, algorithm, &huge),
+    )
+    .unwrap();
+    let out = crate::support::bench(["run".as_ref(), file.as_os_str(), "--dry-run".as_ref()]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success() && err.contains("huge.ron:") && err.contains("of memory"),
+        "{err}"
+    );
+
     // Missing weights stop the sweep before it starts, named with where to get them.
     let text = sweep_evaluated(
         &fixture("sd_tiny"),
