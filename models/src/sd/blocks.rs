@@ -41,6 +41,38 @@ pub(crate) fn group_norm<B: Backend>(
         .init(device)
 }
 
+/// `norm.forward(x)` for `x` `[N, C, H, W]`, computed as burn's `GroupNorm` does (the same
+/// operations in the same order, so the same values) but with the per-channel scale and shift
+/// repeated over the batch: burn broadcasts `γ` `[1, C, 1, 1]` over N with a stride-0 batch dim,
+/// which misses burn-flex's per-row broadcast kernel and walks every element through its
+/// generic strided iterator (≈ 10 % of a tiny-SD rollout); `[N, C, 1, 1]` with contiguous
+/// batch and channel dims takes the kernel.
+pub(crate) fn group_norm_forward<B: Backend>(norm: &GroupNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let groups = norm.num_groups;
+    let hidden = c / groups * h * w;
+    let grouped = x.reshape([n, groups, hidden]);
+    let mean = grouped.clone().sum_dim(2) / hidden as f64;
+    let centred = grouped.sub(mean);
+    let var = centred.clone().square().sum_dim(2) / hidden as f64;
+    let normalized = centred
+        .div(var.add_scalar(norm.epsilon).sqrt())
+        .reshape([n, c, h, w]);
+    match (&norm.gamma, &norm.beta) {
+        (Some(gamma), Some(beta)) => {
+            let per_batch = |p: Tensor<B, 1>| {
+                p.unsqueeze_dim::<2>(0)
+                    .repeat_dim(0, n)
+                    .reshape([n, c, 1, 1])
+            };
+            normalized
+                .mul(per_batch(gamma.val()))
+                .add(per_batch(beta.val()))
+        }
+        _ => normalized,
+    }
+}
+
 pub(crate) fn linear<B: Backend>(
     d_in: usize,
     d_out: usize,
@@ -87,13 +119,15 @@ impl<B: Backend> ResnetBlock2D<B> {
 
     /// `temb` `[N, temb_channels]` is the (un-activated) time embedding; SiLU is applied here.
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let mut h = self
+            .conv1
+            .forward(silu(group_norm_forward(&self.norm1, x.clone())));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(silu(temb));
             let [n, c] = t.dims();
             h = h + t.reshape([n, c, 1, 1]);
         }
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv2.forward(silu(group_norm_forward(&self.norm2, h)));
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(x),
             None => x,
@@ -176,9 +210,7 @@ impl<B: Backend> SpatialAttention<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
-        let tokens = self
-            .group_norm
-            .forward(x.clone())
+        let tokens = group_norm_forward(&self.group_norm, x.clone())
             .reshape([n, c, h * w])
             .swap_dims(1, 2);
         let q = self.to_q.forward(tokens.clone());

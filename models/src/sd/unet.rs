@@ -14,7 +14,9 @@ use burn::tensor::activation::{gelu, silu};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
-use super::blocks::{conv, group_norm, linear, Downsample2D, ResnetBlock2D, Upsample2D};
+use super::blocks::{
+    conv, group_norm, group_norm_forward, linear, Downsample2D, ResnetBlock2D, Upsample2D,
+};
 use super::lora::{
     AttentionShape, BlockLayout, LoraAttention, LoraBlock, LoraLayout, LoraTransformer, UNetLora,
 };
@@ -382,7 +384,7 @@ impl<B: Backend> Transformer2DModel<B> {
         let [n, c, h, w] = x.dims();
         let mut t = self
             .proj_in
-            .forward(self.norm.forward(x.clone()))
+            .forward(group_norm_forward(&self.norm, x.clone()))
             .reshape([n, c, h * w])
             .swap_dims(1, 2);
         for (i, block) in self.transformer_blocks.iter().enumerate() {
@@ -551,7 +553,8 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 x = up.forward(x);
             }
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        self.conv_out
+            .forward(silu(group_norm_forward(&self.conv_norm_out, x)))
     }
 }
 

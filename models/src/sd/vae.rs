@@ -14,7 +14,9 @@ use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 use serde::Deserialize;
 
-use super::blocks::{conv, group_norm, Downsample2D, ResnetBlock2D, SpatialAttention, Upsample2D};
+use super::blocks::{
+    conv, group_norm, group_norm_forward, Downsample2D, ResnetBlock2D, SpatialAttention, Upsample2D,
+};
 use crate::weights::{component_weights, load_safetensors_remapped, read_json, LoadError};
 
 /// diffusers' VAE blocks use this GroupNorm epsilon throughout.
@@ -267,7 +269,9 @@ impl<B: Backend> AutoencoderKl<B> {
             }
         }
         x = e.mid_block.forward(x);
-        x = e.conv_out.forward(silu(e.conv_norm_out.forward(x)));
+        x = e
+            .conv_out
+            .forward(silu(group_norm_forward(&e.conv_norm_out, x)));
         if let Some(q) = &self.quant_conv {
             x = q.forward(x);
         }
@@ -294,7 +298,8 @@ impl<B: Backend> AutoencoderKl<B> {
                 x = u.forward(x);
             }
         }
-        d.conv_out.forward(silu(d.conv_norm_out.forward(x)))
+        d.conv_out
+            .forward(silu(group_norm_forward(&d.conv_norm_out, x)))
     }
 
     /// What SD's pipeline does with its final latents: divide by `scaling_factor`, decode, map
