@@ -202,6 +202,17 @@ fn shape_of<'a>(header: &'a Header, key: &str, path: &Path) -> Result<&'a [usize
     })
 }
 
+/// Dimension `i` of `key`'s shape, or a layout error naming the tensor.
+fn dim_of(header: &Header, key: &str, i: usize, path: &Path) -> Result<usize, String> {
+    let shape = shape_of(header, key, path)?;
+    shape.get(i).copied().ok_or_else(|| {
+        format!(
+            "`{}`: `{key}` has shape {shape:?}, not a ViT weight's",
+            path.display()
+        )
+    })
+}
+
 /// The tower's sizes from the file: width from the class token, patch from the patch
 /// convolution, side from the position table, depth from the blocks, heads of width 64.
 pub fn branch_config(
@@ -218,7 +229,7 @@ pub fn branch_config(
         .get(1)
         .copied()
         .unwrap_or(0);
-    let mlp = shape_of(header, "blocks.0.mlp.fc1.weight", path)?[0];
+    let mlp = dim_of(header, "blocks.0.mlp.fc1.weight", 0, path)?;
     let grid = (tokens.saturating_sub(1) as f64).sqrt().round() as usize;
     let layers = header
         .keys()
@@ -240,7 +251,7 @@ pub fn branch_config(
     }
     let projection_dim = match kind {
         BranchKind::Dino => width,
-        BranchKind::Clip | BranchKind::OpenClip => shape_of(header, "proj", path)?[1],
+        BranchKind::Clip | BranchKind::OpenClip => dim_of(header, "proj", 1, path)?,
     };
     Ok(ClipVisionConfig {
         hidden_size: width,
@@ -394,6 +405,13 @@ fn merge_lora<B: Backend>(
             .to_data()
             .map_err(|e| format!("`{}`: `{key}`: {e:?}", file.display()))?
             .convert::<f32>();
+        if data.shape.len() != 2 {
+            return Err(format!(
+                "`{}`: `{key}` has shape {:?}; a LoRA factor is a matrix",
+                file.display(),
+                data.shape
+            ));
+        }
         pairs.entry((branch, module)).or_default()[usize::from(side == 'B')] = Some(data);
     }
     for ((index, module), [a, b]) in pairs {

@@ -142,3 +142,49 @@ fn the_real_files_fit_the_loaders_key_for_key() {
         assert_eq!(info.shape, want, "{key}");
     }
 }
+
+#[test]
+fn misshapen_or_truncated_files_are_errors_not_panics() {
+    let device = Default::default();
+    let copy = |dir: &Path| {
+        let single = dir.join("dino_vitb16_single_lora");
+        std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        std::fs::create_dir_all(&single).unwrap();
+        let src = fixture("dreamsim/models");
+        for f in [
+            "checkpoints/dino_vitbase16_pretrain.pth",
+            "dino_vitb16_single_lora/adapter_config.json",
+        ] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+        single
+    };
+    // A LoRA factor that is not a matrix.
+    let dir = tempfile::tempdir().unwrap();
+    let single = copy(dir.path());
+    let bytes = [0u8; 16];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &bytes).unwrap();
+    let key = "base_model.model.extractor_list.0.model.blocks.0.attn.qkv.lora_A.weight";
+    safetensors::serialize_to_file(
+        vec![(key, view)],
+        None,
+        &single.join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    let err = DreamSim::<Flex>::load(dir.path(), DreamSimVariant::DinoVitb16, &device)
+        .err()
+        .unwrap();
+    assert!(err.contains("a LoRA factor is a matrix"), "{err}");
+    // A truncated backbone.
+    let full = std::fs::read(dir.path().join("checkpoints/dino_vitbase16_pretrain.pth")).unwrap();
+    std::fs::write(
+        dir.path().join("checkpoints/dino_vitbase16_pretrain.pth"),
+        &full[..full.len() / 2],
+    )
+    .unwrap();
+    let err = DreamSim::<Flex>::load(dir.path(), DreamSimVariant::DinoVitb16, &device)
+        .err()
+        .unwrap();
+    assert!(err.contains("dino_vitbase16_pretrain.pth"), "{err}");
+}
