@@ -5,10 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::plan::plan;
 use crate::plugins::Plugins;
-use crate::progress::Progress;
-use crate::runner::{execute, Summary};
 use crate::table::{aggregate, collect, notes, render, Format};
 
 /// Reward finetuning of diffusion models: run algorithm × reward × seed sweeps, resume them
@@ -24,27 +21,7 @@ struct Cli {
 enum Command {
     /// Run every run of a sweep file (RON). Finished runs are skipped, interrupted ones resume
     /// from their last checkpoint; prints the results table at the end.
-    Run {
-        /// The sweep file, e.g. configs/quickstart.ron.
-        sweep: PathBuf,
-        /// Where results go: <results>/<sweep name>/<run id>/.
-        #[arg(long, default_value = "results")]
-        results: PathBuf,
-        /// No progress bars or per-run lines (for batch jobs); errors still go to stderr.
-        #[arg(long)]
-        quiet: bool,
-        /// Runs trained at once (default: the number of CPU cores). Results do not depend
-        /// on it.
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Validate the sweep and list its runs' directories; run and write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Run only part I of N of the sweep's runs (I from 0; runs assigned by id, so every
-        /// machine agrees); read from SLURM_ARRAY_TASK_ID/COUNT in a Slurm array job.
-        #[arg(long, value_name = "I/N")]
-        shard: Option<crate::shard::Shard>,
-    },
+    Run(Box<crate::run_command::RunArgs>),
     /// Print an sbatch script that runs a sweep as a Slurm job array, one shard per task.
     Slurm(crate::slurm::SlurmArgs),
     /// Aggregate finished runs below a directory: mean ± std over seeds per
@@ -107,73 +84,12 @@ pub fn main_with(plugins: Plugins) -> ExitCode {
 
 fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
     match cli.command {
-        Command::Run {
-            sweep,
-            results,
-            quiet,
-            jobs,
-            dry_run,
-            shard,
-        } => {
-            let jobs = jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            });
-            let shard = match shard {
-                Some(s) => Some(s),
-                None => crate::shard::Shard::from_slurm(|k| std::env::var(k).ok())?,
-            };
-            let mut plan = plan(&sweep, &results, plugins)?;
-            if let Some(shard) = shard {
-                let total = plan.runs.len();
-                let ids: Vec<&str> = plan.runs.iter().map(|(id, _)| id.as_str()).collect();
-                let mine: std::collections::HashSet<String> =
-                    shard.select(&ids).into_iter().map(String::from).collect();
-                plan.runs.retain(|(id, _)| mine.contains(id));
-                eprintln!(
-                    "shard {shard}: {} of the sweep's {total} runs",
-                    plan.runs.len()
-                );
-            }
-            if dry_run {
-                for (id, run) in &plan.runs {
-                    println!("{}", plan.dir.join(id).display());
-                    let _ = run;
-                }
-                println!(
-                    "{} runs; nothing was run or written (--dry-run)",
-                    plan.runs.len()
-                );
-                return Ok(());
-            }
-            crate::interrupt::install();
-            let progress = Progress::new(quiet);
-            let started = std::time::Instant::now();
-            let statuses = execute(&plan, &sweep, plugins, &progress, jobs);
-            let summary = Summary::of(&statuses);
-            if !quiet && plan.dir.is_dir() {
-                let found = collect(&plan.dir, None)?;
-                println!("\n{}", render(&aggregate(&found.runs), Format::Markdown));
-                for note in notes(&found) {
-                    eprintln!("{note}");
-                }
-            }
-            eprintln!(
-                "{} runs in {:.1} s: {}; results in {}",
-                plan.runs.len(),
-                started.elapsed().as_secs_f64(),
-                summary.line(),
-                plan.dir.display()
-            );
-            if summary.is_clean() {
-                Ok(())
-            } else if summary.interrupted > 0 {
-                Err("interrupted; rerun the same command to resume".into())
-            } else {
-                Err(format!(
-                    "{} run(s) diverged and {} failed (see above); the others are done",
-                    summary.diverged, summary.failed
-                ))
-            }
+        Command::Run(args) => {
+            let device = args.device.clone();
+            device.run(crate::run_command::RunSweep {
+                args: *args,
+                plugins,
+            })?
         }
         Command::Table { dir, format, epoch } => {
             let found = collect(&dir, epoch)?;
@@ -238,6 +154,7 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             }
         }
         Command::List => {
+            let plugins = plugins.catalog();
             println!("algorithms (every environment):");
             for (n, a) in plugins.objectives.describe() {
                 println!("  {n:<14} {a}");

@@ -122,6 +122,7 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
 /// # Errors
 /// An unknown reward or parameters that do not parse.
 pub fn doctor_reward(name: &str, params: Option<&str>, plugins: &Plugins) -> Result<bool, String> {
+    let plugins = plugins.catalog();
     let entry = plugins
         .rewards
         .get(name)

@@ -9,6 +9,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use rand::rngs::StdRng;
 
@@ -18,8 +19,6 @@ use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
 use bench_metrics::points::to_points;
 use bench_metrics::{EvalContext, EvalPoint, Metric, SampleBatch, Scalars};
 use bench_rewards::Reward;
-
-use crate::backend::{Backend, Inner};
 
 /// Why an evaluation did not give scalars.
 #[derive(Debug)]
@@ -39,7 +38,7 @@ impl From<String> for EvalError {
 }
 
 /// Whether every value of `t` is finite.
-fn all_finite<B: burn::tensor::backend::Backend>(t: &Tensor<B, 4>) -> bool {
+fn all_finite<B: Backend>(t: &Tensor<B, 4>) -> bool {
     let bad = t.clone().is_nan().bool_or(t.clone().is_inf()).any();
     !bad.into_data().iter::<bool>().any(|b| b)
 }
@@ -79,7 +78,7 @@ impl SampleCsv {
         })
     }
 
-    fn write(&mut self, batch: &SampleBatch<'_, Inner>) -> Result<(), String> {
+    fn write<B: Backend>(&mut self, batch: &SampleBatch<'_, B>) -> Result<(), String> {
         let points = if self.points {
             to_points(batch.samples)
         } else {
@@ -129,15 +128,18 @@ impl Drop for Cleanup {
     }
 }
 
+/// A metric with its name (its label in the sweep).
+pub type NamedMetric<B> = (String, Box<dyn Metric<B>>);
+
 /// A run's metrics with their names, and where each keeps its state.
-pub struct Metrics {
-    pub metrics: Vec<(String, Box<dyn Metric<Inner>>)>,
+pub struct Metrics<B: Backend> {
+    pub metrics: Vec<NamedMetric<B>>,
     state_dirs: Vec<PathBuf>,
 }
 
-impl Metrics {
+impl<B: Backend> Metrics<B> {
     /// `metrics` of the run whose directory is `run_dir` (state in `run_dir/metrics/<name>`).
-    pub fn new(metrics: Vec<(String, Box<dyn Metric<Inner>>)>, run_dir: &Path) -> Self {
+    pub fn new(metrics: Vec<NamedMetric<B>>, run_dir: &Path) -> Self {
         let state_dirs = metrics
             .iter()
             .map(|(name, _)| run_dir.join("metrics").join(name))
@@ -153,20 +155,13 @@ impl Metrics {
 /// `None` for a metric that sits it out.
 type Ask = Option<(usize, bool)>;
 
-impl Metrics {
+impl<B: Backend> Metrics<B> {
     /// The metrics taking part in an evaluation, by `asks` (one per metric, in order): name,
     /// metric, state directory and what it asked for.
     fn taking_part<'a>(
         &'a mut self,
         asks: &'a [Ask],
-    ) -> impl Iterator<
-        Item = (
-            &'a str,
-            &'a mut Box<dyn Metric<Inner>>,
-            &'a Path,
-            (usize, bool),
-        ),
-    > {
+    ) -> impl Iterator<Item = (&'a str, &'a mut Box<dyn Metric<B>>, &'a Path, (usize, bool))> {
         self.metrics
             .iter_mut()
             .zip(&self.state_dirs)
@@ -176,15 +171,15 @@ impl Metrics {
 }
 
 /// Where an evaluation runs and what it writes.
-pub struct Evaluation<'a, E: DiffusionEnv<Backend>> {
+pub struct Evaluation<'a, B: AutodiffBackend, E: DiffusionEnv<B>> {
     pub env: &'a E,
-    pub reward: &'a dyn Reward<Backend>,
+    pub reward: &'a dyn Reward<B>,
     pub samples_per_prompt: usize,
     /// `<run>/samples/`.
     pub samples_dir: PathBuf,
 }
 
-impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
+impl<B: AutodiffBackend, E: DiffusionEnv<B>> Evaluation<'_, B, E> {
     /// Evaluates `policy` after `epoch` of `epochs` epochs: samples, their CSV, and the
     /// scalars of the metrics that take part in this evaluation.
     ///
@@ -199,7 +194,7 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
     pub fn run(
         &self,
         policy: &E::Policy,
-        metrics: &mut Metrics,
+        metrics: &mut Metrics<B::InnerBackend>,
         epoch: usize,
         epochs: usize,
         rng: &mut StdRng,
@@ -269,7 +264,7 @@ impl<E: DiffusionEnv<Backend>> Evaluation<'_, E> {
                         value: *r,
                     });
                 }
-                let base: Option<Tensor<Inner, 4>> = base_rng.map(|mut r| {
+                let base: Option<Tensor<B::InnerBackend, 4>> = base_rng.map(|mut r| {
                     infer.decode(rollout(infer, Denoiser::Base, vec![p; n], &mut r).final_states())
                 });
                 let mut batch = SampleBatch {

@@ -7,12 +7,14 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::Backend;
 use clap::Args;
 
 use bench_metrics::frechet::{frechet_distance, frechet_distance_of_features, Gaussian};
 use bench_models::inception::{FidInception, FidResize, FEATURES, FID_WEIGHTS_SOURCE};
 
-use crate::backend::Inner;
+use crate::backend::HarnessBackend;
+use crate::device::{DeviceSpec, OnDevice};
 use crate::fid_stats;
 use crate::image_folder::{image_bar, image_files, visit_images};
 
@@ -38,6 +40,9 @@ pub struct FidArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where the network runs: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 /// `--resize`.
@@ -63,15 +68,16 @@ fn is_npz(path: &Path) -> bool {
 }
 
 /// The network, loaded on first use (statistics files need none).
-struct Network<'a> {
+struct Network<'a, B: Backend> {
     weights: &'a Path,
-    model: Option<FidInception<Inner>>,
+    device: B::Device,
+    model: Option<FidInception<B>>,
 }
 
-impl Network<'_> {
-    fn get(&mut self) -> Result<&FidInception<Inner>, String> {
+impl<B: Backend> Network<'_, B> {
+    fn get(&mut self) -> Result<&FidInception<B>, String> {
         if self.model.is_none() {
-            let model = FidInception::load(self.weights, &Default::default()).map_err(|e| {
+            let model = FidInception::load(self.weights, &self.device).map_err(|e| {
                 format!(
                     "--weights {}: {}; get {FID_WEIGHTS_SOURCE}",
                     self.weights.display(),
@@ -85,12 +91,13 @@ impl Network<'_> {
 }
 
 /// The pool3 features of every image of `folder`, row-major `[N, 2048]` in f64.
-fn folder_features(
+fn folder_features<B: Backend>(
     folder: &Path,
-    network: &mut Network<'_>,
+    network: &mut Network<'_, B>,
     args: &FidArgs,
 ) -> Result<(Vec<f64>, usize), String> {
     let files = image_files(folder, &folder.display().to_string())?;
+    let device = network.device.clone();
     let model = network.get()?;
     let bar = image_bar(
         files.len(),
@@ -98,28 +105,27 @@ fn folder_features(
         format!("Inception features of {}", folder.display()),
     );
     let mut features = Vec::with_capacity(files.len() * FEATURES);
-    visit_images::<Inner>(
-        &files,
-        args.batch as usize,
-        &Default::default(),
-        |run, images| {
-            let out = model
-                .features_with(images, args.resize.into())
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .map_err(|e| format!("{e:?}"))?;
-            features.extend(out.into_iter().map(f64::from));
-            bar.inc(run.len() as u64);
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    visit_images::<B>(&files, args.batch as usize, &device, |run, images| {
+        let out = model
+            .features_with(images, args.resize.into())
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        features.extend(out.into_iter().map(f64::from));
+        bar.inc(run.len() as u64);
+        Ok(ControlFlow::Continue(()))
+    })?;
     bar.finish_and_clear();
     Ok((features, files.len()))
 }
 
 /// The statistics of a path: read from an `.npz`, or computed from a folder.
-fn statistics(path: &Path, network: &mut Network<'_>, args: &FidArgs) -> Result<Gaussian, String> {
+fn statistics<B: Backend>(
+    path: &Path,
+    network: &mut Network<'_, B>,
+    args: &FidArgs,
+) -> Result<Gaussian, String> {
     if is_npz(path) {
         return fid_stats::read(path);
     }
@@ -133,8 +139,25 @@ fn statistics(path: &Path, network: &mut Network<'_>, args: &FidArgs) -> Result<
 /// Unreadable paths, weights or images, a folder with fewer than two images, statistics of
 /// different widths.
 pub fn fid(args: &FidArgs) -> Result<(), String> {
-    let mut network = Network {
+    args.device.clone().single()?.run(Fid(args))?
+}
+
+/// `bench fid` to run on the backend of `--device`.
+struct Fid<'a>(&'a FidArgs);
+
+impl OnDevice for Fid<'_> {
+    type Output = Result<(), String>;
+
+    fn run<H: HarnessBackend>(self, devices: Vec<H::Device>) -> Result<(), String> {
+        let device = devices.into_iter().next().ok_or("no device")?;
+        fid_on::<H::InnerBackend>(self.0, device)
+    }
+}
+
+fn fid_on<B: Backend>(args: &FidArgs, device: B::Device) -> Result<(), String> {
+    let mut network = Network::<B> {
         weights: &args.weights,
+        device,
         model: None,
     };
     let (a, b) = (&args.paths[0], &args.paths[1]);

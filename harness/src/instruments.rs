@@ -10,7 +10,7 @@ use bench_models::GaussianMixture;
 use bench_rewards::toy::TargetKind;
 use bench_rewards::ToyReward;
 
-use crate::backend::Backend;
+use crate::backend::HarnessBackend;
 use crate::plan;
 use crate::plugins::Plugins;
 use crate::resources::Resources;
@@ -21,11 +21,11 @@ use crate::sweep::PlannedRun;
 /// # Errors
 /// The run's components fail to build, the run has no exact target, or the target has no
 /// closed form.
-pub fn run_solution(
+pub fn run_solution<B: HarnessBackend>(
     run: &PlannedRun,
-    env: &Toy2d<Backend>,
+    env: &Toy2d<B>,
     plugins: &Plugins,
-    resources: &Resources,
+    resources: &Resources<B>,
 ) -> Result<ExactSolution, String> {
     let components = plan::build(run, env, plugins, resources)?;
     let spec = components.target.ok_or(

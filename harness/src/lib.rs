@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod checkpoints;
 pub mod cli;
+pub mod device;
 pub mod divergence;
 pub mod doctor;
 pub mod eval;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod plugins;
 pub mod progress;
 pub mod resources;
+pub mod run_command;
 pub mod run_config;
 pub mod run_id;
 pub mod runner;

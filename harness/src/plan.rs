@@ -7,29 +7,51 @@ use rand::{rngs::StdRng, SeedableRng};
 
 use bench_algorithms::{Algorithm, TargetSpec};
 use bench_envs::EnvInfo;
-use bench_metrics::{Metric, MetricSetup};
+use bench_metrics::MetricSetup;
 use bench_rewards::{require_gradient, Reward};
 
-use crate::backend::{Backend, Device, Inner};
+use crate::backend::{Cpu, HarnessBackend};
+use crate::eval::NamedMetric;
 use crate::plugins::{HarnessEnv, Plugins};
 use crate::resources::{with_env, Resources};
 use crate::run_id::run_id;
 use crate::sweep::{self, PlannedRun};
 
 /// A sweep's runs with their ids, and what the process shares among them.
-pub struct Plan {
+pub struct Plan<B: HarnessBackend = Cpu> {
     pub name: String,
     pub dir: PathBuf,
     pub runs: Vec<(String, PlannedRun)>,
-    pub resources: Resources,
+    /// What runs share on the device the sweep was planned on.
+    pub resources: Resources<B>,
+    /// The same on each further device concurrent runs are placed on (see [`Plan::with_devices`]).
+    more: Vec<Resources<B>>,
+}
+
+impl<B: HarnessBackend> Plan<B> {
+    /// The plan with `devices` added to the one it was planned on: concurrent runs take the
+    /// devices in turn, each device loading the networks its runs use once.
+    #[must_use]
+    pub fn with_devices(mut self, devices: impl IntoIterator<Item = B::Device>) -> Self {
+        self.more.extend(devices.into_iter().map(Resources::new));
+        self
+    }
+
+    /// What the `worker`-th concurrent worker's runs share: the devices in turn.
+    pub fn resources_of(&self, worker: usize) -> &Resources<B> {
+        match worker % (self.more.len() + 1) {
+            0 => &self.resources,
+            k => &self.more[k - 1],
+        }
+    }
 }
 
 /// A run's reward, objective and metrics, built for its environment.
-pub struct Components<E: HarnessEnv> {
-    pub reward: Box<dyn Reward<Backend>>,
-    pub algorithm: Box<dyn Algorithm<Backend, E>>,
+pub struct Components<B: HarnessBackend, E: HarnessEnv<B>> {
+    pub reward: Box<dyn Reward<B>>,
+    pub algorithm: Box<dyn Algorithm<B, E>>,
     /// Each metric with its name.
-    pub metrics: Vec<(String, Box<dyn Metric<Inner>>)>,
+    pub metrics: Vec<NamedMetric<B::InnerBackend>>,
     /// The exact distribution the run is compared with, if any.
     pub target: Option<TargetSpec>,
 }
@@ -39,12 +61,12 @@ pub struct Components<E: HarnessEnv> {
 /// # Errors
 /// An unknown name, a reward or metric that cannot read the environment's samples, a reward
 /// without the gradient the objective needs, or a component that refuses its parameters.
-pub fn build<E: HarnessEnv>(
+pub fn build<B: HarnessBackend, E: HarnessEnv<B>>(
     run: &PlannedRun,
     env: &E,
     plugins: &Plugins,
-    resources: &Resources,
-) -> Result<Components<E>, String> {
+    resources: &Resources<B>,
+) -> Result<Components<B, E>, String> {
     let c = &run.config;
     let kind = env.sample_kind();
     // Evaluation holds one batch of trajectories at a time (a whole prompt on the toy).
@@ -55,6 +77,7 @@ pub fn build<E: HarnessEnv>(
         rows * (2.0 * (steps + 1.0) * env.dims() as f64 + steps) * 4.0,
     )
     .map_err(|e| format!("{}: {e}", run.eval_at))?;
+    let plugins = plugins.on::<B>();
     let reward_entry = plugins
         .rewards
         .get(&c.reward.name)
@@ -150,21 +173,21 @@ pub fn build<E: HarnessEnv>(
 /// # Errors
 /// The first problem found, naming the file, position or field.
 pub fn plan(file: &Path, results: &Path, plugins: &Plugins) -> Result<Plan, String> {
-    plan_on(file, results, plugins, Device::default())
+    plan_on::<Cpu>(file, results, plugins, Default::default())
 }
 
 /// [`plan`] with the runs placed on `device`.
 ///
 /// # Errors
 /// As [`plan`].
-pub fn plan_on(
+pub fn plan_on<B: HarnessBackend>(
     file: &Path,
     results: &Path,
     plugins: &Plugins,
-    device: Device,
-) -> Result<Plan, String> {
+    device: B::Device,
+) -> Result<Plan<B>, String> {
     let sweep = sweep::load(file, plugins)?;
-    let resources = Resources::new(device);
+    let resources = Resources::<B>::new(device);
     for run in &sweep.runs {
         with_env!(run, resources, plugins, file, |env| {
             build(run, env.as_ref(), plugins, &resources)?;
@@ -180,5 +203,6 @@ pub fn plan_on(
         name: sweep.name,
         runs,
         resources,
+        more: Vec::new(),
     })
 }

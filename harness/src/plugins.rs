@@ -10,39 +10,39 @@ use bench_envs::DiffusionEnv;
 use bench_metrics::{builtin_metrics, MetricEntry, MetricPlugin, MetricRegistry};
 use bench_rewards::{builtin_rewards, RewardEntry, RewardPlugin, RewardRegistry};
 
-use crate::backend::{Backend, Inner};
+use crate::backend::{Cpu, HarnessBackend};
 
-/// An objective, with a factory for each environment type this binary runs.
-pub struct ObjectiveEntry {
+/// An objective on one backend, with a factory for each environment type this binary runs.
+pub struct ObjectiveEntry<B: HarnessBackend> {
     pub params: ParamsCodec,
-    toy: AlgorithmEntry<Backend, Toy2d<Backend>>,
-    sd: AlgorithmEntry<Backend, SdEnv<Backend>>,
+    toy: AlgorithmEntry<B, Toy2d<B>>,
+    sd: AlgorithmEntry<B, SdEnv<B>>,
 }
 
 /// An environment type the harness runs, and how it finds its objectives' factories.
-pub trait HarnessEnv: DiffusionEnv<Backend> + Sized + 'static {
-    fn factory(entry: &ObjectiveEntry) -> &AlgorithmEntry<Backend, Self>;
+pub trait HarnessEnv<B: HarnessBackend>: DiffusionEnv<B> + Sized + 'static {
+    fn factory(entry: &ObjectiveEntry<B>) -> &AlgorithmEntry<B, Self>;
 }
 
-impl HarnessEnv for Toy2d<Backend> {
-    fn factory(entry: &ObjectiveEntry) -> &AlgorithmEntry<Backend, Self> {
+impl<B: HarnessBackend> HarnessEnv<B> for Toy2d<B> {
+    fn factory(entry: &ObjectiveEntry<B>) -> &AlgorithmEntry<B, Self> {
         &entry.toy
     }
 }
 
-impl HarnessEnv for SdEnv<Backend> {
-    fn factory(entry: &ObjectiveEntry) -> &AlgorithmEntry<Backend, Self> {
+impl<B: HarnessBackend> HarnessEnv<B> for SdEnv<B> {
+    fn factory(entry: &ObjectiveEntry<B>) -> &AlgorithmEntry<B, Self> {
         &entry.sd
     }
 }
 
 /// Objectives by name.
-pub struct Objectives(Registry<ObjectiveEntry>);
+pub struct Objectives<B: HarnessBackend>(Registry<ObjectiveEntry<B>>);
 
-impl Objectives {
+impl<B: HarnessBackend> Objectives<B> {
     /// # Errors
     /// An unknown name, listing the known ones.
-    pub fn get(&self, name: &str) -> Result<&ObjectiveEntry, String> {
+    pub fn get(&self, name: &str) -> Result<&ObjectiveEntry<B>, String> {
         self.0.get(name)
     }
 
@@ -55,7 +55,7 @@ impl Objectives {
     }
 }
 
-impl RegisterObjective for Objectives {
+impl<B: HarnessBackend> RegisterObjective for Objectives<B> {
     fn objective<O: Objective>(&mut self, name: &str, about: &'static str) {
         self.0.register(
             name,
@@ -69,15 +69,15 @@ impl RegisterObjective for Objectives {
     }
 }
 
-/// The registries of a `bench` binary.
-pub struct Plugins {
-    pub objectives: Objectives,
-    pub rewards: RewardRegistry<Backend>,
+/// The plugins' factories on one backend.
+pub struct Registries<B: HarnessBackend> {
+    pub objectives: Objectives<B>,
+    pub rewards: RewardRegistry<B>,
     /// Metrics run on the inference backend.
-    pub metrics: MetricRegistry<Inner>,
+    pub metrics: MetricRegistry<B::InnerBackend>,
 }
 
-impl Default for Plugins {
+impl<B: HarnessBackend> Default for Registries<B> {
     /// The built-in objectives, rewards and metrics.
     fn default() -> Self {
         let mut objectives = Objectives(Registry::new("algorithm"));
@@ -90,19 +90,69 @@ impl Default for Plugins {
     }
 }
 
-impl Plugins {
-    /// Adds an objective: it trains on every environment this binary runs.
-    pub fn objective<O: Objective>(&mut self, name: &str, about: &'static str) {
+impl<B: HarnessBackend> Registries<B> {
+    fn objective<O: Objective>(&mut self, name: &str, about: &'static str) {
         self.objectives.objective::<O>(name, about);
+    }
+
+    fn reward<R: RewardPlugin>(&mut self, name: &str, about: &'static str) {
+        self.rewards.register(name, about, RewardEntry::of::<R>());
+    }
+
+    fn metric<M: MetricPlugin>(&mut self, name: &str, about: &'static str) {
+        self.metrics.register(name, about, MetricEntry::of::<M>());
+    }
+}
+
+/// The registries of a `bench` binary: every plugin is registered once by name and gets a
+/// factory on each backend the binary is built with.
+pub struct Plugins {
+    pub(crate) cpu: Registries<Cpu>,
+    #[cfg(feature = "cuda")]
+    pub(crate) cuda: Registries<crate::backend::Cuda>,
+}
+
+impl Default for Plugins {
+    /// The built-in objectives, rewards and metrics.
+    fn default() -> Self {
+        Self {
+            cpu: Registries::default(),
+            #[cfg(feature = "cuda")]
+            cuda: Registries::default(),
+        }
+    }
+}
+
+impl Plugins {
+    /// The factories on backend `B`.
+    pub fn on<B: HarnessBackend>(&self) -> &Registries<B> {
+        B::registries(self)
+    }
+
+    /// What the plugins are: names, descriptions, parameter types and sample kinds, which are
+    /// the same on every backend (read from the CPU's registries).
+    pub fn catalog(&self) -> &Registries<Cpu> {
+        &self.cpu
+    }
+
+    /// Adds an objective: it trains on every environment and backend this binary runs.
+    pub fn objective<O: Objective>(&mut self, name: &str, about: &'static str) {
+        self.cpu.objective::<O>(name, about);
+        #[cfg(feature = "cuda")]
+        self.cuda.objective::<O>(name, about);
     }
 
     /// Adds a reward.
     pub fn reward<R: RewardPlugin>(&mut self, name: &str, about: &'static str) {
-        self.rewards.register(name, about, RewardEntry::of::<R>());
+        self.cpu.reward::<R>(name, about);
+        #[cfg(feature = "cuda")]
+        self.cuda.reward::<R>(name, about);
     }
 
     /// Adds a metric: a column of `bench table` wherever a sweep names it.
     pub fn metric<M: MetricPlugin>(&mut self, name: &str, about: &'static str) {
-        self.metrics.register(name, about, MetricEntry::of::<M>());
+        self.cpu.metric::<M>(name, about);
+        #[cfg(feature = "cuda")]
+        self.cuda.metric::<M>(name, about);
     }
 }

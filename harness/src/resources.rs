@@ -11,17 +11,18 @@ use std::sync::{Arc, Mutex};
 use bench_core::{BuildContext, NetworkCache};
 use bench_envs::sd::{SdEnv, SdPipeline};
 use bench_envs::toy2d::Toy2d;
+use bench_models::Precision;
 
-use crate::backend::{Backend, Device, Inner};
+use crate::backend::HarnessBackend;
 use crate::plugins::Plugins;
 use crate::run_config::EnvConfig;
 use crate::sweep::PlannedRun;
 
-pub struct Resources {
-    pub device: Device,
+pub struct Resources<B: HarnessBackend> {
+    pub device: B::Device,
     pub networks: NetworkCache,
-    toy: Mutex<HashMap<String, Arc<Toy2d<Backend>>>>,
-    sd: Mutex<HashMap<String, Arc<SdEnv<Backend>>>>,
+    toy: Mutex<HashMap<String, Arc<Toy2d<B>>>>,
+    sd: Mutex<HashMap<String, Arc<SdEnv<B>>>>,
 }
 
 /// The cache key of an environment: its configuration, sampler and the folder relative paths
@@ -46,8 +47,8 @@ fn cached<E>(
     Ok(env)
 }
 
-impl Resources {
-    pub fn new(device: Device) -> Self {
+impl<B: HarnessBackend> Resources<B> {
+    pub fn new(device: B::Device) -> Self {
         Self {
             device,
             networks: NetworkCache::default(),
@@ -57,12 +58,12 @@ impl Resources {
     }
 
     /// What plugin factories get.
-    pub fn build_context(&self) -> BuildContext<'_, Backend> {
+    pub fn build_context(&self) -> BuildContext<'_, B> {
         BuildContext::new(self.device.clone(), &self.networks)
     }
 
     /// The same for plugins on the inference backend (metrics).
-    pub fn inference_context(&self) -> BuildContext<'_, Inner> {
+    pub fn inference_context(&self) -> BuildContext<'_, B::InnerBackend> {
         BuildContext::new(self.device.clone(), &self.networks)
     }
 
@@ -72,7 +73,7 @@ impl Resources {
     /// # Errors
     /// Invalid environment or sampler settings, instruments on a run without a closed-form
     /// target, or a run on another environment.
-    pub fn toy(&self, run: &PlannedRun, plugins: &Plugins) -> Result<Arc<Toy2d<Backend>>, String> {
+    pub fn toy(&self, run: &PlannedRun, plugins: &Plugins) -> Result<Arc<Toy2d<B>>, String> {
         let EnvConfig::Toy2d(c) = &run.config.env else {
             return Err("not a toy2d run".into());
         };
@@ -105,11 +106,11 @@ impl Resources {
     /// # Errors
     /// Missing weights (naming the path tried and where to get them), bad settings, or
     /// another env.
-    pub fn sd(&self, run: &PlannedRun) -> Result<Arc<SdEnv<Backend>>, String> {
+    pub fn sd(&self, run: &PlannedRun) -> Result<Arc<SdEnv<B>>, String> {
         match &run.config.env {
             EnvConfig::Sd(written) => cached(&self.sd, env_key(written, run), || {
                 let c = written.relative_to(&run.base_dir);
-                let pipeline = self.sd_pipeline(&c.model).map_err(|e| {
+                let pipeline = self.sd_pipeline(&c.model, c.dtype).map_err(|e| {
                     let tried = if written.model.is_relative() {
                         format!(
                             " (`{}` is relative to the sweep file's folder `{}`)",
@@ -127,19 +128,24 @@ impl Resources {
         }
     }
 
-    /// The pipeline of an SD model, loaded on first use.
+    /// The pipeline of an SD model in a precision, loaded on first use.
     ///
     /// # Errors
     /// As [`SdPipeline::load`].
-    pub fn sd_pipeline(&self, model: &std::path::Path) -> Result<Arc<SdPipeline<Inner>>, String> {
+    pub fn sd_pipeline(
+        &self,
+        model: &std::path::Path,
+        precision: Precision,
+    ) -> Result<Arc<SdPipeline<B::InnerBackend>>, String> {
         let key = format!(
-            "sd-pipeline:{}",
+            "sd-pipeline:{}:{}",
+            precision.name(),
             std::fs::canonicalize(model)
                 .unwrap_or_else(|_| model.to_path_buf())
                 .display()
         );
         self.networks
-            .get_or_load(&key, || SdPipeline::load(model, &self.device))
+            .get_or_load(&key, || SdPipeline::load_in(model, precision, &self.device))
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::backend::HarnessBackend;
 use crate::divergence::Divergence;
 use crate::interrupt::interrupted;
 use crate::plan::Plan;
@@ -102,11 +103,12 @@ impl Summary {
     }
 }
 
-/// Runs every run of the plan, `jobs` at a time (runs are independent and each is
-/// deterministic, so the results do not depend on `jobs`). A run that diverges or fails is
+/// Runs every run of the plan, `jobs` at a time, the workers taking the plan's devices in
+/// turn (runs are independent and each is deterministic, so the results depend on neither
+/// `jobs` nor the placement). A run that diverges or fails is
 /// reported and the others go on; Ctrl-C stops every run at its next safe point.
-pub fn execute(
-    plan: &Plan,
+pub fn execute<B: HarnessBackend>(
+    plan: &Plan<B>,
     file: &Path,
     plugins: &Plugins,
     progress: &Progress,
@@ -116,15 +118,17 @@ pub fn execute(
     let next = AtomicUsize::new(0);
     let statuses: Mutex<Vec<RunStatus>> = Mutex::new(vec![RunStatus::NotStarted; plan.runs.len()]);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, plan.runs.len().max(1)) {
-            scope.spawn(|| loop {
+        for worker in 0..jobs.clamp(1, plan.runs.len().max(1)) {
+            let resources = plan.resources_of(worker);
+            let (next, statuses, bar) = (&next, &statuses, &bar);
+            scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= plan.runs.len() || interrupted() {
                     break;
                 }
                 let (id, run) = &plan.runs[i];
                 let dir = RunDir::new(plan.dir.join(id));
-                let status = run_one(run, &dir, plugins, &plan.resources, file, progress, id)
+                let status = run_one(run, &dir, plugins, resources, file, progress, id)
                     .unwrap_or_else(RunStatus::Failed);
                 let error = matches!(
                     status,
@@ -150,11 +154,11 @@ pub fn execute(
 ///
 /// # Errors
 /// A failure of the run's components or of the disk.
-pub fn run_one(
+pub fn run_one<B: HarnessBackend>(
     run: &PlannedRun,
     dir: &RunDir,
     plugins: &Plugins,
-    resources: &Resources,
+    resources: &Resources<B>,
     file: &Path,
     progress: &Progress,
     name: &str,

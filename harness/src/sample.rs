@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
@@ -17,8 +17,10 @@ use bench_envs::{
 };
 use bench_metrics::images::{grid, save_png, to_rgb8};
 use bench_models::sd::UNetLora;
+use bench_models::Precision;
 
-use crate::backend::{Device, Inner};
+use crate::backend::HarnessBackend;
+use crate::device::{DeviceSpec, OnDevice};
 use crate::torch_noise::torch_randn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -95,6 +97,13 @@ pub struct SampleArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// The precision of the text encoder, UNet and VAE: `f32`, `bf16` or `f16` (a LoRA stays
+    /// f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: Precision,
+    /// Where to sample: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 /// A finite number, for flags where NaN or infinity would make no image.
@@ -162,9 +171,37 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
         },
         ..SamplerConfig::default()
     };
-    let device = Device::default();
-    let pipeline =
-        SdPipeline::<Inner>::load(&args.model, &device).map_err(|e| format!("--model: {e}"))?;
+    args.device.clone().single()?.run(SampleOn {
+        args,
+        prompts,
+        sampler,
+    })?
+}
+
+/// `bench sample`'s arguments, checked, to run on the backend of `--device`.
+struct SampleOn<'a> {
+    args: &'a SampleArgs,
+    prompts: Vec<String>,
+    sampler: SamplerConfig,
+}
+
+impl OnDevice for SampleOn<'_> {
+    type Output = Result<(), String>;
+
+    fn run<H: HarnessBackend>(self, devices: Vec<H::Device>) -> Result<(), String> {
+        let device = devices.into_iter().next().ok_or("no device")?;
+        sample_on::<H::InnerBackend>(self.args, &self.prompts, self.sampler, &device)
+    }
+}
+
+fn sample_on<B: Backend>(
+    args: &SampleArgs,
+    prompts: &[String],
+    sampler: SamplerConfig,
+    device: &B::Device,
+) -> Result<(), String> {
+    let pipeline = SdPipeline::<B>::load_in(&args.model, args.dtype, device)
+        .map_err(|e| format!("--model: {e}"))?;
     let resolution = args
         .resolution
         .unwrap_or_else(|| pipeline.native_resolution());
@@ -174,7 +211,7 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     )?;
     let model = SdModel::new(
         &pipeline,
-        &prompts,
+        prompts,
         &args.negative_prompt,
         resolution,
         Scheduler::for_sampling(sampler)?,
@@ -182,7 +219,7 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
     .map_err(|e| format!("--{e}"))?;
     let lora = match &args.lora {
         Some(file) => Some(
-            UNetLora::load(&model.unet().lora_layout(), file, args.lora_alpha, &device)
+            UNetLora::load(&model.unet().lora_layout(), file, args.lora_alpha, device)
                 .map_err(|e| format!("--lora: {e}"))?,
         ),
         None => None,
@@ -196,10 +233,10 @@ pub fn sample(args: &SampleArgs) -> Result<(), String> {
         .collect();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let initial = match &args.noise {
-        Some(file) => read_latents(file, rows.len(), model.latent_shape(), &device)?,
+        Some(file) => read_latents(file, rows.len(), model.latent_shape(), device)?,
         None => {
             let values = torch_randn(args.seed, rows.len() * model.dims())?;
-            Tensor::from_data(TensorData::new(values, [rows.len(), model.dims()]), &device)
+            Tensor::from_data(TensorData::new(values, [rows.len(), model.dims()]), device)
         }
     };
     let solver = match args.sampler {
@@ -271,12 +308,12 @@ fn folder_spacing(model: &Path) -> Result<TimestepSpacing, String> {
 }
 
 /// Initial latents from a safetensors file, checked against the expected shape.
-fn read_latents(
+fn read_latents<B: Backend>(
     file: &Path,
     n: usize,
     latent: [usize; 3],
-    device: &Device,
-) -> Result<Tensor<Inner, 2>, String> {
+    device: &B::Device,
+) -> Result<Tensor<B, 2>, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("--noise {}: {e}", file.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("--noise {}: {e}", file.display()))?;

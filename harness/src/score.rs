@@ -10,7 +10,8 @@ use clap::Args;
 use bench_core::{ParamsCodec, ParamsText, SampleKind, Source};
 use bench_envs::sd::read_prompt_file;
 
-use crate::backend::Inner;
+use crate::backend::HarnessBackend;
+use crate::device::{DeviceSpec, OnDevice};
 use crate::image_folder::{image_bar, image_files, visit_images};
 use crate::plugins::Plugins;
 use crate::resources::Resources;
@@ -38,6 +39,9 @@ pub struct ScoreArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where to score: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 fn is_broken_pipe(e: &csv::Error) -> bool {
@@ -81,7 +85,31 @@ pub fn resolve_params(codec: &ParamsCodec, text: Option<&str>) -> Result<String,
 /// An unknown reward or one that does not score images, bad parameters, an unreadable folder,
 /// image or prompt file.
 pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
+    args.device.clone().single()?.run(Score { args, plugins })?
+}
+
+/// `bench score` to run on the backend of `--device`.
+struct Score<'a> {
+    args: &'a ScoreArgs,
+    plugins: &'a Plugins,
+}
+
+impl OnDevice for Score<'_> {
+    type Output = Result<(), String>;
+
+    fn run<B: HarnessBackend>(self, devices: Vec<B::Device>) -> Result<(), String> {
+        let device = devices.into_iter().next().ok_or("no device")?;
+        score_on::<B>(self.args, self.plugins, device)
+    }
+}
+
+fn score_on<B: HarnessBackend>(
+    args: &ScoreArgs,
+    plugins: &Plugins,
+    device: B::Device,
+) -> Result<(), String> {
     let entry = plugins
+        .on::<B>()
         .rewards
         .get(&args.reward)
         .map_err(|e| format!("--reward: {e}"))?;
@@ -92,7 +120,7 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
         ));
     }
     let resolved = resolve_params(&entry.params, args.params.as_deref())?;
-    let resources = Resources::new(Default::default());
+    let resources = Resources::<B>::new(device);
     let reward = entry
         .build(&resolved, &resources.build_context())
         .map_err(|e| format!("--reward `{}`: {e}", args.reward))?;
@@ -110,7 +138,7 @@ pub fn score(args: &ScoreArgs, plugins: &Plugins) -> Result<(), String> {
         Err(e) if is_broken_pipe(&e) => return Ok(()),
         other => other.map_err(|e| format!("cannot write to stdout: {e}"))?,
     }
-    visit_images::<Inner>(
+    visit_images::<B::InnerBackend>(
         &files,
         args.batch as usize,
         &resources.device,

@@ -20,8 +20,9 @@ pub struct SlurmArgs {
     /// Array tasks (default: one per run). Each runs its shard's runs one after another.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub shards: Option<u64>,
-    /// GPUs per array task (`--gres=gpu:N`). 0 by default: this build trains on the CPU.
-    #[arg(long, default_value_t = 0)]
+    /// GPUs per array task (`--gres=gpu:1`; the task runs with `--device cuda`, on the GPU
+    /// Slurm gives it). 0 by default: runs train on the CPU. One run uses one GPU.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1))]
     pub gpus_per_run: u64,
     /// CPU cores per array task.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
@@ -120,10 +121,16 @@ pub fn slurm(args: &SlurmArgs, plugins: &Plugins) -> Result<(), String> {
             lines.push(format!("#SBATCH --{option}={}", directive(option, v)?));
         }
     }
+    // Slurm's CUDA_VISIBLE_DEVICES numbers the task's GPU 0.
+    let device = if args.gpus_per_run > 0 {
+        " --device cuda"
+    } else {
+        ""
+    };
     lines.extend([
         "set -eu".to_string(),
         format!(
-            "exec {} run {} --results {} --quiet --jobs 1",
+            "exec {} run {} --results {}{device} --quiet --jobs 1",
             quoted(&bench),
             quoted(&sweep),
             quoted(&results)

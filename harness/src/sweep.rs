@@ -116,6 +116,7 @@ pub struct Sweep {
 /// A missing file, a parse error, an unknown plugin or field, or a bad value, as
 /// `file:line:column: message`.
 pub fn load(path: &Path, plugins: &Plugins) -> Result<Sweep, String> {
+    let plugins = plugins.catalog();
     let source =
         Source::read(path).map_err(|e| e.replace("cannot read", "cannot read sweep file"))?;
     let spec: SweepSpec = source.parse_all()?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bench_algorithms::{Algorithm, Context, Scalars};
 
-use crate::backend::Backend;
+use crate::backend::HarnessBackend;
 use crate::checkpoints;
 use crate::divergence::{self, Divergence};
 use crate::eval::{EvalError, Evaluation, Metrics};
@@ -30,21 +30,21 @@ pub enum Outcome {
 }
 
 /// A locked run in its environment.
-pub struct Training<'a, E: HarnessEnv> {
+pub struct Training<'a, B: HarnessBackend, E: HarnessEnv<B>> {
     pub run: &'a PlannedRun,
     pub env: &'a E,
     pub dir: &'a RunDir,
     pub plugins: &'a Plugins,
-    pub resources: &'a Resources,
+    pub resources: &'a Resources<B>,
     pub progress: &'a Progress,
     /// The run's id, for messages and progress bars.
     pub name: &'a str,
 }
 
-impl<E: HarnessEnv> Training<'_, E> {
+impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
     /// Builds the run's components and restores the newest checkpoint that verifies and loads;
     /// a corrupted or partial one is named and skipped for the previous one (or a fresh start).
-    fn resume(&self) -> Result<(Components<E>, usize), String> {
+    fn resume(&self) -> Result<(Components<B, E>, usize), String> {
         for (epoch, path) in checkpoints::list(self.dir) {
             let mut components = build(self.run, self.env, self.plugins, self.resources)?;
             let loaded = checkpoints::verify(&path).and_then(|()| components.algorithm.load(&path));
@@ -109,7 +109,7 @@ impl<E: HarnessEnv> Training<'_, E> {
             seed: config.seed,
         };
         let mut evaluate =
-            |algorithm: &dyn Algorithm<Backend, E>, done: usize| -> Result<Scalars, Stop> {
+            |algorithm: &dyn Algorithm<B, E>, done: usize| -> Result<Scalars, Stop> {
                 let mut rng = context(done).rng("eval");
                 let scalars = evaluation
                     .run(

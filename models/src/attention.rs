@@ -4,6 +4,8 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Tensor};
 
+use crate::precision::in_f32;
+
 /// `softmax(q·kᵀ/√d)·v` per head, for projected queries `[N, Lq, C]` and keys/values
 /// `[N, Lk, C]` whose channels split into `heads` heads of width `d = C / heads`. `mask`
 /// `[N, Lq, Lk]` is true where attention is forbidden; no row may be fully masked.
@@ -26,7 +28,7 @@ pub fn multi_head_attention<B: Backend>(
     if let Some(mask) = mask {
         scores = scores.mask_fill(mask.unsqueeze_dim(1), f32::NEG_INFINITY);
     }
-    softmax(scores, 3)
+    in_f32(scores, |s| softmax(s, 3))
         .matmul(split(v))
         .swap_dims(1, 2)
         .reshape([n, lq, c])

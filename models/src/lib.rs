@@ -11,6 +11,7 @@ pub mod image_reward;
 pub mod inception;
 pub mod mixture;
 pub mod mlp;
+pub mod precision;
 pub mod resize;
 pub mod sd;
 pub mod time_embedding;
@@ -18,5 +19,6 @@ pub mod weights;
 
 pub use mixture::{Component, GaussianMixture, Point};
 pub use mlp::Mlp;
+pub use precision::{cast_module, Precision};
 pub use time_embedding::sinusoidal_embedding;
 pub use weights::{load_safetensors, LoadError};

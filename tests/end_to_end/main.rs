@@ -7,6 +7,7 @@
 mod cli;
 mod configs;
 mod convergence;
+mod devices;
 mod exact_solution;
 mod exactness;
 mod fid;

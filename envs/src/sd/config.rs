@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use bench_core::validate::{self, Invalid, Validate};
 use bench_models::sd::{AuxNetConfig, LoraConfig};
+use bench_models::Precision;
 
 /// SD's configuration (`env: Sd(...)` in a sweep).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,12 @@ pub struct SdConfig {
     pub flow_net: AuxNetConfig,
     /// ∇-GFlowNet's residual flow score g_φ (a small UNet).
     pub field_net: AuxNetConfig,
+    /// The precision the frozen text encoder, UNet and VAE are held and run in: `F32` (the
+    /// default), `Bf16` or `F16`, as diffusers' `weight_dtype`. The LoRA, auxiliary networks,
+    /// optimizer state, log-probabilities and losses stay f32. Left out of the run id when
+    /// f32, so that results from before the field existed resume.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub dtype: Precision,
 }
 
 impl Default for SdConfig {
@@ -40,6 +47,7 @@ impl Default for SdConfig {
             lora: LoraConfig::default(),
             flow_net: AuxNetConfig::default(),
             field_net: AuxNetConfig::default(),
+            dtype: Precision::F32,
         }
     }
 }

@@ -105,8 +105,8 @@ impl<B: AutodiffBackend> SdEnv<B> {
         sampler: SamplerConfig,
         device: B::Device,
     ) -> Result<Self, String> {
-        let pipeline =
-            SdPipeline::load(&config.model, &device).map_err(|e| format!("env.model: {e}"))?;
+        let pipeline = SdPipeline::load_in(&config.model, config.dtype, &device)
+            .map_err(|e| format!("env.model: {e}"))?;
         Self::new(config, sampler, Arc::new(pipeline), device)
     }
 

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
 use bench_models::clip::{ClipTextModel, ClipTokenizer};
+use bench_models::precision::{cast_module, to_dtype, Precision};
 use bench_models::sd::{AutoencoderKl, SdComponents, UNet2DConditionModel};
 
 /// SD v1's latent side (64, for 512-pixel images): what a single-file checkpoint is taken to be.
@@ -34,6 +35,15 @@ impl<B: Backend> SdPipeline<B> {
     /// # Errors
     /// Missing or mismatched weights, naming the files and where to get SD v1.5.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, String> {
+        Self::load_in(path, Precision::F32, device)
+    }
+
+    /// [`Self::load`] with the text encoder, UNet and VAE held in `precision` (they take f32
+    /// inputs and give f32 outputs whatever it is).
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub fn load_in(path: &Path, precision: Precision, device: &B::Device) -> Result<Self, String> {
         let sd = SdComponents::<B>::load(path, device).map_err(|e| e.to_string())?;
         let sample_size = std::fs::read_to_string(path.join("unet/config.json"))
             .ok()
@@ -44,9 +54,9 @@ impl<B: Backend> SdPipeline<B> {
             sample_size,
             path: path.to_path_buf(),
             tokenizer: sd.tokenizer,
-            text_encoder: sd.text_encoder,
-            unet: sd.unet,
-            vae: sd.vae,
+            text_encoder: cast_module(sd.text_encoder, precision),
+            unet: cast_module(sd.unet, precision),
+            vae: cast_module(sd.vae, precision),
         })
     }
 
@@ -55,7 +65,7 @@ impl<B: Backend> SdPipeline<B> {
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let device = self.unet.conv_in.weight.device();
         let ids: Tensor<B, 2, Int> = self.tokenizer.encode_batch(&refs, &device);
-        self.text_encoder.forward(ids)
+        to_dtype(self.text_encoder.forward(ids), DType::F32)
     }
 
     /// The resolution the model was trained at (SD v1.5: 512), what `bench sample` draws by

@@ -8,5 +8,6 @@ mod common;
 mod diffusers_schedulers;
 mod dpm_solver;
 mod sd_env;
+mod sd_precision;
 mod sd_tiny_rollout;
 mod transitions;

@@ -20,6 +20,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{load_safetensors_remapped, LoadError};
 
 /// File name diffusers uses for LoRA weights.
@@ -141,9 +142,15 @@ impl<B: Backend> LoraPair<B> {
         }
     }
 
-    /// The update `scale · up(down(x))`.
+    /// The update `scale · up(down(x))`, computed in the LoRA's precision (f32 beside bf16 or
+    /// f16 frozen weights) and returned in `x`'s.
     pub fn delta<const D: usize>(&self, x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
-        self.up.forward(self.down.forward(x)).mul_scalar(scale)
+        let dtype = x.dtype();
+        let x = to_precision_of(x, &self.down.weight.val());
+        to_dtype(
+            self.up.forward(self.down.forward(x)).mul_scalar(scale),
+            dtype,
+        )
     }
 }
 

@@ -21,6 +21,7 @@ use super::lora::{
     AttentionShape, BlockLayout, LoraAttention, LoraBlock, LoraLayout, LoraTransformer, UNetLora,
 };
 use crate::attention::multi_head_attention;
+use crate::precision::{in_f32, to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
 /// An int or one int per block, as diffusers' configs allow.
@@ -390,16 +391,19 @@ impl<B: Backend> Transformer2DModel<B> {
         for (i, block) in self.transformer_blocks.iter().enumerate() {
             let adapter = lora.map(|(l, s)| (&l.transformer_blocks[i], s));
             t = block.attn1.forward(
-                block.norm1.forward(t.clone()),
+                in_f32(t.clone(), |t| block.norm1.forward(t)),
                 None,
                 adapter.map(|(a, s)| (&a.attn1, s)),
             ) + t;
             t = block.attn2.forward(
-                block.norm2.forward(t.clone()),
+                in_f32(t.clone(), |t| block.norm2.forward(t)),
                 Some(context.clone()),
                 adapter.map(|(a, s)| (&a.attn2, s)),
             ) + t;
-            t = block.ff.forward(block.norm3.forward(t.clone())) + t;
+            t = block
+                .ff
+                .forward(in_f32(t.clone(), |t| block.norm3.forward(t)))
+                + t;
         }
         let t = t.swap_dims(1, 2).reshape([n, c, h, w]);
         self.proj_out.forward(t) + x
@@ -488,11 +492,12 @@ impl<B: Backend> UNet2DConditionModel<B> {
     }
 
     /// The time embedding `[N, 4·C₀]` of timesteps `[N]`.
+    /// The features are computed in f32 and cast to the weights' precision.
     pub fn time_embedding(&self, timesteps: Tensor<B, 1>) -> Tensor<B, 2> {
-        self.time_embedding.forward(timestep_features(
-            timesteps,
-            self.time_proj_dim,
-            self.freq_shift,
+        let features = timestep_features(timesteps, self.time_proj_dim, self.freq_shift);
+        self.time_embedding.forward(to_precision_of(
+            features,
+            &self.time_embedding.linear_1.weight.val(),
         ))
     }
 
@@ -528,7 +533,11 @@ impl<B: Backend> UNet2DConditionModel<B> {
         lora: Option<&UNetLora<B>>,
     ) -> Tensor<B, 4> {
         let scale = lora.map_or(1.0, UNetLora::scale);
-        let ctx = encoder_hidden_states;
+        // Inputs in the weights' precision (bf16 or f16 frozen weights), ε̂ in the caller's.
+        let out_dtype = sample.dtype();
+        let weight = self.conv_in.weight.val();
+        let sample = to_precision_of(sample, &weight);
+        let ctx = to_precision_of(encoder_hidden_states, &weight);
         let emb = self.time_embedding(timesteps);
         let (mut x, mut skips) = self.down_path(sample, emb.clone(), ctx.clone(), lora);
         let mid = &self.mid_block;
@@ -553,8 +562,10 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 x = up.forward(x);
             }
         }
-        self.conv_out
-            .forward(silu(group_norm_forward(&self.conv_norm_out, x)))
+        let eps = self
+            .conv_out
+            .forward(silu(group_norm_forward(&self.conv_norm_out, x)));
+        to_dtype(eps, out_dtype)
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::blocks::{
     conv, group_norm, group_norm_forward, Downsample2D, ResnetBlock2D, SpatialAttention, Upsample2D,
 };
+use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors_remapped, read_json, LoadError};
 
 /// diffusers' VAE blocks use this GroupNorm epsilon throughout.
@@ -257,9 +258,13 @@ impl<B: Backend> AutoencoderKl<B> {
     }
 
     /// Images `[N, 3, H, W]` in [-1, 1] → the latent distribution.
+    /// Computed in the weights' precision, returned in `image`'s.
     pub fn encode(&self, image: Tensor<B, 4>) -> DiagonalGaussian<B> {
         let e = &self.encoder;
-        let mut x = e.conv_in.forward(image);
+        let out_dtype = image.dtype();
+        let mut x = e
+            .conv_in
+            .forward(to_precision_of(image, &e.conv_in.weight.val()));
         for block in &e.down_blocks {
             for r in &block.resnets {
                 x = r.forward(x, None);
@@ -275,7 +280,10 @@ impl<B: Backend> AutoencoderKl<B> {
         if let Some(q) = &self.quant_conv {
             x = q.forward(x);
         }
-        let [mean, logvar] = x.chunk(2, 1).try_into().expect("2 chunks");
+        let [mean, logvar] = to_dtype(x, out_dtype)
+            .chunk(2, 1)
+            .try_into()
+            .expect("2 chunks");
         DiagonalGaussian {
             mean,
             logvar: logvar.clamp(-30.0, 20.0),
@@ -283,8 +291,11 @@ impl<B: Backend> AutoencoderKl<B> {
     }
 
     /// The decoder applied to `z` as given (no scaling): output roughly in [-1, 1].
+    /// Computed in the weights' precision, returned in `z`'s.
     pub fn decode(&self, z: Tensor<B, 4>) -> Tensor<B, 4> {
         let d = &self.decoder;
+        let out_dtype = z.dtype();
+        let z = to_precision_of(z, &d.conv_in.weight.val());
         let z = match &self.post_quant_conv {
             Some(p) => p.forward(z),
             None => z,
@@ -298,8 +309,10 @@ impl<B: Backend> AutoencoderKl<B> {
                 x = u.forward(x);
             }
         }
-        d.conv_out
-            .forward(silu(group_norm_forward(&d.conv_norm_out, x)))
+        let image = d
+            .conv_out
+            .forward(silu(group_norm_forward(&d.conv_norm_out, x)));
+        to_dtype(image, out_dtype)
     }
 
     /// What SD's pipeline does with its final latents: divide by `scaling_factor`, decode, map

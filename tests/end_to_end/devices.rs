@@ -1,0 +1,113 @@
+//! Devices: concurrent runs placed on several devices give the results of one device (tested
+//! with several CPU devices: the placement code is the same for GPUs), and a device this build
+//! or machine lacks is a clear error that writes nothing.
+
+use std::fs;
+use std::path::Path;
+
+use bench::backend::Cpu;
+use bench::plan::plan_on;
+use bench::progress::Progress;
+use bench::runner::{execute, Summary};
+use bench::Plugins;
+
+use crate::support::bench;
+
+const SWEEP: &str = r#"
+Sweep(
+    name: "placed",
+    env: Toy2d((prompts: ["ring8"])),
+    sampler: (log_prob: Sum, guidance: 1.0),
+    epochs: 2,
+    eval: (every: 1, samples_per_prompt: 32),
+    seeds: [0, 1],
+    algorithms: [
+        (name: "ddpo", params: (sample_batch: 8, train_batch: 8)),
+        (name: "dag_db", params: (sample_batch: 8, train_batch: 8, beta: 1.0)),
+    ],
+    rewards: [(name: "bump")],
+)
+"#;
+
+/// Every evaluation's samples and scalars of every run below `dir`, by relative path.
+fn evaluations(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for run in fs::read_dir(dir).unwrap() {
+        let run = run.unwrap().path();
+        let mut files = vec![run.join("eval.csv")];
+        for f in fs::read_dir(run.join("samples")).unwrap() {
+            files.push(f.unwrap().path());
+        }
+        for f in files {
+            let rel = f.strip_prefix(dir).unwrap().display().to_string();
+            out.push((rel, fs::read_to_string(&f).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn runs_placed_on_several_devices_equal_one_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tmp.path().join("sweep.ron");
+    fs::write(&sweep, SWEEP).unwrap();
+    let plugins = Plugins::default();
+    let mut results = Vec::new();
+    for (devices, jobs) in [(1, 1), (3, 3)] {
+        let out = tmp.path().join(format!("on-{devices}"));
+        let planned = plan_on::<Cpu>(&sweep, &out, &plugins, Default::default())
+            .unwrap()
+            .with_devices(vec![Default::default(); devices - 1]);
+        // The third worker's runs share the resources of the first device again.
+        assert!(std::ptr::eq(
+            planned.resources_of(0),
+            planned.resources_of(devices)
+        ));
+        assert_eq!(
+            devices > 1,
+            !std::ptr::eq(planned.resources_of(0), planned.resources_of(1))
+        );
+        let statuses = execute(&planned, &sweep, &plugins, &Progress::new(true), jobs);
+        assert!(Summary::of(&statuses).is_clean(), "{statuses:?}");
+        results.push(evaluations(&planned.dir));
+    }
+    assert_eq!(results[0].len(), 4 * (1 + 3));
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn a_device_this_build_or_machine_lacks_is_an_error_that_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tmp.path().join("sweep.ron");
+    fs::write(&sweep, SWEEP).unwrap();
+    let results = tmp.path().join("results");
+    for (device, says) in [
+        (
+            "cuda",
+            if cfg!(feature = "cuda") {
+                "CUDA"
+            } else {
+                "--features cuda"
+            },
+        ),
+        ("gpu:0", "`gpu:0` is not a device"),
+    ] {
+        let out = bench([
+            "run",
+            sweep.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--device",
+            device,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{device}");
+        assert!(err.contains(says), "{device}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!results.exists(), "{device}: something was written");
+    }
+    let out = bench(["sample", "--prompt", "a cat", "--device", "cuda:0,1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("uses one"), "{err}");
+}
