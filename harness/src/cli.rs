@@ -65,6 +65,10 @@ enum Command {
         /// loaded (LoRA merged) and reported.
         #[arg(long)]
         dreamsim: Option<PathBuf>,
+        /// Devices to check (`cuda`, `cuda:0,1`, `cpu`): on each, a small product and a
+        /// reduction run and are read back — what a cluster job needs before it is submitted.
+        #[arg(long)]
+        device: Option<crate::device::DeviceSpec>,
     },
     /// List the algorithms, rewards and metrics this binary knows.
     List,
@@ -115,12 +119,18 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             params,
             fid_weights,
             dreamsim,
+            device,
         } => {
             let mut bad = Vec::new();
-            let model = match (&model, &reward, &fid_weights, &dreamsim) {
-                (None, None, None, None) => Some(PathBuf::from("sd-v1-5")),
+            let model = match (&model, &reward, &fid_weights, &dreamsim, &device) {
+                (None, None, None, None, None) => Some(PathBuf::from("sd-v1-5")),
                 _ => model,
             };
+            if let Some(device) = device {
+                if !crate::doctor::doctor_device(&device) {
+                    bad.push(format!("`{device}` is not usable"));
+                }
+            }
             if let Some(model) = model {
                 if !crate::doctor::doctor(&model)? {
                     bad.push(format!("{} is not a usable SD v1.x model", model.display()));

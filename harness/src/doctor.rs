@@ -3,10 +3,14 @@
 
 use std::path::Path;
 
+use burn::tensor::{ElementConversion, Tensor};
+
 use bench_models::sd::components::{check_model, ComponentCheck};
 use bench_models::sd::ModelLayout;
 use bench_models::weights::SD15_SOURCE;
 
+use crate::backend::HarnessBackend;
+use crate::device::{DeviceSpec, OnDevice};
 use crate::plugins::Plugins;
 use crate::score::resolve_params;
 
@@ -237,4 +241,60 @@ pub fn doctor_dreamsim(folder: &Path) -> Result<bool, String> {
         );
     }
     Ok(loaded > 0 && failed == 0)
+}
+
+/// On each device of `spec`: a matrix product and a reduction, read back and checked against
+/// their exact value (on CUDA this compiles and runs kernels). Prints a line per device; `true`
+/// when every one passed.
+pub fn doctor_device(spec: &DeviceSpec) -> bool {
+    match spec.run(DeviceCheck) {
+        Ok(lines) => {
+            let mut ok = true;
+            for (device, result) in lines {
+                match result {
+                    Ok(()) => println!("  ok       {device}: a product and a reduction ran"),
+                    Err(e) => {
+                        ok = false;
+                        println!("  FAILED   {device}: {e}");
+                    }
+                }
+            }
+            ok
+        }
+        Err(e) => {
+            println!("  FAILED   {spec}: {e}");
+            false
+        }
+    }
+}
+
+/// The check of [`doctor_device`] on one backend's devices.
+struct DeviceCheck;
+
+impl OnDevice for DeviceCheck {
+    type Output = Vec<(String, Result<(), String>)>;
+
+    fn run<B: HarnessBackend>(self, devices: Vec<B::Device>) -> Self::Output {
+        devices
+            .iter()
+            .map(|device| {
+                // ones(64×64)·ones(64×64) sums to 64³ exactly in f32. A backend that panics
+                // (a driver or kernel-compiler failure) is reported, not propagated.
+                let sum = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let a = Tensor::<B::InnerBackend, 2>::ones([64, 64], device);
+                    a.clone().matmul(a).sum().into_scalar().elem::<f32>()
+                }));
+                let result = match sum {
+                    Ok(262_144.0) => Ok(()),
+                    Ok(s) => Err(format!("the product summed to {s}, not 262144")),
+                    Err(panic) => Err(panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "the backend panicked".into())),
+                };
+                (format!("{device:?}"), result)
+            })
+            .collect()
+    }
 }

@@ -111,3 +111,20 @@ fn a_device_this_build_or_machine_lacks_is_an_error_that_writes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("uses one"), "{err}");
 }
+
+#[test]
+fn doctor_runs_a_product_on_each_device_asked_for() {
+    let out = bench(["doctor", "--device", "cpu"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok") && text.contains("Cpu"), "{text}");
+    if !cfg!(feature = "cuda") {
+        let out = bench(["doctor", "--device", "cuda:1"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success());
+        assert!(
+            text.contains("FAILED") && text.contains("--features cuda"),
+            "{text}"
+        );
+    }
+}
