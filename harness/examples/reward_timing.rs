@@ -7,7 +7,6 @@
 //! repetitions); run from the repository root (it reads fixtures/).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use bench::backend::{Backend, Inner};
 use bench_core::{BuildContext, NetworkCache};
@@ -17,6 +16,10 @@ use bench_rewards::image::{
 };
 use bench_rewards::{image_gradient, Reward};
 use burn::tensor::{Distribution, Tensor};
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::repeat_ms;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -98,16 +101,7 @@ fn main() {
     );
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (name, reward) in &rewards {
-        let time = |f: &dyn Fn()| -> Vec<f64> {
-            f(); // warm-up
-            (0..reps)
-                .map(|_| {
-                    let t0 = Instant::now();
-                    f();
-                    t0.elapsed().as_secs_f64() * 1e3
-                })
-                .collect()
-        };
+        let time = |f: &dyn Fn()| repeat_ms(reps, f);
         let score = time(&|| {
             let _ = reward.score(images.clone(), &prompts).into_data();
         });

@@ -7,8 +7,6 @@
 //! `cargo run --release -p bench --features cuda --example unet_timing -- cuda bf16 4 512 5`
 //! (device, dtype, batch, image side, repetitions; `cpu f32 1 128 2` for a smoke run here).
 
-use std::time::Instant;
-
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
@@ -20,23 +18,15 @@ use bench_models::sd::aux_nets::random_init;
 use bench_models::sd::{LoraConfig, UNet2DConditionModel, UNetConfig, UNetLora};
 use bench_models::{cast_module, Precision};
 
+#[path = "support/timing.rs"]
+mod timing;
+use timing::repeat_ms;
+
 struct Timing {
     dtype: Precision,
     batch: usize,
     side: usize,
     reps: usize,
-}
-
-/// Milliseconds of `f`, which must end by reading a value back (a device sync).
-fn time(reps: usize, mut f: impl FnMut()) -> Vec<f64> {
-    f(); // warm-up: kernel compilation, allocations
-    (0..reps)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64() * 1e3
-        })
-        .collect()
 }
 
 impl OnDevice for Timing {
@@ -61,7 +51,7 @@ impl OnDevice for Timing {
             Distribution::Normal(0.0, 1.0),
             device,
         );
-        let forward = time(self.reps, || {
+        let forward = repeat_ms(self.reps, || {
             let eps = unet.forward(x.clone(), t.clone(), ctx.clone());
             let _ = eps.sum().into_scalar();
         });
@@ -78,7 +68,7 @@ impl OnDevice for Timing {
             Tensor::<B, 1>::from_inner(t),
             Tensor::<B, 3>::from_inner(ctx),
         );
-        let backward = time(self.reps, || {
+        let backward = repeat_ms(self.reps, || {
             let eps = frozen.forward_with_lora(x.clone(), t.clone(), ctx.clone(), Some(&lora));
             let grads = eps.square().mean().backward();
             let up = &lora.down_blocks[0].attentions[0].transformer_blocks[0]

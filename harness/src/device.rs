@@ -12,10 +12,9 @@ use std::str::FromStr;
 use crate::backend::{Cpu, HarnessBackend};
 
 /// The devices a command runs on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
     /// The CPU (burn-flex, all cores).
-    #[default]
     Cpu,
     /// These CUDA GPUs, by index (at least one).
     Cuda(Vec<usize>),

@@ -3,6 +3,7 @@
 //! doctor` on the image metrics' weights.
 
 use std::fs;
+use std::path::Path;
 
 use crate::support::{bench, bench_ok, fixture, inception_weights};
 
@@ -117,37 +118,25 @@ fn a_folders_statistics_are_pytorch_fids_and_missing_weights_say_where_to_get_th
         "sigma row 0",
     );
 
+    // `bench fid A B` with the fixture's weights, and `extra` flags.
+    let fid = |a: &Path, b: &Path, extra: &[&str]| {
+        let mut args = vec!["fid".as_ref(), a.as_os_str(), b.as_os_str()];
+        args.extend([
+            "--weights".as_ref(),
+            weights.as_os_str(),
+            "--quiet".as_ref(),
+        ]);
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        fid_value(bench_ok(args))
+    };
     // The folder against its own statistics: 0; against 16-d statistics: refused by name.
-    let zero = fid_value(bench_ok([
-        "fid".as_ref(),
-        folder.as_os_str(),
-        stats.as_os_str(),
-        "--weights".as_ref(),
-        weights.as_os_str(),
-        "--quiet".as_ref(),
-    ]));
+    let zero = fid(&folder, &stats, &[]);
     assert!(zero.abs() <= 1e-9, "{zero}");
     // Two folders take the route from the feature rows (3 images, 2048 features): 0 too.
-    let zero = fid_value(bench_ok([
-        "fid".as_ref(),
-        folder.as_os_str(),
-        folder.as_os_str(),
-        "--weights".as_ref(),
-        weights.as_os_str(),
-        "--quiet".as_ref(),
-    ]));
+    let zero = fid(&folder, &folder, &[]);
     assert!(zero.abs() <= 1e-9, "{zero}");
     // clean-fid's resize gives other features of the same images (parity: the models tests).
-    let clean = fid_value(bench_ok([
-        "fid".as_ref(),
-        folder.as_os_str(),
-        stats.as_os_str(),
-        "--weights".as_ref(),
-        weights.as_os_str(),
-        "--resize".as_ref(),
-        "clean-fid".as_ref(),
-        "--quiet".as_ref(),
-    ]));
+    let clean = fid(&folder, &stats, &["--resize", "clean-fid"]);
     assert!(clean > 1e-3, "{clean}");
     let out = bench([
         "fid".as_ref(),

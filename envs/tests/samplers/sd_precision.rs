@@ -100,13 +100,14 @@ fn eps_and_gradient(env: &SdEnv<B>) -> (Vec<f64>, Vec<f64>, Vec<DType>) {
 
 /// Measured (Flex): unguided ε drifts 6.6e-2 (bf16) and 8.7e-3 (f16) in relative L2 from f32
 /// — in the ratio of their roundings (2⁻⁸ vs 2⁻¹¹) — and the LoRA gradient's cosine with f32's
-/// is 0.980 (bf16) and 0.9995 (f16).
+/// is 0.980 (bf16) and 0.9995 (f16). The bounds leave about twice the measured drift and twice
+/// the measured gap to a cosine of 1.
 #[test]
 fn half_precision_sd_stays_near_f32_and_trains_an_f32_lora() {
     let (eps32, grad32, _) = eps_and_gradient(&env(Precision::F32));
     assert!(!grad32.is_empty() && grad32.iter().any(|g| *g != 0.0));
     for (dtype, eps_bound, cosine_floor) in
-        [(Precision::Bf16, 0.12, 0.95), (Precision::F16, 0.02, 0.995)]
+        [(Precision::Bf16, 0.12, 0.95), (Precision::F16, 0.02, 0.999)]
     {
         let (eps, grad, dtypes) = eps_and_gradient(&env(dtype));
         let drift = relative_l2(&eps, &eps32);
