@@ -62,6 +62,7 @@ fn update_step(c: &mut Criterion) {
                 algorithm
                     .train_epoch(&Context {
                         env: &env,
+                        replicas: &[],
                         reward: reward.as_ref(),
                         epoch,
                         epochs: 1_000_000,

@@ -2,11 +2,14 @@
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::{rngs::StdRng, SeedableRng};
 
-use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel, Trajectory};
+use bench_envs::{
+    rollout, rollout_sharded, shard_rows, Denoiser, DiffusionEnv, DiffusionModel, RolloutShard,
+    Trajectory,
+};
 use bench_rewards::{require_gradient, DifferentiableReward, Reward};
 
 pub use bench_rewards::toy::TargetSpec;
@@ -17,6 +20,10 @@ pub type Scalars = Vec<(String, f64)>;
 /// Everything an epoch may use besides the algorithm's own state.
 pub struct Context<'a, B: AutodiffBackend, E: DiffusionEnv<B>> {
     pub env: &'a E,
+    /// The run's environment on each further device of a data-parallel run, empty on one
+    /// device: rollouts, and the steps of objectives that shard them
+    /// ([`Context::backward_sharded`]), are split by rows over `env` and these.
+    pub replicas: &'a [&'a E],
     pub reward: &'a dyn Reward<B>,
     /// The epoch being trained, from 0.
     pub epoch: usize,
@@ -42,8 +49,9 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
     }
 
     /// Rolls out `n` trajectories of `policy` on uniformly drawn prompts, on the inference
-    /// backend, and scores their final samples. The trajectories come back as constants of the
-    /// training backend, for the objective's losses.
+    /// backend (split by rows over the run's devices, drawing the noise one device would), and
+    /// scores their final samples. The trajectories come back as constants of the training
+    /// backend on the main device, for the objective's losses.
     pub fn sample(
         &self,
         policy: &E::Policy,
@@ -52,7 +60,33 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
     ) -> (Trajectory<B>, Vec<f64>) {
         let prompts = crate::util::uniform_prompts(self.env.prompts().len(), n, rng);
         let policy = policy.valid();
-        let traj = rollout(self.env.infer(), Denoiser::Policy(&policy), prompts, rng);
+        let traj = if self.replicas.is_empty() {
+            rollout(self.env.infer(), Denoiser::Policy(&policy), prompts, rng)
+        } else {
+            let envs = self.devices();
+            let ranges = shard_rows(n, envs.len());
+            let copies: Vec<_> = envs
+                .iter()
+                .take(ranges.len())
+                .map(|e| policy.clone().to_device(e.infer().device()))
+                .collect();
+            let shards = ranges
+                .into_iter()
+                .zip(envs.iter().zip(&copies))
+                .map(|(r, (e, p))| RolloutShard {
+                    model: e.infer(),
+                    net: Denoiser::Policy(p),
+                    prompts: prompts[r].to_vec(),
+                })
+                .collect();
+            let main = self.env.infer().device();
+            Trajectory::cat(
+                rollout_sharded(shards, rng)
+                    .iter()
+                    .map(|t| t.to_device(main))
+                    .collect(),
+            )
+        };
         let rewards = self.score(traj.final_states(), &traj.prompts);
         (traj.lift(), rewards)
     }
@@ -72,6 +106,17 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
     }
 }
 
+/// What of its epochs an objective spreads over the devices of a data-parallel run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharding {
+    /// Nothing: it samples inside its loss (ReFL, DRaFT), all on the main device.
+    None,
+    /// Its rollouts ([`Context::sample`]); its steps run on the main device.
+    Sampling,
+    /// Its rollouts and its steps ([`Context::backward_sharded`]).
+    SamplingAndSteps,
+}
+
 /// A finetuning objective. It owns its networks (the policy, flows, value heads), their
 /// optimizers and its state; the harness only calls these methods.
 pub trait Algorithm<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
@@ -88,6 +133,11 @@ pub trait Algorithm<B: AutodiffBackend, E: DiffusionEnv<B>>: Send {
     /// anything runs, a reward that is not differentiable.
     fn needs_reward_gradient(&self) -> bool {
         false
+    }
+
+    /// What of an epoch this objective spreads over the devices of a data-parallel run.
+    fn data_parallel(&self) -> Sharding {
+        Sharding::Sampling
     }
 
     /// The exact target, for objectives that match a distribution.

@@ -21,7 +21,8 @@ use bench_core::stats::{mean, population_std as std};
 use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel, Inner, Stacked, Trajectory};
 use bench_rewards::toy::TargetKind;
 
-use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::algorithm::{Algorithm, Context, Scalars, Sharding, TargetSpec};
+use crate::data_parallel::Shard;
 use crate::optim::{OptimConfig, Trained};
 use crate::reinforce::ReinforceSettings;
 use crate::residual_bands::ResidualBands;
@@ -78,24 +79,33 @@ impl<B: AutodiffBackend> DbTerms<B> {
 }
 
 /// r(x̂₀(x)) for states `x` at inference steps `steps`, from `model` (frozen) without
-/// guidance, on the inference backend: the forward-looking term, a constant.
+/// guidance, on the inference backend of `env` (a data-parallel shard's device; the reward
+/// scores on the main one): the forward-looking term, a constant.
 pub fn looking_ahead<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    env: &E,
     model: Denoiser<'_, Inner<B, E::Policy>>,
     x: Tensor<B::InnerBackend, 2>,
     steps: &[usize],
     prompts: &[usize],
 ) -> Vec<f64> {
-    let infer = ctx.env.infer();
+    let infer = env.infer();
     let eps = infer.eps_unguided(model, x.clone(), steps, Some(prompts));
-    ctx.score(infer.scheduler().predict_x0(x, eps, steps), prompts)
+    let x0 = infer.scheduler().predict_x0(x, eps, steps);
+    if std::ptr::eq(env, ctx.env) {
+        ctx.score(x0, prompts)
+    } else {
+        ctx.score(x0.to_device(ctx.env.infer().device()), prompts)
+    }
 }
 
-/// The terms of every transition of `sub` (its rows' final rewards are `rewards`): the
-/// constants on the inference backend, the policy's and the flow's terms with their graphs.
+/// The terms of every transition of `sub` (its rows' final rewards are `rewards`) in `env`
+/// (the run's, or a data-parallel shard's copy on its device): the constants on the inference
+/// backend, the policy's and the flow's terms with their graphs.
 #[allow(clippy::too_many_arguments)]
 pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    env: &E,
     policy: &E::Policy,
     flow: &E::StateNet,
     sub: &Trajectory<B>,
@@ -104,7 +114,6 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
     backward: BackwardPolicy,
     look_ahead: LookAheadModel,
 ) -> DbTerms<B> {
-    let env = ctx.env;
     let (train, infer) = (env.train(), env.infer());
     let reduction = env.scheduler().reduction();
     let steps: Vec<usize> = (0..sub.num_steps()).collect();
@@ -120,9 +129,9 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
             .log_prob(x_t, reduction),
     };
 
-    let (log_f_t, log_f_next) = match exact_flows(ctx, &s, rewards, beta) {
+    let (log_f_t, log_f_next) = match exact_flows(env, &s, rewards, beta) {
         Some(flows) => flows,
-        None => learned_flows(ctx, policy, flow, &s, rewards, beta, look_ahead),
+        None => learned_flows(ctx, env, policy, flow, &s, rewards, beta, look_ahead),
     };
 
     let eps = train.eps(
@@ -153,6 +162,7 @@ pub fn db_terms<B: AutodiffBackend, E: DiffusionEnv<B>>(
 #[allow(clippy::too_many_arguments)]
 fn learned_flows<B: AutodiffBackend, E: DiffusionEnv<B>>(
     ctx: &Context<'_, B, E>,
+    env: &E,
     policy: &E::Policy,
     flow: &E::StateNet,
     s: &Stacked<B>,
@@ -160,7 +170,6 @@ fn learned_flows<B: AutodiffBackend, E: DiffusionEnv<B>>(
     beta: f64,
     look_ahead: LookAheadModel,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let env = ctx.env;
     let train = env.train();
     let device = env.device().clone();
     let m = rewards.len();
@@ -170,10 +179,11 @@ fn learned_flows<B: AutodiffBackend, E: DiffusionEnv<B>>(
         LookAheadModel::Current => Denoiser::Policy(&current),
         LookAheadModel::Base => Denoiser::Base,
     };
-    let fl_t: Vec<f64> = looking_ahead(ctx, model, s.x_t.clone().inner(), &s.steps, &s.prompts)
-        .into_iter()
-        .map(|r| beta * r)
-        .collect();
+    let fl_t: Vec<f64> =
+        looking_ahead(ctx, env, model, s.x_t.clone().inner(), &s.steps, &s.prompts)
+            .into_iter()
+            .map(|r| beta * r)
+            .collect();
     // The next state's term; at the last step x_{t−1} = x₀ and log F(x₀) = β·r(x₀), so only
     // the other rows look ahead.
     let last: Vec<bool> = s.steps.iter().map(|&k| k + 1 == t_max).collect();
@@ -183,6 +193,7 @@ fn learned_flows<B: AutodiffBackend, E: DiffusionEnv<B>>(
     } else {
         looking_ahead(
             ctx,
+            env,
             model,
             select_rows(&s.x_next, &mids).inner(),
             &mids.iter().map(|&j| s.steps[j] + 1).collect::<Vec<_>>(),
@@ -207,12 +218,11 @@ fn learned_flows<B: AutodiffBackend, E: DiffusionEnv<B>>(
 /// reduction's units), the terminal one being β·r(x₀) as in the learned case; `None` when the
 /// environment has none.
 fn exact_flows<B: AutodiffBackend, E: DiffusionEnv<B>>(
-    ctx: &Context<'_, B, E>,
+    env: &E,
     s: &Stacked<B>,
     rewards: &[f64],
     beta: f64,
 ) -> Option<(Tensor<B, 1>, Tensor<B, 1>)> {
-    let env = ctx.env;
     let train = env.train();
     let per_unit = 1.0 / env.scheduler().reduction().to_sum_factor(env.dims());
     let log_f_t = train.exact_log_flow(s.x_t.clone(), &s.steps, &s.prompts)?;
@@ -421,75 +431,93 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
 
         let mut logs: [Vec<f64>; 5] = Default::default();
         let mut bands = ResidualBands::default();
+        // The balance losses are means of per-trajectory terms: the step shards by rows. The
+        // REINFORCE surrogate's leave-one-out baseline spans the minibatch: one device.
+        let shards_steps = matches!(st.policy_loss, PolicyLoss::Balance);
         for rows in minibatches(traj.batch_size(), sh.train_batch, &mut rng) {
-            let sub = traj.select_rows(&rows);
-            let sub_rewards: Vec<f64> = rows.iter().map(|&r| rewards[r]).collect();
-            let t = db_terms(
-                ctx,
-                &self.policy.module,
-                &self.flow.module,
-                &sub,
-                &sub_rewards,
-                beta,
-                st.backward,
-                st.look_ahead,
-            );
-            let reg = output_regulariser(
-                ctx.env,
-                &old,
-                t.eps.clone(),
-                t.x_t.clone(),
-                &t.steps,
-                &t.prompts,
-            );
-            let delta = t.residual();
-            let (m, steps) = (sub.batch_size(), sub.num_steps());
-            let tail = TailWeight {
-                steps: sh.tail_steps,
-                weight: sh.tail_weight,
+            let loss = |shard: &Shard<'_, E>| {
+                let env = shard.env;
+                let policy = shard.local(&self.policy.module);
+                let flow = shard.local(&self.flow.module);
+                let sub = shard.rows_of(&traj);
+                let sub_rewards: Vec<f64> = shard.rows.iter().map(|&r| rewards[r]).collect();
+                let t = db_terms(
+                    ctx,
+                    env,
+                    &policy,
+                    &flow,
+                    &sub,
+                    &sub_rewards,
+                    beta,
+                    st.backward,
+                    st.look_ahead,
+                );
+                let reg = output_regulariser(
+                    env,
+                    &shard.local_inner(&old),
+                    t.eps.clone(),
+                    t.x_t.clone(),
+                    &t.steps,
+                    &t.prompts,
+                );
+                let delta = t.residual();
+                let (m, steps) = (sub.batch_size(), sub.num_steps());
+                let tail = TailWeight {
+                    steps: sh.tail_steps,
+                    weight: sh.tail_weight,
+                };
+                let delta_sq = delta.clone().detach().powi_scalar(2);
+                let (loss, balance, policy_term) = match &st.policy_loss {
+                    PolicyLoss::Balance => {
+                        let db = balance_loss(delta, m, steps, st.balance, tail);
+                        (db.clone(), db.clone(), db)
+                    }
+                    PolicyLoss::Reinforce(kl) => {
+                        let flow_loss = balance_loss(
+                            t.log_f_t.clone() + t.log_pf.clone().detach()
+                                - t.log_f_next.clone()
+                                - t.log_pb.clone(),
+                            m,
+                            steps,
+                            Balance::Detailed,
+                            tail,
+                        );
+                        let surrogate = crate::reinforce::reinforce_surrogate(
+                            t.log_pf.clone(),
+                            t.log_pf_old.clone(),
+                            delta.detach(),
+                            sub.batch_size(),
+                            kl,
+                        );
+                        (
+                            flow_loss.clone() + surrogate.clone().mul_scalar(kl.kl_coef),
+                            flow_loss,
+                            surrogate,
+                        )
+                    }
+                };
+                let loss = loss + reg.clone().mul_scalar(sh.reg_coef);
+                let logged = [balance.detach(), policy_term.detach(), reg.detach()];
+                (loss, (logged, delta_sq, t.steps, policy, flow))
             };
-            bands.add(
-                &t.steps,
-                &to_f64(delta.clone().detach().powi_scalar(2)),
-                sub.num_steps(),
-            );
-            let (loss, balance, policy_term) = match &st.policy_loss {
-                PolicyLoss::Balance => {
-                    let db = balance_loss(delta, m, steps, st.balance, tail);
-                    (db.clone(), db.clone(), db)
-                }
-                PolicyLoss::Reinforce(kl) => {
-                    let flow_loss = balance_loss(
-                        t.log_f_t.clone() + t.log_pf.clone().detach()
-                            - t.log_f_next.clone()
-                            - t.log_pb.clone(),
-                        m,
-                        steps,
-                        Balance::Detailed,
-                        tail,
-                    );
-                    let surrogate = crate::reinforce::reinforce_surrogate(
-                        t.log_pf.clone(),
-                        t.log_pf_old.clone(),
-                        delta.detach(),
-                        sub.batch_size(),
-                        kl,
-                    );
-                    (
-                        flow_loss.clone() + surrogate.clone().mul_scalar(kl.kl_coef),
-                        flow_loss,
-                        surrogate,
-                    )
-                }
+            let mut step = if shards_steps {
+                ctx.backward_sharded(&rows, loss)
+            } else {
+                ctx.backward_whole(&rows, loss)
             };
-            let loss = loss + reg.clone().mul_scalar(sh.reg_coef);
-            logs[0].push(scalar(balance.detach()));
-            logs[1].push(scalar(policy_term.detach()));
-            logs[2].push(scalar(reg.detach()));
-
-            let mut grads = loss.backward();
-            logs[3].push(self.policy.step(&mut grads));
-            logs[4].push(self.flow.step(&mut grads));
+            for (i, log) in logs.iter_mut().take(3).enumerate() {
+                log.push(step.mean(|t| scalar(t.0[i].clone())));
+            }
+            for (_, (_, delta_sq, steps, _, _)) in &step.parts {
+                bands.add(steps, &to_f64(delta_sq.clone()), traj.num_steps());
+            }
+            let policies = step.parts.iter().map(|(_, t)| &t.3);
+            logs[3].push(
+                self.policy
+                    .step_sharded(step.grads.iter_mut().zip(policies)),
+            );
+            let flows = step.parts.iter().map(|(_, t)| &t.4);
+            logs[4].push(self.flow.step_sharded(step.grads.iter_mut().zip(flows)));
         }
         let mut scalars = vec![
             ("reward_mean".into(), mean(&rewards)),
@@ -507,6 +535,13 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
 
     fn policy(&self) -> &E::Policy {
         &self.policy.module
+    }
+
+    fn data_parallel(&self) -> Sharding {
+        match self.settings.policy_loss {
+            PolicyLoss::Balance => Sharding::SamplingAndSteps,
+            PolicyLoss::Reinforce(_) => Sharding::Sampling,
+        }
     }
 
     fn target(&self, env: &E) -> Option<TargetSpec> {

@@ -6,6 +6,7 @@ pub mod algorithm;
 pub mod checkpoint;
 pub mod dag_db;
 pub mod dag_kl;
+pub mod data_parallel;
 pub mod ddpo;
 pub mod detailed_balance;
 pub mod dpok;
@@ -27,7 +28,8 @@ pub mod sub_tb;
 pub mod sub_trajectory;
 pub mod util;
 
-pub use algorithm::{Algorithm, Context, Scalars, TargetSpec};
+pub use algorithm::{Algorithm, Context, Scalars, Sharding, TargetSpec};
+pub use data_parallel::{Shard, ShardedGrads};
 pub use registry::{
     build, builtin_algorithms, register_builtin, AlgorithmEntry, AlgorithmRegistry, Objective,
     RegisterObjective,

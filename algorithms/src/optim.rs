@@ -4,7 +4,7 @@
 use bench_core::validate::{self, Invalid, Validate};
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::ElementConversion;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
@@ -88,7 +88,42 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     /// Takes `module`'s gradients out of `grads`, clips their global norm and steps.
     /// Returns the updated module and the norm before clipping.
     pub fn step(&mut self, module: M, grads: &mut B::Gradients) -> (M, f64) {
-        let mut params = GradientsParams::from_module(grads, &module);
+        let params = GradientsParams::from_module(grads, &module);
+        self.step_params(module, params)
+    }
+
+    /// Takes each data-parallel shard's gradients of its copy of `module` (on the shard's
+    /// device: gradients are keyed by the copy's tensors) out of its `grads`, sums them on the
+    /// module's device, clips their global norm and steps.
+    pub fn step_sharded<'m>(
+        &mut self,
+        module: M,
+        shards: impl IntoIterator<Item = (&'m mut B::Gradients, &'m M)>,
+    ) -> (M, f64)
+    where
+        M: 'm,
+        B::Gradients: 'm,
+    {
+        let device = module.devices().into_iter().next();
+        let mut parts: Vec<GradientsParams> = shards
+            .into_iter()
+            .map(|(grads, copy)| GradientsParams::from_module(grads, copy))
+            .collect();
+        if parts.len() == 1 {
+            let one = parts.remove(0);
+            return self.step_params(module, one);
+        }
+        let mut sum = GradientsAccumulator::<M>::new();
+        for mut params in parts {
+            if let Some(device) = &device {
+                params = params.to_device(device, &module);
+            }
+            sum.accumulate(&module, params);
+        }
+        self.step_params(module, sum.grads())
+    }
+
+    fn step_params(&mut self, module: M, mut params: GradientsParams) -> (M, f64) {
         let mut norm = SquaredNorm {
             grads: &params,
             total: 0.0,
@@ -146,6 +181,21 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + ModuleSnapshot<B>> Trained<B, M>
     /// clipping.
     pub fn step(&mut self, grads: &mut B::Gradients) -> f64 {
         let (module, norm) = self.trainer.step(self.module.clone(), grads);
+        self.module = module;
+        norm
+    }
+
+    /// [`Trained::step`] on the gradients of every data-parallel shard, summed: each shard's
+    /// gradients with the copy of the module they were taken of ([`crate::Shard::local`]).
+    pub fn step_sharded<'m>(
+        &mut self,
+        shards: impl IntoIterator<Item = (&'m mut B::Gradients, &'m M)>,
+    ) -> f64
+    where
+        M: 'm,
+        B::Gradients: 'm,
+    {
+        let (module, norm) = self.trainer.step_sharded(self.module.clone(), shards);
         self.module = module;
         norm
     }

@@ -13,7 +13,7 @@ use bench_core::stats::{mean, population_std as std};
 use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel};
 use bench_rewards::toy::TargetKind;
 
-use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::algorithm::{Algorithm, Context, Scalars, Sharding, TargetSpec};
 use crate::checkpoint::{load_state, save_state};
 use crate::optim::{OptimConfig, Trained};
 use crate::per_prompt_stats::PerPromptStats;
@@ -123,7 +123,6 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for PolicyGradient<
         let env = ctx.env;
         let st = &self.settings;
         let sh = &st.shared;
-        let device = env.device().clone();
         let reduction = env.scheduler().reduction();
         let mut rng = ctx.rng(st.name);
         let (traj, rewards) = ctx.sample(&self.policy.module, sh.sample_batch, &mut rng);
@@ -139,49 +138,66 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for PolicyGradient<
         let mut logs: [Vec<f64>; 5] = Default::default();
         for _ in 0..st.inner_epochs {
             for rows in minibatches(traj.batch_size(), sh.train_batch, &mut rng) {
-                let sub = traj.select_rows(&rows);
-                let s = sub.stack(&steps);
-                let adv: Vec<f64> = steps
-                    .iter()
-                    .flat_map(|_| rows.iter().map(|&r| advantages[r]))
-                    .map(|a| (reward_coef * a).clamp(-sh.adv_clip_max, sh.adv_clip_max))
-                    .collect();
-                // The base model's mean is a constant of the KL: the inference backend's.
-                let base_mean = st.kl.as_ref().map(|_| {
-                    env.infer()
-                        .transition(Denoiser::Base, s.x_t.clone().inner(), &s.steps, &s.prompts)
-                        .mean
-                });
-                let old_log_probs = sub.stacked_log_probs(&steps);
-                let current = env.train().transition(
-                    Denoiser::Policy(&self.policy.module),
-                    s.x_t.clone(),
-                    &s.steps,
-                    &s.prompts,
-                );
-                let log_ratio = current.log_prob(s.x_next, reduction) - old_log_probs;
-                let mut loss =
-                    clipped_surrogate(log_ratio.clone(), vector::<B>(&adv, &device), sh.clip_range);
-                logs[0].push(scalar(loss.clone().detach()));
-                if let (Some(kl), Some(base_mean)) = (&st.kl, base_mean) {
-                    // Both transitions share σ: KL = ‖μ_θ − μ_base‖²/(2σ²), reduced as log-probs.
-                    let per_dim = ((current.mean - Tensor::from_inner(base_mean)) / current.std)
-                        .powi_scalar(2)
-                        .mul_scalar(0.5);
-                    let to_base = reduction.reduce(per_dim).mean();
-                    logs[4].push(scalar(to_base.clone().detach()));
-                    loss = loss + to_base.mul_scalar(kl.kl_coef);
-                }
-                logs[1].push(scalar(
-                    log_ratio
+                // Every term is a mean over the rows' transitions: the step shards by rows.
+                let mut step = ctx.backward_sharded(&rows, |shard| {
+                    let env = shard.env;
+                    let policy = shard.local(&self.policy.module);
+                    let sub = shard.rows_of(&traj);
+                    let s = sub.stack(&steps);
+                    let adv: Vec<f64> = steps
+                        .iter()
+                        .flat_map(|_| shard.rows.iter().map(|&r| advantages[r]))
+                        .map(|a| (reward_coef * a).clamp(-sh.adv_clip_max, sh.adv_clip_max))
+                        .collect();
+                    // The base model's mean is a constant of the KL: the inference backend's.
+                    let base_mean = st.kl.as_ref().map(|_| {
+                        env.infer()
+                            .transition(Denoiser::Base, s.x_t.clone().inner(), &s.steps, &s.prompts)
+                            .mean
+                    });
+                    let old_log_probs = sub.stacked_log_probs(&steps);
+                    let current = env.train().transition(
+                        Denoiser::Policy(&policy),
+                        s.x_t.clone(),
+                        &s.steps,
+                        &s.prompts,
+                    );
+                    let log_ratio = current.log_prob(s.x_next, reduction) - old_log_probs;
+                    let mut loss = clipped_surrogate(
+                        log_ratio.clone(),
+                        vector::<B>(&adv, env.device()),
+                        sh.clip_range,
+                    );
+                    let surrogate = loss.clone().detach();
+                    let mut kl_to_base = None;
+                    if let (Some(kl), Some(base_mean)) = (&st.kl, base_mean) {
+                        // Both transitions share σ: KL = ‖μ_θ − μ_base‖²/(2σ²), reduced as
+                        // log-probs.
+                        let per_dim = ((current.mean - Tensor::from_inner(base_mean))
+                            / current.std)
+                            .powi_scalar(2)
+                            .mul_scalar(0.5);
+                        let to_base = reduction.reduce(per_dim).mean();
+                        kl_to_base = Some(to_base.clone().detach());
+                        loss = loss + to_base.mul_scalar(kl.kl_coef);
+                    }
+                    let approx_kl = log_ratio
                         .clone()
                         .detach()
                         .powi_scalar(2)
                         .mean()
-                        .mul_scalar(0.5),
-                ));
-                logs[2].push(scalar(clip_fraction(log_ratio.detach(), sh.clip_range)));
-                logs[3].push(self.policy.step(&mut loss.backward()));
+                        .mul_scalar(0.5);
+                    let clipped = clip_fraction(log_ratio.detach(), sh.clip_range);
+                    (loss, (surrogate, approx_kl, clipped, kl_to_base, policy))
+                });
+                logs[0].push(step.mean(|t| scalar(t.0.clone())));
+                logs[1].push(step.mean(|t| scalar(t.1.clone())));
+                logs[2].push(step.mean(|t| scalar(t.2.clone())));
+                if st.kl.is_some() {
+                    logs[4].push(step.mean(|t| t.3.clone().map_or(0.0, scalar)));
+                }
+                let copies = step.parts.iter().map(|(_, t)| &t.4);
+                logs[3].push(self.policy.step_sharded(step.grads.iter_mut().zip(copies)));
             }
         }
         let mut scalars = vec![
@@ -200,6 +216,10 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for PolicyGradient<
 
     fn policy(&self) -> &E::Policy {
         &self.policy.module
+    }
+
+    fn data_parallel(&self) -> Sharding {
+        Sharding::SamplingAndSteps
     }
 
     /// Without reward normalisation, KL-regularised RL on whole trajectories has the optimum

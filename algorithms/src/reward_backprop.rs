@@ -13,7 +13,7 @@ use bench_core::stats::mean;
 use bench_envs::{normal_tensor, Denoiser, DiffusionEnv, DiffusionModel, Inner};
 use bench_rewards::DifferentiableReward;
 
-use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::algorithm::{Algorithm, Context, Scalars, Sharding, TargetSpec};
 use crate::optim::{OptimConfig, Trained};
 use crate::reward_gradient::differentiable_reward;
 use crate::util::{scalar, to_f64, uniform_prompts};
@@ -217,6 +217,10 @@ where
 
     fn needs_reward_gradient(&self) -> bool {
         true
+    }
+
+    fn data_parallel(&self) -> Sharding {
+        Sharding::None
     }
 
     fn target(&self, _env: &E) -> Option<TargetSpec> {

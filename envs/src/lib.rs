@@ -14,6 +14,7 @@ pub mod rollout;
 pub mod sampler;
 pub mod schedule;
 pub mod sd;
+pub mod sharded_rollout;
 pub mod toy2d;
 
 pub use dpm_solver::{DpmSolver, DpmSolverKind, FinalSigma, TimestepSpacing};
@@ -22,3 +23,4 @@ pub use gaussian::{DiagGaussian, LogProbReduction};
 pub use rollout::{normal_tensor, rollout, rollout_from, Stacked, Trajectory};
 pub use sampler::{SamplerConfig, SamplerKind, Scheduler};
 pub use schedule::{NoiseSchedule, ScheduleConfig};
+pub use sharded_rollout::{rollout_sharded, shard_rows, RolloutShard};

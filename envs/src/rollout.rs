@@ -34,8 +34,15 @@ pub fn normal_tensor<B: Backend>(
     rng: &mut StdRng,
     device: &B::Device,
 ) -> Tensor<B, 2> {
-    let data: Vec<f32> = (0..n * dims).map(|_| rng.sample(StandardNormal)).collect();
-    Tensor::from_data(TensorData::new(data, [n, dims]), device)
+    Tensor::from_data(
+        TensorData::new(normal_data(n * dims, rng), [n, dims]),
+        device,
+    )
+}
+
+/// `len` standard normal draws from a host RNG, in the order [`normal_tensor`] uses them.
+pub fn normal_data(len: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..len).map(|_| rng.sample(StandardNormal)).collect()
 }
 
 impl<B: Backend> Trajectory<B> {
@@ -46,6 +53,45 @@ impl<B: Backend> Trajectory<B> {
             prompts: self.prompts,
             states: self.states.into_iter().map(Tensor::from_inner).collect(),
             log_probs: self.log_probs.into_iter().map(Tensor::from_inner).collect(),
+        }
+    }
+
+    /// The same trajectories on `device` (a data-parallel shard gathered, or sent out).
+    #[must_use]
+    pub fn to_device(&self, device: &B::Device) -> Self {
+        Self {
+            prompts: self.prompts.clone(),
+            states: self
+                .states
+                .iter()
+                .map(|s| s.clone().to_device(device))
+                .collect(),
+            log_probs: self
+                .log_probs
+                .iter()
+                .map(|l| l.clone().to_device(device))
+                .collect(),
+        }
+    }
+
+    /// The rows of `parts` in turn, as one batch (on the first part's device).
+    ///
+    /// # Panics
+    /// `parts` is empty or its parts have different numbers of steps.
+    pub fn cat(parts: Vec<Self>) -> Self {
+        let steps = parts[0].num_steps();
+        assert!(parts.iter().all(|p| p.num_steps() == steps));
+        Self {
+            prompts: parts
+                .iter()
+                .flat_map(|p| p.prompts.iter().copied())
+                .collect(),
+            states: (0..=steps)
+                .map(|k| Tensor::cat(parts.iter().map(|p| p.states[k].clone()).collect(), 0))
+                .collect(),
+            log_probs: (0..steps)
+                .map(|k| Tensor::cat(parts.iter().map(|p| p.log_probs[k].clone()).collect(), 0))
+                .collect(),
         }
     }
 

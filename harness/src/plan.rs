@@ -26,6 +26,8 @@ pub struct Plan<B: HarnessBackend = Cpu> {
     pub resources: Resources<B>,
     /// The same on each further device concurrent runs are placed on (see [`Plan::with_devices`]).
     more: Vec<Resources<B>>,
+    /// Devices each run uses (data parallelism), consecutive in the list.
+    per_run: usize,
 }
 
 impl<B: HarnessBackend> Plan<B> {
@@ -37,12 +39,39 @@ impl<B: HarnessBackend> Plan<B> {
         self
     }
 
-    /// What the `worker`-th concurrent worker's runs share: the devices in turn.
-    pub fn resources_of(&self, worker: usize) -> &Resources<B> {
-        match worker % (self.more.len() + 1) {
-            0 => &self.resources,
-            k => &self.more[k - 1],
+    /// Each run trained on `k` of the devices at once (data parallelism): consecutive groups
+    /// of `k`, taken in turn by the concurrent workers; devices left over a multiple of `k`
+    /// stay idle.
+    ///
+    /// # Errors
+    /// `k` is 0 or more than the plan's devices.
+    pub fn with_devices_per_run(mut self, k: usize) -> Result<Self, String> {
+        let devices = self.more.len() + 1;
+        if k == 0 || k > devices {
+            return Err(format!(
+                "--devices-per-run {k}: each run needs 1 to {devices} device(s), the number \
+                 --device names"
+            ));
         }
+        self.per_run = k;
+        Ok(self)
+    }
+
+    /// How many runs can train at once, each on its group of devices.
+    pub fn groups(&self) -> usize {
+        (self.more.len() + 1) / self.per_run
+    }
+
+    /// The devices of the `worker`-th concurrent worker's runs, the main one first: the
+    /// groups in turn.
+    pub fn group_of(&self, worker: usize) -> Vec<&Resources<B>> {
+        let first = (worker % self.groups()) * self.per_run;
+        (first..first + self.per_run)
+            .map(|i| match i {
+                0 => &self.resources,
+                k => &self.more[k - 1],
+            })
+            .collect()
     }
 }
 
@@ -204,5 +233,6 @@ pub fn plan_on<B: HarnessBackend>(
         runs,
         resources,
         more: Vec::new(),
+        per_run: 1,
     })
 }

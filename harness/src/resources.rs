@@ -170,3 +170,29 @@ macro_rules! with_env {
     };
 }
 pub(crate) use with_env;
+
+/// [`with_env`] for a data-parallel run: `$envs` is the run's environment on each device of
+/// `$group` (a slice of [`Resources`]), the main one first, all of one concrete type.
+macro_rules! with_envs {
+    ($run:expr, $group:expr, $plugins:expr, $file:expr, |$envs:ident| $body:expr) => {
+        match &$run.config.env {
+            $crate::run_config::EnvConfig::Toy2d(_) => {
+                let $envs = $group
+                    .iter()
+                    .map(|r| r.toy($run, $plugins))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
+                $body
+            }
+            $crate::run_config::EnvConfig::Sd(_) => {
+                let $envs = $group
+                    .iter()
+                    .map(|r| r.sd($run))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_envs;

@@ -44,6 +44,12 @@ pub struct RunArgs {
     /// on the placement.
     #[arg(long, alias = "devices", default_value = "cpu", value_name = "DEVICE")]
     pub device: DeviceSpec,
+    /// Devices each run trains on at once (data parallelism: rollouts and, for the objectives
+    /// that allow it, steps split by rows; gradients summed on the first). Equal, up to float
+    /// reduction order, to one device with the same batches. On `cpu`, that many copies of
+    /// the CPU device (for testing: they share the cores).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub devices_per_run: usize,
 }
 
 /// `bench run` with its arguments, to run on the backend of `--device`.
@@ -57,11 +63,18 @@ impl OnDevice for RunSweep<'_> {
 
     fn run<B: HarnessBackend>(self, devices: Vec<B::Device>) -> Result<(), String> {
         let Self { args, plugins } = self;
+        let per_run = args.devices_per_run;
+        let devices = match args.device {
+            DeviceSpec::Cpu if per_run > 1 => devices
+                .first()
+                .map_or_else(Vec::new, |d| vec![d.clone(); per_run]),
+            _ => devices,
+        };
         let jobs = args.jobs.unwrap_or_else(|| match args.device {
             DeviceSpec::Cpu => {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }
-            DeviceSpec::Cuda(_) => devices.len(),
+            DeviceSpec::Cuda(_) => (devices.len() / per_run.max(1)).max(1),
         });
         let shard = match args.shard {
             Some(s) => Some(s),
@@ -69,7 +82,9 @@ impl OnDevice for RunSweep<'_> {
         };
         let mut devices = devices.into_iter();
         let first = devices.next().ok_or("no device to run on")?;
-        let mut plan = plan_on::<B>(&args.sweep, &args.results, plugins, first)?;
+        let mut plan = plan_on::<B>(&args.sweep, &args.results, plugins, first)?
+            .with_devices(devices)
+            .with_devices_per_run(per_run)?;
         if let Some(shard) = shard {
             let total = plan.runs.len();
             let ids: Vec<&str> = plan.runs.iter().map(|(id, _)| id.as_str()).collect();
@@ -90,7 +105,6 @@ impl OnDevice for RunSweep<'_> {
             );
             return Ok(());
         }
-        let plan = plan.with_devices(devices);
         crate::interrupt::install();
         let progress = Progress::new(args.quiet);
         let started = Instant::now();

@@ -12,7 +12,7 @@ use crate::interrupt::interrupted;
 use crate::plan::Plan;
 use crate::plugins::Plugins;
 use crate::progress::Progress;
-use crate::resources::{with_env, Resources};
+use crate::resources::{with_envs, Resources};
 use crate::run_id::canonical;
 use crate::store::{write_atomic, RunDir};
 use crate::sweep::PlannedRun;
@@ -119,7 +119,7 @@ pub fn execute<B: HarnessBackend>(
     let statuses: Mutex<Vec<RunStatus>> = Mutex::new(vec![RunStatus::NotStarted; plan.runs.len()]);
     std::thread::scope(|scope| {
         for worker in 0..jobs.clamp(1, plan.runs.len().max(1)) {
-            let resources = plan.resources_of(worker);
+            let group = plan.group_of(worker);
             let (next, statuses, bar) = (&next, &statuses, &bar);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -128,7 +128,7 @@ pub fn execute<B: HarnessBackend>(
                 }
                 let (id, run) = &plan.runs[i];
                 let dir = RunDir::new(plan.dir.join(id));
-                let status = run_one(run, &dir, plugins, resources, file, progress, id)
+                let status = run_one(run, &dir, plugins, &group, file, progress, id)
                     .unwrap_or_else(RunStatus::Failed);
                 let error = matches!(
                     status,
@@ -158,7 +158,7 @@ pub fn run_one<B: HarnessBackend>(
     run: &PlannedRun,
     dir: &RunDir,
     plugins: &Plugins,
-    resources: &Resources<B>,
+    group: &[&Resources<B>],
     file: &Path,
     progress: &Progress,
     name: &str,
@@ -176,13 +176,15 @@ pub fn run_one<B: HarnessBackend>(
         return Ok(RunStatus::AlreadyDone);
     }
     write_atomic(&dir.config(), canonical(&run.config).as_bytes())?;
-    let outcome = with_env!(run, resources, plugins, file, |env| {
+    let outcome = with_envs!(run, group, plugins, file, |envs| {
+        let replicas: Vec<_> = envs[1..].iter().map(AsRef::as_ref).collect();
         Training {
             run,
-            env: env.as_ref(),
+            env: envs[0].as_ref(),
+            replicas: &replicas,
             dir,
             plugins,
-            resources,
+            resources: group[0],
             progress,
             name,
         }

@@ -20,9 +20,10 @@ pub struct SlurmArgs {
     /// Array tasks (default: one per run). Each runs its shard's runs one after another.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub shards: Option<u64>,
-    /// GPUs per array task (`--gres=gpu:1`; the task runs with `--device cuda`, on the GPU
-    /// Slurm gives it). 0 by default: runs train on the CPU. One run uses one GPU.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1))]
+    /// GPUs per array task (`--gres=gpu:K`; the task runs with `--device cuda`, on the GPU
+    /// Slurm gives it, or for K > 1 with `--device cuda:0,…,K-1 --devices-per-run K`: each
+    /// run data-parallel on the task's K GPUs). 0 by default: runs train on the CPU.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
     pub gpus_per_run: u64,
     /// CPU cores per array task.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
@@ -121,11 +122,14 @@ pub fn slurm(args: &SlurmArgs, plugins: &Plugins) -> Result<(), String> {
             lines.push(format!("#SBATCH --{option}={}", directive(option, v)?));
         }
     }
-    // Slurm's CUDA_VISIBLE_DEVICES numbers the task's GPU 0.
-    let device = if args.gpus_per_run > 0 {
-        " --device cuda"
-    } else {
-        ""
+    // Slurm's CUDA_VISIBLE_DEVICES numbers the task's GPUs from 0.
+    let device = match args.gpus_per_run {
+        0 => String::new(),
+        1 => " --device cuda".to_string(),
+        k => format!(
+            " --device cuda:{} --devices-per-run {k}",
+            (0..k).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        ),
     };
     lines.extend([
         "set -eu".to_string(),

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use bench_algorithms::{Algorithm, Context, Scalars};
+use bench_algorithms::{Algorithm, Context, Scalars, Sharding};
 
 use crate::backend::HarnessBackend;
 use crate::checkpoints;
@@ -33,6 +33,8 @@ pub enum Outcome {
 pub struct Training<'a, B: HarnessBackend, E: HarnessEnv<B>> {
     pub run: &'a PlannedRun,
     pub env: &'a E,
+    /// The run's environment on each further device of a data-parallel run (empty on one).
+    pub replicas: &'a [&'a E],
     pub dir: &'a RunDir,
     pub plugins: &'a Plugins,
     pub resources: &'a Resources<B>,
@@ -88,6 +90,21 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
             },
             start,
         ) = self.resume()?;
+        if !self.replicas.is_empty() {
+            if let Some(what) = match algorithm.data_parallel() {
+                Sharding::SamplingAndSteps => None,
+                Sharding::Sampling => Some("its rollouts; its steps train"),
+                Sharding::None => Some("nothing; it trains"),
+            } {
+                self.progress.println(
+                    &format!(
+                        "{}: {} spreads {what} on the first device only",
+                        self.name, config.algorithm.name
+                    ),
+                    true,
+                );
+            }
+        }
         let mut metrics_log = CsvLog::read_before(&self.dir.metrics(), start + 1);
         // Evaluations are indexed by epochs done; epoch 0 (the untrained policy) is evaluated
         // again when a run starts from scratch, so its old rows go.
@@ -103,6 +120,7 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
         };
         let context = |epoch| Context {
             env: self.env,
+            replicas: self.replicas,
             reward: reward.as_ref(),
             epoch,
             epochs: config.epochs,

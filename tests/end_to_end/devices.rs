@@ -11,7 +11,7 @@ use bench::progress::Progress;
 use bench::runner::{execute, Summary};
 use bench::Plugins;
 
-use crate::support::bench;
+use crate::support::{assert_close, bench, logged_numbers};
 
 const SWEEP: &str = r#"
 Sweep(
@@ -60,20 +60,72 @@ fn runs_placed_on_several_devices_equal_one_devices() {
             .unwrap()
             .with_devices(vec![Default::default(); devices - 1]);
         // The third worker's runs share the resources of the first device again.
-        assert!(std::ptr::eq(
-            planned.resources_of(0),
-            planned.resources_of(devices)
-        ));
-        assert_eq!(
-            devices > 1,
-            !std::ptr::eq(planned.resources_of(0), planned.resources_of(1))
-        );
+        let first = |worker| planned.group_of(worker)[0];
+        assert!(std::ptr::eq(first(0), first(devices)));
+        assert_eq!(devices > 1, !std::ptr::eq(first(0), first(1)));
         let statuses = execute(&planned, &sweep, &plugins, &Progress::new(true), jobs);
         assert!(Summary::of(&statuses).is_clean(), "{statuses:?}");
         results.push(evaluations(&planned.dir));
     }
     assert_eq!(results[0].len(), 4 * (1 + 3));
     assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn a_run_on_several_devices_trains_as_on_one() {
+    // Data parallelism on 2 copies of the CPU device: rollouts and DDPO's and DAG-DB's steps
+    // split by rows, DAG-KL's rollouts; equal to one device up to float reduction order.
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tmp.path().join("sweep.ron");
+    // A wide clip range: DDPO's 1e-4 counts ratios within float noise of 1 as clipped, which
+    // another split of the rows (and another CPU's kernels) reshuffles.
+    let one_seed = SWEEP.replace("seeds: [0, 1]", "seeds: [0]").replace(
+        "(sample_batch: 8, train_batch: 8))",
+        "(sample_batch: 8, train_batch: 8, clip_range: 0.2))",
+    );
+    let one_seed = one_seed.replace(
+        "    ],\n    rewards",
+        "        (name: \"dag_kl\", params: (sample_batch: 8, train_batch: 8, beta: 1.0)),\n    ],\n    rewards",
+    );
+    assert!(one_seed.contains("clip_range") && one_seed.contains("dag_kl"));
+    fs::write(&sweep, one_seed).unwrap();
+    let run = |results: &Path, k: &str| {
+        bench([
+            "run",
+            sweep.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--devices-per-run",
+            k,
+            "--quiet",
+        ])
+    };
+    let mut logged = Vec::new();
+    for k in ["1", "2"] {
+        let results = tmp.path().join(format!("per-run-{k}"));
+        let out = run(&results, k);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        // DAG-KL's steps stay on the first device, and the run says so: the replicas
+        // reached the run.
+        assert_eq!(
+            err.contains("dag_kl spreads its rollouts; its steps train on the first device only"),
+            k == "2",
+            "{err}"
+        );
+        logged.push(logged_numbers(&results.join("placed")));
+    }
+    assert_eq!(logged[0].len(), 6);
+    assert_close(&logged[0], &logged[1], 1e-4);
+    // Fewer than one device per run is refused before anything is written.
+    let results = tmp.path().join("refused");
+    let out = run(&results, "0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--devices-per-run 0"),
+        "{err}"
+    );
+    assert!(!results.exists());
 }
 
 #[test]

@@ -3,12 +3,13 @@
 //! evaluate, write an image grid, and export a LoRA in diffusers' format whose `up` matrices
 //! (zero at initialisation) have moved.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::SafeTensors;
 
-use crate::support::{bench_ok, fixture, inception_weights};
+use crate::support::{assert_close, bench_ok, fixture, inception_weights, logged_numbers};
 
 /// The papers' SD sampler (DDIM, η = 1, CFG 5), with 4 steps.
 const DDIM: &str = "(schedule: (inference_steps: 4))";
@@ -75,19 +76,27 @@ fn lora_up_max(file: &Path) -> (f32, usize) {
     (max, st.len())
 }
 
-/// Runs `text` through `bench run`; returns the run directories.
-fn run_sweep(text: &str, tmp: &Path) -> Vec<PathBuf> {
+/// Runs `text` through `bench run` with `more` arguments, its results in `tmp/<dir>`; returns
+/// the sweep's results directory.
+fn run_sweep_with(text: &str, tmp: &Path, dir: &str, more: &[&str]) -> PathBuf {
     let file = tmp.join("sweep.ron");
     fs::write(&file, text).unwrap();
-    let results = tmp.join("results");
-    bench_ok([
+    let results = tmp.join(dir);
+    let mut args = vec![
         "run".as_ref(),
         file.as_os_str(),
         "--quiet".as_ref(),
         "--results".as_ref(),
         results.as_os_str(),
-    ]);
-    fs::read_dir(results.join("sd_tiny"))
+    ];
+    args.extend(more.iter().map(OsStr::new));
+    bench_ok(args);
+    results.join("sd_tiny")
+}
+
+/// Runs `text` through `bench run`; returns the run directories.
+fn run_sweep(text: &str, tmp: &Path) -> Vec<PathBuf> {
+    fs::read_dir(run_sweep_with(text, tmp, "results", &[]))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
@@ -119,6 +128,35 @@ fn ddpo_and_dag_db_train_a_lora_on_tiny_sd() {
             "{name}: the LoRA did not move from its zero initialisation"
         );
     }
+}
+
+/// One run on two devices (copies of the CPU device, each loading its own pipeline) trains as
+/// on one: rollouts and DDPO's and DAG-DB's steps split by rows, equal up to float reduction
+/// order (DDPO with a clip range wide of float noise).
+#[test]
+fn a_data_parallel_run_on_tiny_sd_equals_one_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep_with(
+        &fixture("sd_tiny"),
+        DDIM,
+        r#"
+        (name: "ddpo", params: (sample_batch: 4, train_batch: 2, clip_range: 0.2, optim: (lr: 1e-2))),
+        (name: "dag_db", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
+"#,
+    );
+    let logged: Vec<_> = ["1", "2"]
+        .iter()
+        .map(|k| {
+            logged_numbers(&run_sweep_with(
+                &text,
+                tmp.path(),
+                k,
+                &["--devices-per-run", k],
+            ))
+        })
+        .collect();
+    assert_eq!(logged[0].len(), 4);
+    assert_close(&logged[0], &logged[1], 1e-4);
 }
 
 /// Every other objective also runs on SD through the same environment trait: one epoch each,

@@ -102,6 +102,22 @@ fn bench_slurm_prints_an_array_job_over_the_sweep() {
             && exec.ends_with("--quiet --jobs 1"),
         "{exec}"
     );
+    // Several GPUs per task: each run data-parallel on the task's GPUs.
+    let script = String::from_utf8(
+        bench_ok([
+            "slurm".as_ref(),
+            quickstart().as_os_str(),
+            "--gpus-per-run".as_ref(),
+            "2".as_ref(),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(script.contains("#SBATCH --gres=gpu:2\n"), "{script}");
+    assert!(
+        script.contains(" --device cuda:0,1 --devices-per-run 2 --quiet"),
+        "{script}"
+    );
     // One task per run by default; a bad option value is refused by name.
     let script =
         String::from_utf8(bench_ok(["slurm".as_ref(), quickstart().as_os_str()]).stdout).unwrap();

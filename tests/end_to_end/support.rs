@@ -1,6 +1,7 @@
 //! What the end-to-end tests share: the `bench` binary and the committed fixtures.
 
 use std::ffi::OsStr;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -81,4 +82,43 @@ pub fn inception_weights(dir: &Path) -> PathBuf {
     let weights = dir.join("inception.safetensors");
     bench_models::inception::write_deterministic_weights(&keys, &weights).unwrap();
     weights
+}
+
+/// The numbers of every `metrics.csv` and `eval.csv` below `dir` (bar the seconds an epoch
+/// took), by relative path.
+pub fn logged_numbers(dir: &Path) -> Vec<(String, Vec<f64>)> {
+    let mut out = Vec::new();
+    for run in fs::read_dir(dir).unwrap() {
+        let run = run.unwrap().path();
+        for name in ["metrics.csv", "eval.csv"] {
+            let text = fs::read_to_string(run.join(name)).unwrap();
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            let numbers = lines
+                .flat_map(|l| l.split(',').zip(&header).map(|(v, h)| (v.to_string(), *h)))
+                .filter(|(_, h)| *h != "seconds")
+                .filter_map(|(v, _)| v.parse().ok())
+                .collect();
+            let rel = run
+                .join(name)
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            out.push((rel, numbers));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Two [`logged_numbers`] of the same runs equal within `rel` (relative, above 1).
+pub fn assert_close(a: &[(String, Vec<f64>)], b: &[(String, Vec<f64>)], rel: f64) {
+    assert_eq!(a.len(), b.len());
+    for ((file, a), (file_b, b)) in a.iter().zip(b) {
+        assert_eq!((file, a.len()), (file_b, b.len()));
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= rel * (1.0 + x.abs()), "{file}: {x} vs {y}");
+        }
+    }
 }

@@ -53,6 +53,7 @@ fn residual_db_telescopes_to_relative_trajectory_balance() {
     let rewards = ctx.score(traj.final_states().inner(), &traj.prompts);
     let t = db_terms(
         &ctx,
+        &env,
         &policy,
         &flow,
         &traj,
@@ -132,6 +133,7 @@ fn dag_kl_gradient_is_the_kl_gradient_and_half_of_dag_db_on_policy() {
         let terms = || {
             db_terms(
                 &ctx,
+                &env,
                 &policy,
                 &flow,
                 &traj,

@@ -307,6 +307,7 @@ pub fn context<'a>(
 ) -> Context<'a, AB, LinearGaussian> {
     Context {
         env,
+        replicas: &[],
         reward,
         epoch: 0,
         epochs: 1,

@@ -25,19 +25,65 @@ fn env() -> Toy2d<B> {
 
 /// One epoch of `name` with `params` on the toy with the bump reward.
 fn first_epoch(name: &str, params: &str) -> Scalars {
+    epochs_on(name, params, 1, 1).remove(0)
+}
+
+/// `epochs` epochs of `name` with `params` on the toy with the bump reward, data-parallel on
+/// `devices` copies of the environment (on the one CPU device: the sharding is what is tested).
+fn epochs_on(name: &str, params: &str, devices: usize, epochs: usize) -> Vec<Scalars> {
     let env = env();
+    let copies: Vec<Toy2d<B>> = (1..devices).map(|_| self::env()).collect();
+    let replicas: Vec<&Toy2d<B>> = copies.iter().collect();
     let reward = builtin_reward::<B>("bump", &Default::default()).unwrap();
     let mut rng = StdRng::seed_from_u64(0);
     let mut algorithm = build(&builtin_algorithms(), name, params, &env, &mut rng).unwrap();
-    algorithm
-        .train_epoch(&Context {
-            env: &env,
-            reward: reward.as_ref(),
-            epoch: 0,
-            epochs: 1,
-            seed: 0,
+    (0..epochs)
+        .map(|epoch| {
+            algorithm
+                .train_epoch(&Context {
+                    env: &env,
+                    replicas: &replicas,
+                    reward: reward.as_ref(),
+                    epoch,
+                    epochs,
+                    seed: 0,
+                })
+                .unwrap()
         })
-        .unwrap()
+        .collect()
+}
+
+#[test]
+fn data_parallel_epochs_equal_one_devices() {
+    // Uneven shards on purpose: 9 trajectories over 2 and 3 devices, minibatches of 6 and 3.
+    // DDPO, DPOK and DAG-DB shard their steps too; DAG-KL (a leave-one-out baseline across
+    // the minibatch) and ∇-GFlowNet only their rollouts. The clip range is wide:
+    // DDPO's 1e-4 counts as clipped ratios within float noise of 1 (the rollout's batch and the
+    // step's differ), which a different split of the rows reshuffles.
+    for (name, params) in [
+        (
+            "ddpo",
+            "(sample_batch: 9, train_batch: 6, inner_epochs: 2, clip_range: 0.2)",
+        ),
+        ("dpok", "(sample_batch: 9, train_batch: 6, clip_range: 0.2)"),
+        ("dag_db", "(sample_batch: 9, train_batch: 6, beta: 1.0)"),
+        ("dag_kl", "(sample_batch: 9, train_batch: 6, beta: 1.0)"),
+    ] {
+        let one = epochs_on(name, params, 1, 2);
+        for devices in [2, 3] {
+            let many = epochs_on(name, params, devices, 2);
+            for (a, b) in one.iter().flatten().zip(many.iter().flatten()) {
+                assert_eq!(a.0, b.0);
+                assert!(
+                    (a.1 - b.1).abs() <= 1e-4 * (1.0 + a.1.abs()),
+                    "{name} on {devices} devices: {} {} vs {}",
+                    a.0,
+                    a.1,
+                    b.1
+                );
+            }
+        }
+    }
 }
 
 fn get(s: &Scalars, key: &str) -> f64 {
