@@ -2,14 +2,11 @@
 
 use std::path::Path;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use rand::{rngs::StdRng, SeedableRng};
 
-use bench_envs::{
-    rollout, rollout_sharded, shard_rows, Denoiser, DiffusionEnv, DiffusionModel, RolloutShard,
-    Trajectory,
-};
+use bench_envs::{rollout_spread, Denoiser, DiffusionEnv, DiffusionModel, Trajectory};
 use bench_rewards::{require_gradient, DifferentiableReward, Reward};
 
 pub use bench_rewards::toy::TargetSpec;
@@ -60,33 +57,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
     ) -> (Trajectory<B>, Vec<f64>) {
         let prompts = crate::util::uniform_prompts(self.env.prompts().len(), n, rng);
         let policy = policy.valid();
-        let traj = if self.replicas.is_empty() {
-            rollout(self.env.infer(), Denoiser::Policy(&policy), prompts, rng)
-        } else {
-            let envs = self.devices();
-            let ranges = shard_rows(n, envs.len());
-            let copies: Vec<_> = envs
-                .iter()
-                .take(ranges.len())
-                .map(|e| policy.clone().to_device(e.infer().device()))
-                .collect();
-            let shards = ranges
-                .into_iter()
-                .zip(envs.iter().zip(&copies))
-                .map(|(r, (e, p))| RolloutShard {
-                    model: e.infer(),
-                    net: Denoiser::Policy(p),
-                    prompts: prompts[r].to_vec(),
-                })
-                .collect();
-            let main = self.env.infer().device();
-            Trajectory::cat(
-                rollout_sharded(shards, rng)
-                    .iter()
-                    .map(|t| t.to_device(main))
-                    .collect(),
-            )
-        };
+        let models: Vec<&E::Infer> = self.devices().iter().map(|e| e.infer()).collect();
+        let traj = rollout_spread(&models, Denoiser::Policy(&policy), prompts, rng);
         let rewards = self.score(traj.final_states(), &traj.prompts);
         (traj.lift(), rewards)
     }

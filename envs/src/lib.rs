@@ -23,4 +23,4 @@ pub use gaussian::{DiagGaussian, LogProbReduction};
 pub use rollout::{normal_tensor, rollout, rollout_from, Stacked, Trajectory};
 pub use sampler::{SamplerConfig, SamplerKind, Scheduler};
 pub use schedule::{NoiseSchedule, ScheduleConfig};
-pub use sharded_rollout::{rollout_sharded, shard_rows, RolloutShard};
+pub use sharded_rollout::{rollout_sharded, rollout_spread, shard_rows, RolloutShard};

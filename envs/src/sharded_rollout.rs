@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::rngs::StdRng;
 
@@ -94,6 +95,50 @@ pub fn rollout_sharded<B: Backend, M: DiffusionModel<B>>(
         }
     }
     trajectories
+}
+
+/// [`crate::rollout`] of `prompts` spread by rows over `models` (the same model on each
+/// device, the first gathering the result): each further device gets its own copy of the
+/// policy. Equal to `rollout` on the first model up to float reduction order; on one model it
+/// is `rollout`.
+///
+/// # Panics
+/// `models` is empty.
+pub fn rollout_spread<B: Backend, M: DiffusionModel<B>>(
+    models: &[&M],
+    net: Denoiser<'_, M::Policy>,
+    prompts: Vec<usize>,
+    rng: &mut StdRng,
+) -> Trajectory<B> {
+    let main = models[0];
+    if models.len() == 1 {
+        return crate::rollout(main, net, prompts, rng);
+    }
+    let ranges = shard_rows(prompts.len(), models.len());
+    let copies: Vec<Option<M::Policy>> = models
+        .iter()
+        .take(ranges.len())
+        .enumerate()
+        .map(|(i, m)| match net {
+            Denoiser::Policy(p) if i > 0 => Some(p.clone().to_device(m.device())),
+            _ => None,
+        })
+        .collect();
+    let shards = ranges
+        .into_iter()
+        .zip(models.iter().zip(&copies))
+        .map(|(rows, (model, copy))| RolloutShard {
+            model: *model,
+            net: copy.as_ref().map_or(net, Denoiser::Policy),
+            prompts: prompts[rows].to_vec(),
+        })
+        .collect();
+    Trajectory::cat(
+        rollout_sharded(shards, rng)
+            .iter()
+            .map(|t| t.to_device(main.device()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

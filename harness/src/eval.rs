@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 
 use bench_algorithms::util::to_f64;
 use bench_core::SampleKind;
-use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
+use bench_envs::{rollout_spread, Denoiser, DiffusionEnv, DiffusionModel};
 use bench_metrics::points::to_points;
 use bench_metrics::{EvalContext, EvalPoint, Metric, SampleBatch, Scalars};
 use bench_rewards::Reward;
@@ -173,6 +173,9 @@ impl<B: Backend> Metrics<B> {
 /// Where an evaluation runs and what it writes.
 pub struct Evaluation<'a, B: AutodiffBackend, E: DiffusionEnv<B>> {
     pub env: &'a E,
+    /// The run's environment on each further device of a data-parallel run: each evaluation
+    /// batch is sampled spread over them (decoded, scored and measured on the first device).
+    pub replicas: &'a [&'a E],
     pub reward: &'a dyn Reward<B>,
     pub samples_per_prompt: usize,
     /// `<run>/samples/`.
@@ -200,6 +203,10 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Evaluation<'_, B, E> {
         rng: &mut StdRng,
     ) -> Result<Scalars, EvalError> {
         let (env, infer) = (self.env, self.env.infer());
+        let models: Vec<&E::Infer> = std::iter::once(env)
+            .chain(self.replicas.iter().copied())
+            .map(DiffusionEnv::infer)
+            .collect();
         let policy = policy.valid();
         // What each metric asks of this evaluation: its samples per prompt and whether it
         // reads the base model's; `None` for a metric that sits this one out.
@@ -248,7 +255,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Evaluation<'_, B, E> {
                 // The base model from the same noise, on a copy of the RNG: the policy's
                 // samples do not depend on whether a metric asked for the base's.
                 let base_rng = (done < base_upto).then(|| rng.clone());
-                let x0 = rollout(infer, Denoiser::Policy(&policy), vec![p; n], rng).final_states();
+                let x0 = rollout_spread(&models, Denoiser::Policy(&policy), vec![p; n], rng)
+                    .final_states();
                 let samples = infer.decode(x0);
                 let prompts = vec![prompt.clone(); n];
                 let rewards = to_f64(self.reward.score(samples.clone(), &prompts));
@@ -265,7 +273,8 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Evaluation<'_, B, E> {
                     });
                 }
                 let base: Option<Tensor<B::InnerBackend, 4>> = base_rng.map(|mut r| {
-                    infer.decode(rollout(infer, Denoiser::Base, vec![p; n], &mut r).final_states())
+                    let base = rollout_spread(&models, Denoiser::Base, vec![p; n], &mut r);
+                    infer.decode(base.final_states())
                 });
                 let mut batch = SampleBatch {
                     prompt: p,

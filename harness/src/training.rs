@@ -114,6 +114,7 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
         let mut metrics = Metrics::new(metrics, &self.dir.path);
         let evaluation = Evaluation {
             env: self.env,
+            replicas: self.replicas,
             reward: reward.as_ref(),
             samples_per_prompt: config.eval.samples_per_prompt,
             samples_dir: self.dir.path.join("samples"),
