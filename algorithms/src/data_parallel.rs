@@ -67,18 +67,6 @@ impl<E> Shard<'_, E> {
             rows.to_device(self.env.device())
         }
     }
-
-    /// A tensor of the main device (a batch, advantages) on this shard's device.
-    pub fn tensor<B: AutodiffBackend, const D: usize>(&self, t: Tensor<B, D>) -> Tensor<B, D>
-    where
-        E: DiffusionEnv<B>,
-    {
-        if self.main {
-            t
-        } else {
-            t.to_device(self.env.device())
-        }
-    }
 }
 
 /// What [`Context::backward_sharded`] returns: each shard's gradients (on its device) and
