@@ -57,6 +57,20 @@ impl Default for SamplerConfig {
     }
 }
 
+impl SamplerConfig {
+    /// The default sampler (the papers': DDIM, η = 1, CFG 5) with `steps` inference steps.
+    #[must_use]
+    pub fn with_steps(steps: usize) -> Self {
+        Self {
+            schedule: ScheduleConfig {
+                inference_steps: steps,
+                ..ScheduleConfig::default()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 impl Validate for SamplerConfig {
     fn validate(&self) -> Result<(), Invalid> {
         if self.kind == SamplerKind::Ddim {

@@ -15,7 +15,7 @@ use bench::backend::{Backend, Inner};
 use bench_envs::sd::{SdConfig, SdEnv};
 use bench_envs::{
     normal_tensor, rollout, Denoiser, DiffusionEnv, DiffusionModel, Environment, LogProbReduction,
-    SamplerConfig, ScheduleConfig,
+    SamplerConfig,
 };
 use bench_models::Precision;
 
@@ -30,15 +30,7 @@ fn env(model: &str, steps: usize, dtype: Precision) -> SdEnv<Backend> {
         dtype,
         ..SdConfig::default()
     };
-    let sampler = SamplerConfig {
-        eta: 1.0,
-        guidance: 5.0,
-        schedule: ScheduleConfig {
-            inference_steps: steps,
-            ..ScheduleConfig::default()
-        },
-        ..SamplerConfig::default()
-    };
+    let sampler = SamplerConfig::with_steps(steps);
     SdEnv::<Backend>::load(config, sampler, Default::default()).expect("model")
 }
 

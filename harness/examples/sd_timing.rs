@@ -12,7 +12,7 @@ use bench_algorithms::optim::{OptimConfig, Trained};
 use bench_envs::sd::{SdConfig, SdEnv};
 use bench_envs::{
     normal_tensor, rollout, Denoiser, DiffusionEnv, DiffusionModel, Environment, LogProbReduction,
-    SamplerConfig, ScheduleConfig,
+    SamplerConfig,
 };
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -32,15 +32,7 @@ fn main() {
         resolution,
         ..SdConfig::default()
     };
-    let sampler = SamplerConfig {
-        eta: 1.0,
-        guidance: 5.0,
-        schedule: ScheduleConfig {
-            inference_steps: steps,
-            ..ScheduleConfig::default()
-        },
-        ..SamplerConfig::default()
-    };
+    let sampler = SamplerConfig::with_steps(steps);
     let env = SdEnv::<Backend>::load(config, sampler, Default::default()).expect("model");
     let rows: Vec<usize> = (0..batch).map(|i| i % prompts.len()).collect();
     let mut rng = StdRng::seed_from_u64(0);

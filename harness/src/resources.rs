@@ -153,20 +153,11 @@ impl<B: HarnessBackend> Resources<B> {
 /// so that generic code serves every environment; errors are prefixed with `$file`.
 macro_rules! with_env {
     ($run:expr, $resources:expr, $plugins:expr, $file:expr, |$env:ident| $body:expr) => {
-        match &$run.config.env {
-            $crate::run_config::EnvConfig::Toy2d(_) => {
-                let $env = $resources
-                    .toy($run, $plugins)
-                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
-                $body
-            }
-            $crate::run_config::EnvConfig::Sd(_) => {
-                let $env = $resources
-                    .sd($run)
-                    .map_err(|e| format!("{}: env: {e}", $file.display()))?;
-                $body
-            }
-        }
+        $crate::resources::with_envs!($run, [&$resources], $plugins, $file, |envs| {
+            let mut envs = envs;
+            let $env = envs.swap_remove(0);
+            $body
+        })
     };
 }
 pub(crate) use with_env;

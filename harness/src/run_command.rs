@@ -48,8 +48,9 @@ pub struct RunArgs {
     /// that allow it, steps split by rows; gradients summed on the first). Equal, up to float
     /// reduction order, to one device with the same batches. On `cpu`, that many copies of
     /// the CPU device (for testing: they share the cores).
-    #[arg(long, default_value_t = 1, value_name = "K")]
-    pub devices_per_run: usize,
+    #[arg(long, default_value_t = 1, value_name = "K",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub devices_per_run: u64,
 }
 
 /// `bench run` with its arguments, to run on the backend of `--device`.
@@ -63,7 +64,8 @@ impl OnDevice for RunSweep<'_> {
 
     fn run<B: HarnessBackend>(self, devices: Vec<B::Device>) -> Result<(), String> {
         let Self { args, plugins } = self;
-        let per_run = args.devices_per_run;
+        // At most 64 (clap's range): the cast is exact.
+        let per_run = args.devices_per_run as usize;
         let devices = match args.device {
             DeviceSpec::Cpu if per_run > 1 => devices
                 .first()

@@ -117,14 +117,19 @@ fn a_run_on_several_devices_trains_as_on_one() {
     }
     assert_eq!(logged[0].len(), 6);
     assert_close(&logged[0], &logged[1], 1e-4);
-    // Fewer than one device per run is refused before anything is written.
+    // Fewer than one device per run, more than the devices named (`cpu` makes copies, up to
+    // 64) and absurd counts are refused by name before anything is written.
     let results = tmp.path().join("refused");
-    let out = run(&results, "0");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("--devices-per-run 0"),
-        "{err}"
-    );
+    for (k, says) in [
+        ("0", "--devices-per-run"),
+        ("65", "--devices-per-run"),
+        ("99999999999", "--devices-per-run"),
+    ] {
+        let out = run(&results, k);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{k}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
     assert!(!results.exists());
 }
 

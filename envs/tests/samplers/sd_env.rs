@@ -5,9 +5,7 @@
 
 use crate::common::{fixture, input};
 use bench_envs::sd::{SdConfig, SdEnv};
-use bench_envs::{
-    Denoiser, DiffusionEnv, DiffusionModel, Environment, SamplerConfig, ScheduleConfig,
-};
+use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel, Environment, SamplerConfig};
 use bench_models::sd::AuxNetConfig;
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
@@ -37,15 +35,7 @@ fn env() -> SdEnv<B> {
         field_net: small_net(),
         ..SdConfig::default()
     };
-    let sampler = SamplerConfig {
-        eta: 1.0,
-        guidance: 5.0,
-        schedule: ScheduleConfig {
-            inference_steps: 4,
-            ..ScheduleConfig::default()
-        },
-        ..SamplerConfig::default()
-    };
+    let sampler = SamplerConfig::with_steps(4);
     SdEnv::load(config, sampler, Default::default()).unwrap()
 }
 

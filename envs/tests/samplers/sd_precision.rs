@@ -7,7 +7,7 @@ use crate::common::fixture;
 use bench_envs::sd::{SdConfig, SdEnv};
 use bench_envs::{
     normal_tensor, Denoiser, DiffusionEnv, DiffusionModel, Environment, LogProbReduction,
-    SamplerConfig, ScheduleConfig,
+    SamplerConfig,
 };
 use bench_models::Precision;
 use burn::backend::{Autodiff, Flex};
@@ -28,15 +28,7 @@ fn env(dtype: Precision) -> SdEnv<B> {
         dtype,
         ..SdConfig::default()
     };
-    let sampler = SamplerConfig {
-        eta: 1.0,
-        guidance: 5.0,
-        schedule: ScheduleConfig {
-            inference_steps: 10,
-            ..ScheduleConfig::default()
-        },
-        ..SamplerConfig::default()
-    };
+    let sampler = SamplerConfig::with_steps(10);
     SdEnv::load(config, sampler, Default::default()).unwrap()
 }
 

@@ -3,7 +3,7 @@
 //! diffusers injected at each step (fixtures from tools/fixtures/make_sd_tiny.py).
 
 use crate::common::{compare, fixture, input, tensor};
-use bench_envs::{SamplerConfig, SamplerKind, ScheduleConfig, Scheduler};
+use bench_envs::{SamplerConfig, Scheduler};
 use bench_models::sd::SdComponents;
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -20,17 +20,7 @@ const PROMPTS: [&str; 2] = ["a photo of a cat", "an astronaut riding a horse"];
 fn ddim_cfg_rollout_matches_diffusers_pipeline() {
     let device = Default::default();
     let sd = SdComponents::<B>::load(&fixture("sd_tiny"), &device).unwrap();
-    let scheduler = Scheduler::new(SamplerConfig {
-        kind: SamplerKind::Ddim,
-        eta: 1.0,
-        guidance: 5.0,
-        schedule: ScheduleConfig {
-            inference_steps: 4,
-            ..ScheduleConfig::default()
-        },
-        ..SamplerConfig::default()
-    })
-    .unwrap();
+    let scheduler = Scheduler::new(SamplerConfig::with_steps(4)).unwrap();
     // The pipeline's timesteps (751, 501, 251, 1) are checked in diffusers_schedulers.rs.
 
     // Text: the unconditional (empty prompt) rows first, as diffusers concatenates them.
