@@ -11,6 +11,7 @@
 use bench_metrics::frechet::{frechet_distance, frechet_distance_of_features, Gaussian};
 
 fn main() -> Result<(), String> {
+    bench::allocator::tune_allocator();
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: frechet_timing FEATURES.safetensors")?;

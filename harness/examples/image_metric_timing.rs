@@ -61,6 +61,7 @@ fn time(
 }
 
 fn main() -> Result<(), String> {
+    bench::allocator::tune_allocator();
     let device = Default::default();
     let (what, path) = (arg(1)?, arg(2)?);
     let (n, batch) = (number(3)?, number(4)?);

@@ -131,6 +131,7 @@ fn outputs(env: &SdEnv<Backend>, batch: usize, steps: usize) -> Outputs {
 }
 
 fn main() {
+    bench::allocator::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let model = arg(1, "fixtures/sd_tiny");

@@ -22,6 +22,7 @@ mod timing;
 use timing::repeat_ms;
 
 fn main() {
+    bench::allocator::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let batch: usize = arg(1, "8").parse().expect("batch");

@@ -17,6 +17,7 @@ use bench_envs::{
 use rand::{rngs::StdRng, SeedableRng};
 
 fn main() {
+    bench::allocator::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let model = arg(1, "fixtures/sd_tiny");

@@ -88,6 +88,7 @@ impl OnDevice for Timing {
 }
 
 fn main() {
+    bench::allocator::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let device: DeviceSpec = arg(1, "cpu").parse().expect("device");

@@ -76,6 +76,7 @@ enum Command {
 
 /// Runs the CLI with the given plugins; returns the process exit code.
 pub fn main_with(plugins: Plugins) -> ExitCode {
+    crate::allocator::tune_allocator();
     let cli = Cli::parse();
     match dispatch(cli, &plugins) {
         Ok(()) => ExitCode::SUCCESS,

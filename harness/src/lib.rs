@@ -1,6 +1,7 @@
 //! `bench`: run algorithm × reward × seed sweeps from RON files, resume them after a crash,
 //! and tabulate their results.
 
+pub mod allocator;
 pub mod backend;
 pub mod checkpoints;
 pub mod cli;

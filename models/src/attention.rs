@@ -23,7 +23,9 @@ pub fn multi_head_attention<B: Backend>(
         let len = t.dims()[1];
         t.reshape([n, len, heads, d]).swap_dims(1, 2)
     };
-    let q = split(q) * (d as f64).powf(-0.5);
+    // Scaled before the split: the same products, on a contiguous tensor (a strided one goes
+    // through burn-flex's generic strided iterator).
+    let q = split(q * (d as f64).powf(-0.5));
     let mut scores = q.matmul(split(k).swap_dims(2, 3));
     if let Some(mask) = mask {
         scores = scores.mask_fill(mask.unsqueeze_dim(1), f32::NEG_INFINITY);
