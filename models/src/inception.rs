@@ -23,6 +23,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::Tensor;
 
+use crate::per_channel::per_channel;
 use crate::resize::{resize, Kernel};
 use crate::weights::{check_mapped, load_mapped, read_tensors, FileKey, FileReport, LoadError};
 
@@ -58,10 +59,10 @@ impl<B: Backend> FrozenBatchNorm<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let c = x.dims()[1];
+        let n = x.dims()[0];
         let scale = self.weight.val() / (self.running_var.val() + BN_EPS).sqrt();
         let shift = self.bias.val() - self.running_mean.val() * scale.clone();
-        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+        x * per_channel(scale, n) + per_channel(shift, n)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod image_reward;
 pub mod inception;
 pub mod mixture;
 pub mod mlp;
+pub mod per_channel;
 pub mod precision;
 pub mod resize;
 pub mod sd;

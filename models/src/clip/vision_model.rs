@@ -14,11 +14,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::Deserialize;
 
 use super::config_file::{check_heads, tower_config, TowerConfig};
 use super::encoder::{ClipActivation, ClipEncoder, EncoderShape};
+use crate::per_channel::per_channel;
 use crate::weights::{
     check_mapped, component_weights, load_mapped, read_header, FileKey, FileReport, LoadError,
 };
@@ -39,8 +40,8 @@ pub fn clip_normalise<B: Backend>(images: Tensor<B, 4>) -> Tensor<B, 4> {
 /// (torchvision's `Normalize`).
 pub fn normalise<B: Backend>(images: Tensor<B, 4>, mean: [f32; 3], std: [f32; 3]) -> Tensor<B, 4> {
     let device = images.device();
-    let column =
-        |v: [f32; 3]| Tensor::<B, 4>::from_data(TensorData::new(v.to_vec(), [1, 3, 1, 1]), &device);
+    let n = images.dims()[0];
+    let column = |v: [f32; 3]| per_channel(Tensor::<B, 1>::from_floats(v, &device), n);
     (images - column(mean)) / column(std)
 }
 

@@ -1,0 +1,178 @@
+//! Single burn-flex operations that a tiny-SD rollout spends its time in, each timed alone: the
+//! minimal reproductions behind the README's "what is burn's" list, for burn's issue tracker.
+//! `tools/bench/flex_op_timing.py` times the same operations in PyTorch and prints both.
+//!
+//! `cargo run --release -p bench --example flex_op_timing -- 200` (repetitions). Prints one
+//! JSON object: operation name → median microseconds, and the f32 layer norm's largest error on
+//! rows of mean 100 (a cancellation, not a timing).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+use burn::backend::Flex;
+use burn::nn::LayerNormConfig;
+use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{DType, Distribution, Tensor};
+
+type B = Flex;
+
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+/// Median microseconds of `reps` calls of `f`, after one warm-up call; `f` reads its result
+/// back (`into_data`) so lazy work is counted.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut us: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    us.sort_by(f64::total_cmp);
+    us[us.len() / 2]
+}
+
+fn main() {
+    bench::allocator::tune_allocator();
+    let reps: usize = std::env::args()
+        .nth(1)
+        .map(|r| r.parse().expect("repetitions"))
+        .unwrap_or(200);
+    let mut out = BTreeMap::new();
+    let mut record = |name: &str, us: f64| {
+        out.insert(name.to_string(), us);
+    };
+
+    // Transcendentals: burn-flex evaluates exp (softmax, sigmoid/SiLU) and erf (GELU) one
+    // element at a time through libm; PyTorch's kernels are vectorised.
+    let scores = random([8, 8, 64, 77]);
+    record(
+        "softmax [8,8,64,77] (tiny-SD cross-attention scores)",
+        time(reps, || {
+            black_box(softmax(scores.clone(), 3).into_data());
+        }),
+    );
+    let big_scores = random([8, 8, 256, 256]);
+    record(
+        "softmax [8,8,256,256]",
+        time(reps, || {
+            black_box(softmax(big_scores.clone(), 3).into_data());
+        }),
+    );
+    let feature_map = random([8, 320, 32, 32]);
+    record(
+        "silu [8,320,32,32]",
+        time(reps, || {
+            black_box(silu(feature_map.clone()).into_data());
+        }),
+    );
+    record(
+        "exp [8,320,32,32]",
+        time(reps, || {
+            black_box(feature_map.clone().exp().into_data());
+        }),
+    );
+    let tokens = random([8, 1024, 1280]);
+    record(
+        "gelu [8,1024,1280]",
+        time(reps, || {
+            black_box(gelu(tokens.clone()).into_data());
+        }),
+    );
+
+    // burn's fused attention (burn-flex's naive path at these lengths) against the same
+    // attention as matmul → softmax → matmul.
+    let (q, k, v) = (
+        random([8, 8, 64, 8]),
+        random([8, 8, 77, 8]),
+        random([8, 8, 77, 8]),
+    );
+    record(
+        "attention fused [8,8,64,8]x[8,8,77,8]",
+        time(reps, || {
+            let o = attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                None,
+                AttentionModuleOptions::default(),
+            );
+            black_box(o.into_data());
+        }),
+    );
+    record(
+        "attention matmul+softmax+matmul, same shapes",
+        time(reps, || {
+            let s = (q.clone() * (8f64).powf(-0.5)).matmul(k.clone().swap_dims(2, 3));
+            black_box(softmax(s, 3).matmul(v.clone()).into_data());
+        }),
+    );
+
+    // Element-wise products of strided views (halves of the last dim, as GEGLU's chunk makes)
+    // take burn-flex's generic strided iterator; contiguous operands take its SIMD kernel.
+    let both = random([8, 64, 256]);
+    let (a, b) = (random([8, 64, 128]), random([8, 64, 128]));
+    record(
+        "mul of last-dim halves [8,64,256] (strided)",
+        time(reps, || {
+            let x = both.clone().narrow(2, 0, 128) * both.clone().narrow(2, 128, 128);
+            black_box(x.into_data());
+        }),
+    );
+    record(
+        "mul contiguous [8,64,128]",
+        time(reps, || {
+            black_box((a.clone() * b.clone()).into_data());
+        }),
+    );
+
+    // A per-channel scale broadcast over the batch: `[1,C,1,1]` (stride-0 batch dim) misses
+    // burn-flex's row-broadcast kernel; `[N,C,1,1]` takes it.
+    let gamma = random([1, 320, 1, 1]);
+    let gamma_n = gamma.clone().repeat_dim(0, 8);
+    record(
+        "x[8,320,32,32] * g[1,320,1,1]",
+        time(reps, || {
+            black_box((feature_map.clone() * gamma.clone()).into_data());
+        }),
+    );
+    record(
+        "x[8,320,32,32] * g[8,320,1,1]",
+        time(reps, || {
+            black_box((feature_map.clone() * gamma_n.clone()).into_data());
+        }),
+    );
+
+    // Not a timing: burn-flex's f32 layer norm takes the variance as E[x²] − E[x]², which
+    // cancels on rows whose mean is large against their spread. Rows of mean 100 and standard
+    // deviation 1 through burn's `LayerNorm` (unit scale, zero shift), against the two-pass
+    // statistics (what PyTorch computes) in f64.
+    let rows = random([64, 512]).add_scalar(100.0);
+    let fused = LayerNormConfig::new(512)
+        .init::<B>(&Default::default())
+        .forward(rows.clone());
+    let exact = {
+        let rows = rows.cast(DType::F64);
+        let centred = rows.clone() - rows.mean_dim(1);
+        let var = centred.clone().square().mean_dim(1);
+        centred / var.add_scalar(1e-5).sqrt()
+    };
+    let layer_norm_error = (fused.cast(DType::F64) - exact).abs().max().into_scalar();
+
+    let threads = rayon::current_num_threads();
+    let json: Vec<String> = out
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.1}"))
+        .collect();
+    println!(
+        "{{\"threads\": {threads}, \"layer_norm_error\": {layer_norm_error:e}, \"us\": {{{}}}}}",
+        json.join(", ")
+    );
+}

@@ -1,0 +1,81 @@
+"""Single tensor operations, burn-flex against PyTorch on this CPU: the minimal reproductions
+behind the README's list of what in the tiny-SD gap is burn's (scalar exp/erf, the fused
+attention's naive path, strided and stride-0-broadcast element-wise operations).
+
+Run from the repository root, with the fixture venv (tools/fixtures/README.md) and after
+`cargo build --release -p bench --example flex_op_timing`:
+  /work/venv-fixtures/bin/python tools/bench/flex_op_timing.py [--reps 200]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def timed(f, reps):
+    f()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f()
+        out.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=200)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    r = lambda *s: torch.randn(*s)
+    scores, big = r(8, 8, 64, 77), r(8, 8, 256, 256)
+    fmap, tokens = r(8, 320, 32, 32), r(8, 1024, 1280)
+    q, k, v = r(8, 8, 64, 8), r(8, 8, 77, 8), r(8, 8, 77, 8)
+    both, a, b = r(8, 64, 256), r(8, 64, 128), r(8, 64, 128)
+    g = r(1, 320, 1, 1)
+    gn = g.repeat(8, 1, 1, 1)
+    ops = {
+        "softmax [8,8,64,77] (tiny-SD cross-attention scores)": lambda: scores.softmax(3),
+        "softmax [8,8,256,256]": lambda: big.softmax(3),
+        "silu [8,320,32,32]": lambda: F.silu(fmap),
+        "exp [8,320,32,32]": lambda: fmap.exp(),
+        "gelu [8,1024,1280]": lambda: F.gelu(tokens),
+        "attention fused [8,8,64,8]x[8,8,77,8]": lambda: F.scaled_dot_product_attention(q, k, v),
+        "attention matmul+softmax+matmul, same shapes": lambda: (
+            (q * 8**-0.5) @ k.transpose(2, 3)
+        ).softmax(3) @ v,
+        "mul of last-dim halves [8,64,256] (strided)": lambda: both[..., :128] * both[..., 128:],
+        "mul contiguous [8,64,128]": lambda: a * b,
+        "x[8,320,32,32] * g[1,320,1,1]": lambda: fmap * g,
+        "x[8,320,32,32] * g[8,320,1,1]": lambda: fmap * gn,
+    }
+    with torch.no_grad():
+        ours_torch = {name: timed(f, args.reps) for name, f in ops.items()}
+    out = subprocess.run(
+        ["target/release/examples/flex_op_timing", str(args.reps)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    burn = json.loads(out)
+    print(f"CPU threads: torch {torch.get_num_threads()}, burn {burn['threads']}; "
+          f"medians of {args.reps} after a warm-up")
+    print(f"| operation | PyTorch {torch.__version__.split('+')[0]} (µs) | burn flex (µs) | burn / PyTorch |")
+    print("|---|---|---|---|")
+    for name, t in ours_torch.items():
+        f = burn["us"][name]
+        print(f"| {name} | {t:.1f} | {f:.1f} | {f / t:.2f} |")
+    rows = torch.randn(64, 512) + 100.0
+    exact = F.layer_norm(rows.double(), (512,), eps=1e-5)
+    torch_err = (F.layer_norm(rows, (512,), eps=1e-5).double() - exact).abs().max().item()
+    print(f"layer norm of rows with mean 100, std 1, largest error against two-pass f64: "
+          f"PyTorch {torch_err:.1e}, burn flex {burn['layer_norm_error']:.1e}")
+
+
+if __name__ == "__main__":
+    main()
