@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--exe", default="target/release/examples/sd_timing",
+                    help="bench's timing example; another build's for a before/after table")
     args = ap.parse_args()
     threads = os.cpu_count()
     torch.set_num_threads(threads)
@@ -113,7 +115,7 @@ def main():
     torch_step = timed(step, args.reps)
     torch_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    exe = "target/release/examples/sd_timing"
+    exe = args.exe
     out = subprocess.run(
         [exe, "fixtures/sd_tiny", str(n), str(args.steps), str(args.reps + 1), "16"],
         check=True, capture_output=True, text=True,
