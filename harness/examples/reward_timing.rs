@@ -41,6 +41,7 @@ fn main() {
                         clip: format!("{nets}/clip_tiny").into(),
                         head: format!("{nets}/aesthetic_head_tiny.pth").into(),
                         preprocess: Preprocess::Differentiable,
+                        ..Default::default()
                     },
                     &cx,
                 )
@@ -54,6 +55,7 @@ fn main() {
                     &ClipScoreParams {
                         clip: format!("{nets}/clip_tiny").into(),
                         preprocess: Preprocess::Differentiable,
+                        ..Default::default()
                     },
                     &cx,
                 )
@@ -67,6 +69,7 @@ fn main() {
                     &HpsParams {
                         checkpoint: "fixtures/openclip/hps_tiny.pt".into(),
                         config: Some("fixtures/openclip/hps_tiny_config.json".into()),
+                        ..Default::default()
                     },
                     &cx,
                 )

@@ -12,10 +12,11 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 
 use super::config_file::tower_config;
 use super::text_model::{ClipTextConfig, ClipTextTransformer};
+use crate::precision::to_dtype;
 use crate::weights::{
     check_mapped, component_weights, load_mapped, read_header, FileKey, FileReport, LoadError,
 };
@@ -111,6 +112,7 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
             .collect();
         let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), &device);
         let pooled = hidden.reshape([n * l, width]).select(0, rows);
-        self.text_projection.forward(pooled)
+        // In f32 whatever the weights' precision (a half-precision tower's output is cast).
+        to_dtype(self.text_projection.forward(pooled), DType::F32)
     }
 }

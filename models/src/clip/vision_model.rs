@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::config_file::{check_heads, tower_config, TowerConfig};
 use super::encoder::{ClipActivation, ClipEncoder, EncoderShape};
 use crate::per_channel::per_channel;
+use crate::precision::{in_f32, to_dtype, to_precision_of};
 use crate::weights::{
     check_mapped, component_weights, load_mapped, read_header, FileKey, FileReport, LoadError,
 };
@@ -250,39 +251,47 @@ impl<B: Backend> ClipVisionModel<B> {
     /// Image embeddings `[N, projection_dim]` (not normalised) of pixel values `[N, C, S, S]`
     /// already resized to the tower's image size and normalised with CLIP's mean and std: the
     /// class token's output, layer normed, projected (unprojected for a tower without one).
+    /// A half-precision tower (see [`crate::cast_module`]) computes in its weights' precision,
+    /// its norms in f32, and returns the pixels' dtype.
     pub fn forward(&self, pixels: Tensor<B, 4>) -> Tensor<B, 2> {
+        let out_dtype = pixels.dtype();
         let x = self.encoded(pixels);
         let [n, _, h] = x.dims();
-        let pooled = self
-            .vision_model
-            .post_layernorm
-            .forward(x.slice([0..n, 0..1, 0..h]).reshape([n, h]));
-        match &self.visual_projection {
+        let pooled = in_f32(x.slice([0..n, 0..1, 0..h]).reshape([n, h]), |x| {
+            self.vision_model.post_layernorm.forward(x)
+        });
+        let embedding = match &self.visual_projection {
             Some(projection) => projection.forward(pooled),
             None => pooled,
-        }
+        };
+        to_dtype(embedding, out_dtype)
     }
 
     /// Every token's output `[N, 1 + patches, hidden]` after the final layer norm (BLIP's image
     /// embeddings, which ImageReward's text encoder attends to).
     pub fn tokens(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
-        self.vision_model
-            .post_layernorm
-            .forward(self.encoded(pixels))
+        let out_dtype = pixels.dtype();
+        let tokens = in_f32(self.encoded(pixels), |x| {
+            self.vision_model.post_layernorm.forward(x)
+        });
+        to_dtype(tokens, out_dtype)
     }
 
     /// The class token's output before the final norm `[N, hidden]` (DINO's features as
     /// DreamSim reads them: a hook on the last block).
     pub fn class_token_before_norm(&self, pixels: Tensor<B, 4>) -> Tensor<B, 2> {
+        let out_dtype = pixels.dtype();
         let x = self.encoded(pixels);
         let [n, _, h] = x.dims();
-        x.slice([0..n, 0..1, 0..h]).reshape([n, h])
+        to_dtype(x.slice([0..n, 0..1, 0..h]).reshape([n, h]), out_dtype)
     }
 
-    /// The encoder's output before the final norm.
+    /// The encoder's output before the final norm, in the weights' precision.
     fn encoded(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
         let m = &self.vision_model;
-        let patches = m.embeddings.patch_embedding.forward(pixels); // [N, H, g, g]
+        let patch = &m.embeddings.patch_embedding;
+        let pixels = to_precision_of(pixels, &patch.weight.val());
+        let patches = patch.forward(pixels); // [N, H, g, g]
         let [n, h, gh, gw] = patches.dims();
         let patches = patches.reshape([n, h, gh * gw]).swap_dims(1, 2);
         let class = m
@@ -297,7 +306,7 @@ impl<B: Backend> ClipVisionModel<B> {
         let positions = Tensor::<B, 1, Int>::arange(0..l as i64, &device).reshape([1, l]);
         let x = tokens + m.embeddings.position_embedding.forward(positions);
         let x = match &m.pre_layrnorm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => in_f32(x, |x| norm.forward(x)),
             None => x,
         };
         m.encoder.forward(x, None)

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use bench_core::validate::{Invalid, Validate};
 use bench_core::BuildContext;
 use bench_models::aesthetic_head::{AestheticHead, HEAD_SOURCE};
+use bench_models::Precision;
 
 pub use super::clip_image::Preprocess;
 use super::clip_image::{cache_key, ImageTower};
@@ -31,6 +32,12 @@ pub struct AestheticParams {
     /// The head: `sac+logos+ava1-l14-linearMSE.pth` (or a safetensors copy).
     pub head: PathBuf,
     pub preprocess: Preprocess,
+    /// The precision the CLIP tower is held and run in: `F32` (the default), `Bf16` or `F16`
+    /// (norms and attention's softmax in f32, the embedding returned in f32; the small head
+    /// stays f32, as ddpo-pytorch keeps its scorer), as the frozen SD networks' `dtype`. Left
+    /// out of the run id when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub dtype: Precision,
 }
 
 impl Default for AestheticParams {
@@ -39,6 +46,7 @@ impl Default for AestheticParams {
             clip: "clip-vit-large-patch14".into(),
             head: "sac+logos+ava1-l14-linearMSE.pth".into(),
             preprocess: Preprocess::Processor,
+            dtype: Precision::F32,
         }
     }
 }
@@ -128,7 +136,7 @@ impl<B: AutodiffBackend> Aesthetic<B> {
     /// not the tower's embedding size.
     pub fn build(params: &AestheticParams, cx: &BuildContext<'_, B>) -> Result<Self, String> {
         let (clip, head) = (cx.path(&params.clip), cx.path(&params.head));
-        let tower = ImageTower::cached(&clip, cx)?;
+        let tower = ImageTower::cached(&clip, params.dtype, cx)?;
         let head = load_head(&head, &tower, &clip, cx)?;
         Ok(Self {
             infer_tower: tower.inner(),

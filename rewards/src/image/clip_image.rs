@@ -13,6 +13,7 @@ use burn::tensor::Tensor;
 use bench_core::BuildContext;
 use bench_models::clip::{ClipVisionConfig, ClipVisionModel};
 use bench_models::weights::LoadError;
+use bench_models::{cast_module, Precision};
 
 pub use super::preprocess::Preprocess;
 use super::preprocess::{differentiable_pixels, processor_pixels};
@@ -55,12 +56,12 @@ pub struct ImageTower<B: Backend> {
 impl<B: Backend> ImageTower<B> {
     /// # Errors
     /// Missing or misfit files, named with where to get the real ones.
-    pub fn load(clip: &Path, device: &B::Device) -> Result<Self, String> {
+    pub fn load(clip: &Path, precision: Precision, device: &B::Device) -> Result<Self, String> {
         let config = ClipVisionConfig::from_file(&clip.join("config.json"))
             .map_err(|e| clip_error(clip, &e))?;
         let model = ClipVisionModel::from_folder(clip, device).map_err(|e| clip_error(clip, &e))?;
         Ok(Self {
-            model,
+            model: cast_module(model, precision),
             image_size: config.image_size,
             projection_dim: config.projection_dim,
         })
@@ -90,15 +91,19 @@ impl<B: AutodiffBackend> ImageTower<B> {
         }
     }
 
-    /// The tower of `clip`, loaded once per process.
+    /// The tower of `clip` in `precision`, loaded once per process (per precision).
     ///
     /// # Errors
     /// As [`ImageTower::load`].
-    pub fn cached(clip: &Path, cx: &BuildContext<'_, B>) -> Result<Arc<Self>, String> {
-        cx.cache
-            .get_or_load(&cache_key::<B>("clip_vision", &[clip]), || {
-                Self::load(clip, &cx.device)
-            })
+    pub fn cached(
+        clip: &Path,
+        precision: Precision,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Arc<Self>, String> {
+        let what = format!("clip_vision_{}", precision.name());
+        cx.cache.get_or_load(&cache_key::<B>(&what, &[clip]), || {
+            Self::load(clip, precision, &cx.device)
+        })
     }
 }
 

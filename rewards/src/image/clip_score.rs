@@ -18,6 +18,7 @@ use bench_core::BuildContext;
 use super::clip_image::{ImageTower, Preprocess};
 use super::clip_text::TextTower;
 use crate::reward::{DifferentiableReward, Reward};
+use bench_models::Precision;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +28,11 @@ pub struct ClipScoreParams {
     /// openai/clip-vit-large-patch14.
     pub clip: PathBuf,
     pub preprocess: Preprocess,
+    /// The precision the towers are held and run in: `F32` (the default), `Bf16` or `F16`
+    /// (norms and attention's softmax in f32, embeddings and scores returned in f32), as the
+    /// frozen SD networks' `dtype`. Left out of the run id when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub dtype: Precision,
 }
 
 impl Default for ClipScoreParams {
@@ -34,6 +40,7 @@ impl Default for ClipScoreParams {
         Self {
             clip: "clip-vit-large-patch14".into(),
             preprocess: Preprocess::Processor,
+            dtype: Precision::F32,
         }
     }
 }
@@ -75,8 +82,8 @@ impl<B: AutodiffBackend> ClipScore<B> {
     /// projections differ in width.
     pub fn build(params: &ClipScoreParams, cx: &BuildContext<'_, B>) -> Result<Self, String> {
         let clip = cx.path(&params.clip);
-        let image = ImageTower::cached(&clip, cx)?;
-        let text = TextTower::cached(&clip, cx)?;
+        let image = ImageTower::cached(&clip, params.dtype, cx)?;
+        let text = TextTower::cached(&clip, params.dtype, cx)?;
         if image.projection_dim != text.projection_dim {
             return Err(format!(
                 "clip = {}: the image projection is {} wide but the text projection {}",

@@ -12,6 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use bench_core::BuildContext;
 use bench_models::clip::{ClipTextModelWithProjection, ClipTokenizer, CONTEXT_LENGTH};
+use bench_models::{cast_module, Precision};
 
 use super::clip_image::{cache_key, clip_error, unit_rows, GET_CLIP_L14};
 use crate::file_check::FileCheck;
@@ -30,7 +31,7 @@ impl<B: Backend> TextTower<B> {
     /// # Errors
     /// Missing or misfit files, named with where to get the real ones; a tokenizer whose ids
     /// the tower has no embeddings for.
-    pub fn load(clip: &Path, device: &B::Device) -> Result<Self, String> {
+    pub fn load(clip: &Path, precision: Precision, device: &B::Device) -> Result<Self, String> {
         let (model, config) = ClipTextModelWithProjection::from_folder(clip, device)
             .map_err(|e| clip_error(clip, &e))?;
         let tokenizer = if clip.join("vocab.json").is_file() {
@@ -49,7 +50,7 @@ impl<B: Backend> TextTower<B> {
         }
         let projection_dim = model.text_projection.weight.dims()[1];
         Ok(Self {
-            model,
+            model: cast_module(model, precision),
             tokenizer: Arc::new(tokenizer),
             length: CONTEXT_LENGTH.min(config.max_position_embeddings),
             projection_dim,
@@ -159,10 +160,14 @@ impl<B: AutodiffBackend> TextTower<B> {
     ///
     /// # Errors
     /// As [`TextTower::load`].
-    pub fn cached(clip: &Path, cx: &BuildContext<'_, B>) -> Result<Arc<Self>, String> {
-        cx.cache
-            .get_or_load(&cache_key::<B>("clip_text", &[clip]), || {
-                Self::load(clip, &cx.device)
-            })
+    pub fn cached(
+        clip: &Path,
+        precision: Precision,
+        cx: &BuildContext<'_, B>,
+    ) -> Result<Arc<Self>, String> {
+        let what = format!("clip_text_{}", precision.name());
+        cx.cache.get_or_load(&cache_key::<B>(&what, &[clip]), || {
+            Self::load(clip, precision, &cx.device)
+        })
     }
 }

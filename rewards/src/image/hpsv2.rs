@@ -28,6 +28,7 @@ use bench_models::clip::{
 };
 use bench_models::resize::{resize, Kernel};
 use bench_models::weights::{check_mapped, read_tensors, LoadError};
+use bench_models::{cast_module, Precision};
 
 use super::clip_image::{cache_key, ImageTower};
 use super::clip_score::cosines;
@@ -48,6 +49,11 @@ pub struct HpsParams {
     /// An open_clip model config (`model_configs/ViT-H-14.json`'s format) for another size;
     /// none: ViT-H/14.
     pub config: Option<PathBuf>,
+    /// The precision the towers are held and run in: `F32` (the default), `Bf16` or `F16`
+    /// (norms and attention's softmax in f32, embeddings and scores returned in f32), as the
+    /// frozen SD networks' `dtype`. Left out of the run id when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub dtype: Precision,
 }
 
 impl Default for HpsParams {
@@ -55,6 +61,7 @@ impl Default for HpsParams {
         Self {
             checkpoint: "HPS_v2.1_compressed.pt".into(),
             config: None,
+            dtype: Precision::F32,
         }
     }
 }
@@ -113,12 +120,12 @@ impl<B: Backend> HpsTowers<B> {
         let text_config = config.text();
         Ok(Self {
             image: ImageTower {
-                model: vision,
+                model: cast_module(vision, params.dtype),
                 image_size: vision_config.image_size,
                 projection_dim: config.embed_dim,
             },
             text: TextTower {
-                model: text,
+                model: cast_module(text, params.dtype),
                 tokenizer: Arc::new(ClipTokenizer::sd_v1()),
                 length: CONTEXT_LENGTH.min(text_config.max_position_embeddings),
                 projection_dim: config.embed_dim,
@@ -147,10 +154,12 @@ impl<B: AutodiffBackend> Hps<B> {
         let params = HpsParams {
             checkpoint: cx.path(&params.checkpoint),
             config: params.config.as_deref().map(|c| cx.path(c)),
+            dtype: params.dtype,
         };
         let mut files: Vec<&Path> = vec![&params.checkpoint];
         files.extend(params.config.as_deref());
-        let nets = cx.cache.get_or_load(&cache_key::<B>("hpsv2", &files), || {
+        let what = format!("hpsv2_{}", params.dtype.name());
+        let nets = cx.cache.get_or_load(&cache_key::<B>(&what, &files), || {
             HpsTowers::<B>::load(&params, &cx.device)
         })?;
         let infer = HpsTowers {

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use bench_core::validate::{Invalid, Validate};
 use bench_core::BuildContext;
 use bench_models::aesthetic_head::AestheticHead;
+use bench_models::Precision;
 
 use super::aesthetic::{head_scores, load_head};
 use super::clip_image::{ImageTower, Preprocess};
@@ -95,8 +96,8 @@ impl<B: Backend> PagReward<B> {
         cx: &BuildContext<'_, A>,
     ) -> Result<Self, String> {
         let clip = cx.path(&params.clip);
-        let image: Arc<ImageTower<A>> = ImageTower::cached(&clip, cx)?;
-        let text: Arc<TextTower<A>> = TextTower::cached(&clip, cx)?;
+        let image: Arc<ImageTower<A>> = ImageTower::cached(&clip, Precision::F32, cx)?;
+        let text: Arc<TextTower<A>> = TextTower::cached(&clip, Precision::F32, cx)?;
         let head = load_head(&cx.path(&params.head), &image, &clip, cx)?;
         Ok(Self {
             image: image.inner(),

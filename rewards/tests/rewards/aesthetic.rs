@@ -40,6 +40,7 @@ fn reward(preprocess: Preprocess, cache: &NetworkCache) -> Aesthetic<B> {
         clip: fixture("clip_tiny"),
         head: fixture("aesthetic_head_tiny.pth"),
         preprocess,
+        ..Default::default()
     };
     let cx = BuildContext::new(Default::default(), cache);
     Aesthetic::build(&params, &cx).unwrap()

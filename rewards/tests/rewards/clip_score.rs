@@ -21,6 +21,7 @@ fn reward(preprocess: Preprocess, cache: &NetworkCache) -> Result<ClipScore<B>, 
         &ClipScoreParams {
             clip: fixture("clip_tiny"),
             preprocess,
+            ..Default::default()
         },
         &cx,
     )

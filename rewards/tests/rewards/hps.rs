@@ -35,6 +35,7 @@ fn preprocessing_scores_and_gradient_equal_open_clip() {
     let params = HpsParams {
         checkpoint: fixture("../openclip/hps_tiny.pt"),
         config: Some(fixture("../openclip/hps_tiny_config.json")),
+        ..Default::default()
     };
     let reward = Hps::build(&params, &cx).unwrap();
     let prompts: Vec<String> = serde_json::from_str(

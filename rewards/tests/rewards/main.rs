@@ -7,3 +7,4 @@ mod hps;
 mod imagereward;
 mod jpeg;
 mod pag;
+mod precision;

@@ -1,0 +1,129 @@
+//! The CLIP-family rewards with their towers in bf16 and f16 (`dtype`), on the tiny random
+//! fixtures: the weights are really cast (the scores move), scores and image gradients stay
+//! within half precision's rounding of f32's, and everything returned is f32.
+
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use bench_core::{BuildContext, NetworkCache};
+use bench_models::Precision;
+use bench_rewards::image::aesthetic::{Aesthetic, AestheticParams};
+use bench_rewards::image::clip_score::{ClipScore, ClipScoreParams};
+use bench_rewards::image::{Hps, HpsParams};
+use bench_rewards::{image_gradient, Reward};
+
+use crate::aesthetic::{fixture, read};
+
+type B = Autodiff<Flex>;
+
+/// A reward built in a precision.
+type Build = dyn Fn(Precision, &BuildContext<'_, B>) -> Box<dyn Reward<B>>;
+
+/// Scores and image gradient of `build(dtype)` on the fixture images.
+fn measure(
+    build: &Build,
+    dtype: Precision,
+    images: &Tensor<Flex, 4>,
+    prompts: &[String],
+    cache: &NetworkCache,
+) -> (Vec<f32>, Vec<f32>) {
+    let cx = BuildContext::new(Default::default(), cache);
+    let reward = build(dtype, &cx);
+    let scores = reward.score(images.clone(), prompts);
+    assert_eq!(scores.dtype(), DType::F32, "{dtype:?} scores");
+    let grad =
+        image_gradient(reward.as_ref(), Tensor::from_inner(images.clone()), prompts).unwrap();
+    assert_eq!(grad.dtype(), DType::F32, "{dtype:?} gradient");
+    (
+        scores.into_data().to_vec().unwrap(),
+        grad.into_data().to_vec().unwrap(),
+    )
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[test]
+fn half_precision_towers_score_and_differentiate_near_f32() {
+    let (v, shape) = read("io.safetensors", "images");
+    let images: Tensor<Flex, 4> =
+        Tensor::from_data(TensorData::new(v, shape.clone()), &Default::default());
+    let prompts: Vec<String> = ["a cat", "a photo of a dog on the beach", "abstract art"]
+        .iter()
+        .cycle()
+        .take(shape[0])
+        .map(|p| p.to_string())
+        .collect();
+    let rewards: Vec<(&str, Box<Build>)> = vec![
+        (
+            "aesthetic",
+            Box::new(|dtype, cx| {
+                let params = AestheticParams {
+                    clip: fixture("clip_tiny"),
+                    head: fixture("aesthetic_head_tiny.pth"),
+                    dtype,
+                    ..Default::default()
+                };
+                Box::new(Aesthetic::build(&params, cx).unwrap())
+            }),
+        ),
+        (
+            "clip_score",
+            Box::new(|dtype, cx| {
+                let params = ClipScoreParams {
+                    clip: fixture("clip_tiny"),
+                    dtype,
+                    ..Default::default()
+                };
+                Box::new(ClipScore::build(&params, cx).unwrap())
+            }),
+        ),
+        (
+            "hpsv2",
+            Box::new(|dtype, cx| {
+                let params = HpsParams {
+                    checkpoint: fixture("../openclip/hps_tiny.pt"),
+                    config: Some(fixture("../openclip/hps_tiny_config.json")),
+                    dtype,
+                };
+                Box::new(Hps::build(&params, cx).unwrap())
+            }),
+        ),
+    ];
+    // One cache for every precision, as in a sweep: each precision must get its own towers.
+    let cache = NetworkCache::default();
+    for (name, build) in &rewards {
+        let (scores, grad) = measure(build.as_ref(), Precision::F32, &images, &prompts, &cache);
+        let scale = scores.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        // Largest score drift relative to the largest score, and the gradient's cosine.
+        for (dtype, max_drift, min_cosine) in [
+            (Precision::Bf16, 0.05, 0.999),
+            (Precision::F16, 0.01, 0.9999),
+        ] {
+            let (half, half_grad) = measure(build.as_ref(), dtype, &images, &prompts, &cache);
+            let drift = scores
+                .iter()
+                .zip(&half)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+                / scale;
+            let cos = cosine(&grad, &half_grad);
+            println!("{name} {dtype:?}: score drift {drift:.2e} of the largest score, gradient cosine {cos:.6}");
+            assert!(
+                drift > 0.0,
+                "{name} {dtype:?}: the scores did not move: weights not cast"
+            );
+            assert!(
+                drift <= max_drift,
+                "{name} {dtype:?}: score drift {drift:.2e}"
+            );
+            assert!(cos >= min_cosine, "{name} {dtype:?}: gradient cosine {cos}");
+        }
+    }
+}
