@@ -448,7 +448,8 @@ impl<B: Backend> FeedForward<B> {
     /// Each half is projected by its own half of the weight rather than sliced out of the full
     /// projection: slices of the last dim are strided views, on which burn-flex's element-wise
     /// product walks every element through its generic strided iterator (3.6 % of a tiny-SD
-    /// rollout); the halves' products come out contiguous. Same arithmetic per element.
+    /// rollout); the halves' products come out contiguous. The same products per element; the
+    /// matrix product may sum them in another order (the parity tests' bounds are unchanged).
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let proj = &self.net.0.proj;
         let half = proj.weight.dims()[1] / 2;

@@ -127,3 +127,37 @@ fn half_precision_towers_score_and_differentiate_near_f32() {
         }
     }
 }
+
+#[test]
+fn f32_is_left_out_of_the_resolved_parameters_and_half_precision_is_not() {
+    // The run id hashes the resolved parameters: results written before `dtype` existed must
+    // keep their ids (so they resume), and a bf16 run must get its own.
+    let text = |p: &dyn Fn(Precision) -> String| (p(Precision::F32), p(Precision::Bf16));
+    let cases = [
+        text(&|dtype| {
+            ron::to_string(&AestheticParams {
+                dtype,
+                ..Default::default()
+            })
+            .unwrap()
+        }),
+        text(&|dtype| {
+            ron::to_string(&ClipScoreParams {
+                dtype,
+                ..Default::default()
+            })
+            .unwrap()
+        }),
+        text(&|dtype| {
+            ron::to_string(&HpsParams {
+                dtype,
+                ..Default::default()
+            })
+            .unwrap()
+        }),
+    ];
+    for (f32_text, bf16_text) in cases {
+        assert!(!f32_text.contains("dtype"), "{f32_text}");
+        assert!(bf16_text.contains("dtype:Bf16"), "{bf16_text}");
+    }
+}
