@@ -7,6 +7,7 @@ pub mod bert;
 pub mod blip;
 pub mod clip;
 pub mod dreamsim;
+pub mod gelu;
 pub mod image_reward;
 pub mod inception;
 pub mod mixture;

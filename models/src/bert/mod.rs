@@ -15,11 +15,11 @@ pub mod tokenizer;
 
 use std::path::Path;
 
+use crate::gelu::gelu;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::Deserialize;
 

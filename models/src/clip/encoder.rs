@@ -1,9 +1,10 @@
 //! The pre-LN transformer encoder CLIP's towers share (transformers' `CLIPEncoder`): the text
 //! tower runs it with a causal mask, the vision tower without one.
 
+use crate::gelu::gelu;
 use burn::module::Module;
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{backend::Backend, Bool, Tensor};
 use serde::Deserialize;
 

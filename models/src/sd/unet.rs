@@ -7,10 +7,11 @@
 
 use std::path::Path;
 
+use crate::gelu::gelu;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::module::linear as apply_linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
