@@ -22,6 +22,7 @@ use crate::aesthetic_head::{head_layout, AestheticHead};
 use crate::bert::{self, BertConfig, BertModel};
 use crate::blip::{self, BlipVisionConfig};
 use crate::clip::ClipVisionModel;
+use crate::precision::{cast_module, Precision};
 use crate::weights::{check_mapped, read_json, read_tensors, FileReport, Header, LoadError};
 
 /// ImageReward's normalisation of the head's output.
@@ -263,6 +264,17 @@ impl<B: Backend> ImageRewardModel<B> {
             ..config
         };
         Ok((Self { vision, text, head }, config))
+    }
+
+    /// The model with its two encoders held and run in `precision` (norms and softmax in f32,
+    /// see [`crate::precision`]); the head, a few thousand weights reading f32 features, stays
+    /// f32 as the aesthetic head does.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self {
+            vision: cast_module(self.vision, precision),
+            text: cast_module(self.text, precision),
+            head: self.head,
+        }
     }
 
     /// The scores `[N]` of pixels `[N, 3, S, S]` (preprocessed: see the reward) with prompt

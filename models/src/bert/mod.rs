@@ -20,10 +20,11 @@ use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+use burn::tensor::{backend::Backend, Bool, DType, Int, Tensor};
 use serde::Deserialize;
 
 use crate::attention::multi_head_attention;
+use crate::precision::{in_f32, to_dtype};
 pub use tokenizer::{BertTokenizer, EncodedBatch};
 
 use crate::weights::{component_weights, load_mapped, read_json, read_tensors, FileKey, LoadError};
@@ -285,6 +286,9 @@ impl<B: Backend> BertModel<B> {
 
     /// [`BertModel::forward`] with `context` `[N, M, encoder_width]` (image tokens, none
     /// masked) cross-attended by the layers that have cross-attention.
+    ///
+    /// Runs in the precision of its weights (see [`crate::cast_module`]): the context is cast
+    /// to it, the layer norms run in f32, and the hidden states come back in f32.
     pub fn forward_with_context(
         &self,
         input_ids: Tensor<B, 2, Int>,
@@ -299,7 +303,8 @@ impl<B: Backend> BertModel<B> {
         if let Some(types) = &e.token_type_embeddings {
             x = x + types.forward(Tensor::<B, 2, Int>::zeros([1, l], &device));
         }
-        let mut x = e.layer_norm.forward(x);
+        let mut x = in_f32(x, |x| e.layer_norm.forward(x));
+        let context = context.map(|c| to_dtype(c, x.dtype()));
         let mask = padding.reshape([n, 1, l]).expand([n, l, l]);
         for layer in &self.layers {
             let attended = multi_head_attention(
@@ -309,9 +314,9 @@ impl<B: Backend> BertModel<B> {
                 layer.heads,
                 Some(mask.clone()),
             );
-            x = layer
-                .attention_norm
-                .forward(x + layer.attention_out.forward(attended));
+            x = in_f32(x + layer.attention_out.forward(attended), |x| {
+                layer.attention_norm.forward(x)
+            });
             if let (Some(cross), Some(context)) = (&layer.cross, &context) {
                 let attended = multi_head_attention(
                     cross.query.forward(x.clone()),
@@ -320,11 +325,13 @@ impl<B: Backend> BertModel<B> {
                     layer.heads,
                     None,
                 );
-                x = cross.norm.forward(x + cross.out.forward(attended));
+                x = in_f32(x + cross.out.forward(attended), |x| cross.norm.forward(x));
             }
             let hidden = gelu(layer.intermediate.forward(x.clone()));
-            x = layer.output_norm.forward(x + layer.output.forward(hidden));
+            x = in_f32(x + layer.output.forward(hidden), |x| {
+                layer.output_norm.forward(x)
+            });
         }
-        x
+        to_dtype(x, DType::F32)
     }
 }

@@ -27,6 +27,7 @@ use bench_models::bert::BertTokenizer;
 use bench_models::clip::clip_normalise;
 use bench_models::image_reward::{self, ImageRewardConfig, ImageRewardModel};
 use bench_models::weights::LoadError;
+use bench_models::Precision;
 
 use super::clip_image::cache_key;
 pub use super::preprocess::Preprocess;
@@ -58,6 +59,11 @@ pub struct ImageRewardParams {
     /// Prompt tokens kept, `[CLS]` and `[SEP]` included (35: `score`; 512: ∇-GFlowNet).
     pub max_length: usize,
     pub preprocess: Preprocess,
+    /// The precision the ViT and BERT are held and run in: `F32` (the default), `Bf16` or
+    /// `F16` (norms and attention's softmax in f32, the head and the scores f32), as the
+    /// frozen SD networks' `dtype`. Left out of the run id when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub dtype: Precision,
 }
 
 impl Default for ImageRewardParams {
@@ -69,6 +75,7 @@ impl Default for ImageRewardParams {
             vision_heads: None,
             max_length: 35,
             preprocess: Preprocess::Processor,
+            dtype: Precision::F32,
         }
     }
 }
@@ -186,7 +193,11 @@ impl<B: AutodiffBackend> ImageReward<B> {
         let mut files: Vec<&Path> = vec![&params.checkpoint];
         files.extend(params.med_config.as_deref());
         files.extend(params.tokenizer.as_deref());
-        let what = format!("imagereward/heads {:?}", params.vision_heads);
+        let what = format!(
+            "imagereward/heads {:?}/{}",
+            params.vision_heads,
+            params.dtype.name()
+        );
         let nets = cx.cache.get_or_load(&cache_key::<B>(&what, &files), || {
             let (model, config) = ImageRewardModel::<B>::load(
                 &params.checkpoint,
@@ -198,7 +209,7 @@ impl<B: AutodiffBackend> ImageReward<B> {
             let tokenizer = tokenizer(&params)?;
             check_vocabulary(&config, &tokenizer)?;
             Ok(Loaded {
-                model,
+                model: model.with_precision(params.dtype),
                 config,
                 tokenizer: Arc::new(tokenizer),
             })

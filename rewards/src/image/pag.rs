@@ -44,6 +44,11 @@ pub struct PagParams {
     pub threshold: f64,
     /// The penalty per unit of cosine below the threshold (20).
     pub slope: f64,
+    /// The precision the CLIP towers are held and run in: `F32` (the default), `Bf16` or `F16`
+    /// (the head stays f32), as the `aesthetic` reward's `dtype`, whose towers these are. Left
+    /// out of the run id when f32.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub dtype: Precision,
 }
 
 impl Default for PagParams {
@@ -54,6 +59,7 @@ impl Default for PagParams {
             preprocess: Preprocess::Processor,
             threshold: 0.28,
             slope: 20.0,
+            dtype: Precision::F32,
         }
     }
 }
@@ -96,8 +102,8 @@ impl<B: Backend> PagReward<B> {
         cx: &BuildContext<'_, A>,
     ) -> Result<Self, String> {
         let clip = cx.path(&params.clip);
-        let image: Arc<ImageTower<A>> = ImageTower::cached(&clip, Precision::F32, cx)?;
-        let text: Arc<TextTower<A>> = TextTower::cached(&clip, Precision::F32, cx)?;
+        let image: Arc<ImageTower<A>> = ImageTower::cached(&clip, params.dtype, cx)?;
+        let text: Arc<TextTower<A>> = TextTower::cached(&clip, params.dtype, cx)?;
         let head = load_head(&cx.path(&params.head), &image, &clip, cx)?;
         Ok(Self {
             image: image.inner(),

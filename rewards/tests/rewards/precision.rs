@@ -9,7 +9,8 @@ use bench_core::{BuildContext, NetworkCache};
 use bench_models::Precision;
 use bench_rewards::image::aesthetic::{Aesthetic, AestheticParams};
 use bench_rewards::image::clip_score::{ClipScore, ClipScoreParams};
-use bench_rewards::image::{Hps, HpsParams};
+use bench_rewards::image::imagereward::{ImageReward, ImageRewardParams};
+use bench_rewards::image::{Hps, HpsParams, PagParams, PagReward};
 use bench_rewards::{image_gradient, Reward};
 
 use crate::aesthetic::{fixture, read};
@@ -96,6 +97,19 @@ fn half_precision_towers_score_and_differentiate_near_f32() {
                 Box::new(Hps::build(&params, cx).unwrap())
             }),
         ),
+        (
+            "imagereward",
+            Box::new(|dtype, cx| {
+                let params = ImageRewardParams {
+                    checkpoint: fixture("../image_reward/image_reward_tiny.pt"),
+                    med_config: Some(fixture("../image_reward/med_config.json")),
+                    vision_heads: Some(4),
+                    dtype,
+                    ..Default::default()
+                };
+                Box::new(ImageReward::build(&params, cx).unwrap())
+            }),
+        ),
     ];
     // One cache for every precision, as in a sweep: each precision must get its own towers.
     let cache = NetworkCache::default();
@@ -128,6 +142,60 @@ fn half_precision_towers_score_and_differentiate_near_f32() {
     }
 }
 
+/// PAG's reward per prompt (its towers are the `aesthetic` and `clip_score` rewards', whose
+/// gradients are tested above) moves in half precision, within its rounding of f32's. On the
+/// fixture's prompts, one of the two relevance terms follows its cosines (the other's sit at
+/// the floor, as PAG's own fixture values show).
+#[test]
+fn pags_reward_in_half_precision_stays_near_f32() {
+    let tensor = |name| {
+        let (v, shape) = read("pag.safetensors", name);
+        Tensor::<Flex, 4>::from_data(TensorData::new(v, shape), &Default::default())
+    };
+    let prompts = vec![
+        "a photo of a cat".to_string(),
+        "a painting of a dog".to_string(),
+    ];
+    let cache = NetworkCache::default();
+    let cx = BuildContext::<B>::new(Default::default(), &cache);
+    let score = |dtype| {
+        let params = PagParams {
+            clip: fixture("clip_tiny"),
+            head: fixture("aesthetic_head_tiny.pth"),
+            dtype,
+            ..PagParams::default()
+        };
+        let reward = PagReward::<Flex>::build(&params, &cx).unwrap();
+        reward
+            .score(tensor("adapted"), tensor("plain"), &prompts)
+            .unwrap()
+    };
+    let full = score(Precision::F32);
+    let scale = full.reward.iter().fold(0.0f32, |m, r| m.max(r.abs()));
+    for (dtype, max_drift) in [(Precision::Bf16, 0.05), (Precision::F16, 0.01)] {
+        let half = score(dtype);
+        for (name, a, b) in [
+            ("aesthetic gain", &full.aesthetic_gain, &half.aesthetic_gain),
+            ("relevance", &full.relevance, &half.relevance),
+            ("reward", &full.reward, &half.reward),
+        ] {
+            let drift = a
+                .iter()
+                .zip(b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+                / scale;
+            println!(
+                "pag {dtype:?} {name}: {a:?} vs {b:?}, drift {drift:.2e} of the largest reward"
+            );
+            assert!(
+                drift > 0.0,
+                "{dtype:?} {name}: did not move: towers not cast"
+            );
+            assert!(drift <= max_drift, "{dtype:?} {name}: drift {drift:.2e}");
+        }
+    }
+}
+
 #[test]
 fn f32_is_left_out_of_the_resolved_parameters_and_half_precision_is_not() {
     // The run id hashes the resolved parameters: results written before `dtype` existed must
@@ -150,6 +218,20 @@ fn f32_is_left_out_of_the_resolved_parameters_and_half_precision_is_not() {
         }),
         text(&|dtype| {
             ron::to_string(&HpsParams {
+                dtype,
+                ..Default::default()
+            })
+            .unwrap()
+        }),
+        text(&|dtype| {
+            ron::to_string(&ImageRewardParams {
+                dtype,
+                ..Default::default()
+            })
+            .unwrap()
+        }),
+        text(&|dtype| {
+            ron::to_string(&PagParams {
                 dtype,
                 ..Default::default()
             })
