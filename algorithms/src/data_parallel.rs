@@ -102,48 +102,72 @@ impl<'a, B: AutodiffBackend, E: DiffusionEnv<B>> Context<'a, B, E> {
         rows: &[usize],
         loss: impl Fn(&Shard<'_, E>) -> (Tensor<B, 1>, T),
     ) -> ShardedGrads<B, T> {
-        self.backward_split(rows, self.replicas.len() + 1, loss)
+        let shards = self.shards(rows);
+        weighted_backward(&shards, shards.iter().map(loss))
     }
 
-    /// [`Context::backward_sharded`] as one shard on the main device, for a loss with a
-    /// statistic across its rows (a leave-one-out baseline).
-    pub fn backward_whole<T>(
+    /// [`Context::backward_sharded`] for a loss that needs a statistic across the whole
+    /// minibatch of values its shards compute (DAG-KL's leave-one-out advantages of the
+    /// residuals): `forward` runs on every shard (its graph kept), `across` sees every
+    /// shard's result in row order and returns one value per shard, and `finish` turns a
+    /// shard's result and its value into the shard's row-mean loss. With one shard, as
+    /// [`Context::backward_sharded`]. The statistic reads values back: the devices' forward
+    /// passes run together, their backward passes after.
+    pub fn backward_sharded_with<F, S, T>(
         &self,
         rows: &[usize],
-        loss: impl Fn(&Shard<'_, E>) -> (Tensor<B, 1>, T),
+        forward: impl Fn(&Shard<'_, E>) -> F,
+        across: impl FnOnce(&[F]) -> Vec<S>,
+        finish: impl Fn(&Shard<'_, E>, F, S) -> (Tensor<B, 1>, T),
     ) -> ShardedGrads<B, T> {
-        self.backward_split(rows, 1, loss)
+        let shards = self.shards(rows);
+        let results: Vec<F> = shards.iter().map(&forward).collect();
+        let values = across(&results);
+        assert_eq!(values.len(), shards.len(), "one value per shard");
+        let losses = shards
+            .iter()
+            .zip(results.into_iter().zip(values))
+            .map(|(shard, (result, value))| finish(shard, result, value));
+        weighted_backward(&shards, losses)
     }
 
-    fn backward_split<T>(
-        &self,
-        rows: &[usize],
-        parts: usize,
-        loss: impl Fn(&Shard<'_, E>) -> (Tensor<B, 1>, T),
-    ) -> ShardedGrads<B, T> {
+    /// `rows` split over the run's devices (no more shards than rows), the main one first.
+    fn shards<'r>(&self, rows: &'r [usize]) -> Vec<Shard<'r, E>>
+    where
+        'a: 'r,
+    {
         let envs = self.devices();
-        let ranges = shard_rows(rows.len(), parts);
-        let single = ranges.len() == 1;
-        let mut out = ShardedGrads {
-            grads: Vec::with_capacity(ranges.len()),
-            parts: Vec::with_capacity(ranges.len()),
-        };
-        for (i, range) in ranges.into_iter().enumerate() {
-            let shard = Shard {
+        shard_rows(rows.len(), envs.len())
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| Shard {
                 env: envs[i],
                 weight: range.len() as f64 / rows.len() as f64,
                 rows: &rows[range],
                 main: i == 0,
-            };
-            let (l, t) = loss(&shard);
-            let l = if single {
-                l
-            } else {
-                l.mul_scalar(shard.weight)
-            };
-            out.grads.push(l.backward());
-            out.parts.push((shard.weight, t));
-        }
-        out
+            })
+            .collect()
     }
+}
+
+/// Each shard's loss weighted by its share of the rows (one shard: as it is), backpropagated.
+fn weighted_backward<B: AutodiffBackend, E, T>(
+    shards: &[Shard<'_, E>],
+    losses: impl Iterator<Item = (Tensor<B, 1>, T)>,
+) -> ShardedGrads<B, T> {
+    let single = shards.len() == 1;
+    let mut out = ShardedGrads {
+        grads: Vec::with_capacity(shards.len()),
+        parts: Vec::with_capacity(shards.len()),
+    };
+    for (shard, (l, t)) in shards.iter().zip(losses) {
+        let l = if single {
+            l
+        } else {
+            l.mul_scalar(shard.weight)
+        };
+        out.grads.push(l.backward());
+        out.parts.push((shard.weight, t));
+    }
+    out
 }

@@ -420,6 +420,17 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B> + 'static> DbAlgorithm<B, E> {
     }
 }
 
+/// One shard's forward pass of a step: the terms with their graphs, the output regulariser,
+/// the residuals, the shard's number of trajectories and its copies of the networks.
+struct ShardPass<B: AutodiffBackend, P, F> {
+    terms: DbTerms<B>,
+    reg: Tensor<B, 1>,
+    delta: Tensor<B, 1>,
+    trajectories: usize,
+    policy: P,
+    flow: F,
+}
+
 impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, E> {
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
         let st = &self.settings;
@@ -431,11 +442,15 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
 
         let mut logs: [Vec<f64>; 5] = Default::default();
         let mut bands = ResidualBands::default();
-        // The balance losses are means of per-trajectory terms: the step shards by rows. The
-        // REINFORCE surrogate's leave-one-out baseline spans the minibatch: one device.
-        let shards_steps = matches!(st.policy_loss, PolicyLoss::Balance);
+        // The losses are means of per-trajectory terms: the step shards by rows. The REINFORCE
+        // surrogate's leave-one-out advantages span the minibatch: they are computed across
+        // every shard's residuals between the shards' forward passes and their losses.
+        let tail = TailWeight {
+            steps: sh.tail_steps,
+            weight: sh.tail_weight,
+        };
         for rows in minibatches(traj.batch_size(), sh.train_batch, &mut rng) {
-            let loss = |shard: &Shard<'_, E>| {
+            let forward = |shard: &Shard<'_, E>| {
                 let env = shard.env;
                 let policy = shard.local(&self.policy.module);
                 let flow = shard.local(&self.flow.module);
@@ -460,12 +475,35 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                     &t.steps,
                     &t.prompts,
                 );
-                let delta = t.residual();
-                let (m, steps) = (sub.batch_size(), sub.num_steps());
-                let tail = TailWeight {
-                    steps: sh.tail_steps,
-                    weight: sh.tail_weight,
-                };
+                ShardPass {
+                    delta: t.residual(),
+                    terms: t,
+                    reg,
+                    trajectories: sub.batch_size(),
+                    policy,
+                    flow,
+                }
+            };
+            let across = |parts: &[ShardPass<B, E::Policy, E::StateNet>]| match &st.policy_loss {
+                PolicyLoss::Balance => vec![Vec::new(); parts.len()],
+                PolicyLoss::Reinforce(kl) => {
+                    let residuals: Vec<Vec<f64>> = parts
+                        .iter()
+                        .map(|p| to_f64(p.delta.clone().detach()))
+                        .collect();
+                    crate::reinforce::advantages(&residuals, traj.num_steps(), kl)
+                }
+            };
+            let finish = |_: &Shard<'_, E>, pass: ShardPass<B, _, _>, advantages: Vec<f64>| {
+                let ShardPass {
+                    terms: t,
+                    reg,
+                    delta,
+                    trajectories: m,
+                    policy,
+                    flow,
+                } = pass;
+                let steps = traj.num_steps();
                 let delta_sq = delta.clone().detach().powi_scalar(2);
                 let (loss, balance, policy_term) = match &st.policy_loss {
                     PolicyLoss::Balance => {
@@ -485,8 +523,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                         let surrogate = crate::reinforce::reinforce_surrogate(
                             t.log_pf.clone(),
                             t.log_pf_old.clone(),
-                            delta.detach(),
-                            sub.batch_size(),
+                            &advantages,
                             kl,
                         );
                         (
@@ -500,11 +537,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
                 let logged = [balance.detach(), policy_term.detach(), reg.detach()];
                 (loss, (logged, delta_sq, t.steps, policy, flow))
             };
-            let mut step = if shards_steps {
-                ctx.backward_sharded(&rows, loss)
-            } else {
-                ctx.backward_whole(&rows, loss)
-            };
+            let mut step = ctx.backward_sharded_with(&rows, forward, across, finish);
             for (i, log) in logs.iter_mut().take(3).enumerate() {
                 log.push(step.mean(|t| scalar(t.0[i].clone())));
             }
@@ -538,10 +571,7 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for DbAlgorithm<B, 
     }
 
     fn data_parallel(&self) -> Sharding {
-        match self.settings.policy_loss {
-            PolicyLoss::Balance => Sharding::SamplingAndSteps,
-            PolicyLoss::Reinforce(_) => Sharding::Sampling,
-        }
+        Sharding::SamplingAndSteps
     }
 
     fn target(&self, env: &E) -> Option<TargetSpec> {

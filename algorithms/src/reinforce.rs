@@ -7,7 +7,7 @@ use bench_core::validate::{self, Invalid, Validate};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::util::{to_f64, vector};
+use crate::util::vector;
 
 /// How the REINFORCE surrogate is formed: DAG-KL's own parameters, besides the detailed-balance
 /// family's.
@@ -78,34 +78,99 @@ pub fn leave_one_out(values: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// The advantages A = −δ of transitions whose residuals come in shards (one per device of a
+/// data-parallel step; a single one otherwise), each shard's stacked step-major in `steps`
+/// groups of its trajectories. Normalisation happens within a step across every shard's
+/// transitions of that step — as one device does over the whole minibatch: transitions of
+/// different steps have different residual scales — and the clipped advantages come back per
+/// shard in its own layout.
+pub fn advantages(residuals: &[Vec<f64>], steps: usize, s: &ReinforceSettings) -> Vec<Vec<f64>> {
+    let widths: Vec<usize> = residuals.iter().map(|r| r.len() / steps.max(1)).collect();
+    let mut out: Vec<Vec<f64>> = residuals.iter().map(|r| vec![0.0; r.len()]).collect();
+    for k in 0..steps {
+        let group: Vec<f64> = residuals
+            .iter()
+            .zip(&widths)
+            .flat_map(|(r, &w)| r[k * w..(k + 1) * w].iter().map(|d| -d))
+            .collect();
+        let advantages = if s.normalize {
+            leave_one_out(&group)
+        } else if s.baseline {
+            leave_one_out_centred(&group)
+        } else {
+            group
+        };
+        let mut from = 0;
+        for (shard, &w) in out.iter_mut().zip(&widths) {
+            for (slot, a) in shard[k * w..(k + 1) * w]
+                .iter_mut()
+                .zip(&advantages[from..from + w])
+            {
+                *slot = a.clamp(-s.adv_clip_max, s.adv_clip_max);
+            }
+            from += w;
+        }
+    }
+    out
+}
+
 /// The policy's loss: mean over transitions of max(−A·ρ, −A·clip(ρ, 1 ± ε)), ρ = p_θ/p_old,
-/// A = −δ. Rows are stacked step-major in groups of `group` (one per step), and normalisation
-/// happens within a group: transitions of different steps have different residual scales.
+/// with the transitions' `advantages` (see [`advantages`]).
 pub fn reinforce_surrogate<B: AutodiffBackend>(
     log_pf: Tensor<B, 1>,
     log_pf_old: Tensor<B, 1>,
-    residual: Tensor<B, 1>,
-    group: usize,
+    advantages: &[f64],
     s: &ReinforceSettings,
 ) -> Tensor<B, 1> {
     let device = log_pf.device();
-    let reward: Vec<f64> = to_f64(residual).into_iter().map(|d| -d).collect();
-    let advantages: Vec<f64> = if s.normalize {
-        reward.chunks(group).flat_map(leave_one_out).collect()
-    } else if s.baseline {
-        reward
-            .chunks(group)
-            .flat_map(leave_one_out_centred)
-            .collect()
-    } else {
-        reward
-    }
-    .into_iter()
-    .map(|a| a.clamp(-s.adv_clip_max, s.adv_clip_max))
-    .collect();
     crate::ppo::clipped_surrogate(
         log_pf - log_pf_old,
-        vector::<B>(&advantages, &device),
+        vector::<B>(advantages, &device),
         s.clip_range,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Advantages of a minibatch split over devices equal the unsplit minibatch's, row for
+    /// row: normalisation is across every shard's transitions of a step.
+    #[test]
+    fn advantages_of_shards_equal_the_whole_minibatchs() {
+        let (steps, trajectories) = (3, 5);
+        // Step-major: residual of trajectory j at step k.
+        let residual = |k: usize, j: usize| ((k * 7 + j * 3) % 11) as f64 * 0.4 - 1.5 * k as f64;
+        let stack = |js: &[usize]| -> Vec<f64> {
+            (0..steps)
+                .flat_map(|k| js.iter().map(move |&j| residual(k, j)))
+                .collect()
+        };
+        for settings in [
+            ReinforceSettings::default(),
+            ReinforceSettings {
+                normalize: false,
+                ..Default::default()
+            },
+            ReinforceSettings {
+                normalize: false,
+                baseline: false,
+                adv_clip_max: 1.0,
+                ..Default::default()
+            },
+        ] {
+            let whole = advantages(&[stack(&[0, 1, 2, 3, 4])], steps, &settings).remove(0);
+            let split = advantages(&[stack(&[0, 1]), stack(&[2, 3, 4])], steps, &settings);
+            for (shard, js) in split.iter().zip([vec![0, 1], vec![2, 3, 4]]) {
+                for k in 0..steps {
+                    for (i, &j) in js.iter().enumerate() {
+                        let got = shard[k * js.len() + i];
+                        let want = whole[k * trajectories + j];
+                        assert!((got - want).abs() < 1e-12, "step {k}, trajectory {j}");
+                    }
+                }
+            }
+            assert!(whole.iter().any(|a| *a != 0.0));
+        }
+    }
 }

@@ -9,7 +9,7 @@ use rand::{rngs::StdRng, SeedableRng};
 
 use crate::common::*;
 use bench_algorithms::detailed_balance::{db_terms, BackwardPolicy, LookAheadModel};
-use bench_algorithms::reinforce::{reinforce_surrogate, ReinforceSettings};
+use bench_algorithms::reinforce::{advantages, reinforce_surrogate, ReinforceSettings};
 use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::to_f64;
 use bench_envs::{
@@ -146,11 +146,12 @@ fn dag_kl_gradient_is_the_kl_gradient_and_half_of_dag_db_on_policy() {
         // DAG-KL's surrogate on its own samples, and DAG-DB's loss on the same ones.
         let surrogate = |settings: &ReinforceSettings| {
             let t = terms();
+            let residuals = [to_f64(t.residual().detach())];
+            let advantages = advantages(&residuals, residuals[0].len() / m, settings).remove(0);
             let kl = reinforce_surrogate(
                 t.log_pf.clone(),
                 t.log_pf_old.clone(),
-                t.residual().detach(),
-                m,
+                &advantages,
                 settings,
             );
             projected(&policy, kl, &v)

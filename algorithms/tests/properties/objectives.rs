@@ -56,8 +56,8 @@ fn epochs_on(name: &str, params: &str, devices: usize, epochs: usize) -> Vec<Sca
 #[test]
 fn data_parallel_epochs_equal_one_devices() {
     // Uneven shards on purpose: 9 trajectories over 2 and 3 devices, minibatches of 6 and 3.
-    // DDPO, DPOK and DAG-DB shard their steps too; DAG-KL (a leave-one-out baseline across
-    // the minibatch) and ∇-GFlowNet only their rollouts. The clip range is wide:
+    // DDPO, DPOK, DAG-DB and DAG-KL (its leave-one-out baseline computed across the shards)
+    // shard their steps too. The clip range is wide:
     // DDPO's 1e-4 counts as clipped ratios within float noise of 1 (the rollout's batch and the
     // step's differ), which a different split of the rows reshuffles.
     for (name, params) in [
