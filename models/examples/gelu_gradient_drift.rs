@@ -79,46 +79,32 @@ fn hps_grad<B: AutodiffBackend>() -> Vec<f32> {
     x.grad(&g).unwrap().into_data().to_vec().unwrap()
 }
 
-fn blip_grad<B: AutodiffBackend>() -> Vec<f32> {
-    use bench_models::bert::{BertConfig, BertModel};
-    use bench_models::blip::{load_vision, BlipVisionConfig};
+fn image_reward_grad<B: AutodiffBackend>() -> Vec<f32> {
+    use bench_models::image_reward::ImageRewardModel;
     use burn::tensor::{Bool, Int};
     let d = Default::default();
-    let file = fx("blip/image_reward_tiny.pt");
-    let vit = BlipVisionConfig {
-        image_size: 30,
-        patch_size: 6,
-        width: 32,
-        layers: 2,
-        heads: 4,
-        mlp_width: 128,
-    };
-    let tower = load_vision::<B>(&vit, &file, "blip.visual_encoder.", &d).unwrap();
-    let config = BertConfig {
-        vocab_size: 50,
-        hidden_size: 24,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 37,
-        max_position_embeddings: 40,
-        add_cross_attention: true,
-        encoder_width: Some(32),
-        ..BertConfig::default()
-    };
-    let (bert, _) = BertModel::<B>::load(config, &file, Some("blip.text_encoder."), &d).unwrap();
-    let x = Tensor::<B, 4>::from_data(TensorData::new(lcg(2 * 3 * 30 * 30, 1), [2, 3, 30, 30]), &d)
-        .require_grad();
-    let ids = Tensor::<B, 2, Int>::from_data(
-        TensorData::new(
-            (0..2 * 12).map(|i| (i * 7 % 50) as i64).collect::<Vec<_>>(),
-            [2, 12],
-        ),
+    let (model, config) = ImageRewardModel::<B>::load(
+        &fx("image_reward/image_reward_tiny.pt"),
+        Some(&fx("image_reward/med_config.json")),
+        Some(4),
         &d,
-    );
-    let pad = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![false; 24], [2, 12]), &d);
-    let out = bert.forward_with_context(ids, pad, Some(tower.tokens(x.clone())));
-    let w = Tensor::<B, 3>::from_data(TensorData::new(lcg(2 * 12 * 24, 2), [2, 12, 24]), &d);
-    let g = (out * w).sum().backward();
+    )
+    .unwrap();
+    let (n, len, side) = (2, 12, config.vision.image_size);
+    let x = Tensor::<B, 4>::from_data(
+        TensorData::new(lcg(n * 3 * side * side, 1), [n, 3, side, side]),
+        &d,
+    )
+    .require_grad();
+    let vocab = config.text.vocab_size;
+    let ids: Vec<i64> = (0..n * len).map(|i| (i * 7 % vocab) as i64).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, len]), &d);
+    let padding =
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![false; n * len], [n, len]), &d);
+    let w = Tensor::<B, 1>::from_data(TensorData::new(lcg(n, 2), [n]), &d);
+    let g = (model.forward(x.clone(), ids, padding) * w)
+        .sum()
+        .backward();
     x.grad(&g).unwrap().into_data().to_vec().unwrap()
 }
 
@@ -154,8 +140,8 @@ fn main() {
     );
     report(
         "ImageReward BLIP ViT + BERT",
-        blip_grad::<Autodiff<NdArray>>(),
-        blip_grad::<Autodiff<Flex>>(),
+        image_reward_grad::<Autodiff<NdArray>>(),
+        image_reward_grad::<Autodiff<Flex>>(),
     );
     report(
         "UNet eps (GEGLU)",
