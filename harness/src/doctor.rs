@@ -105,8 +105,13 @@ pub fn doctor(model: &Path) -> Result<bool, String> {
             .collect();
         println!("  ignored  tensors of no component: {}", groups.join(", "));
     }
+    let cuda = if cfg!(feature = "cuda") {
+        "built in (`--device cuda` checks the driver and the GPUs)"
+    } else {
+        "not built into this binary (`cargo build --release --features cuda`)"
+    };
     println!(
-        "backend: burn 0.21 CPU (flex), {} threads; GPU (cuda): not built into this binary",
+        "backend: burn 0.21 CPU (flex), {} threads; GPU (cuda): {cuda}",
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     );
     if ok {
