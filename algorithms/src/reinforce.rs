@@ -86,6 +86,13 @@ pub fn leave_one_out(values: &[f64]) -> Vec<f64> {
 /// shard in its own layout.
 pub fn advantages(residuals: &[Vec<f64>], steps: usize, s: &ReinforceSettings) -> Vec<Vec<f64>> {
     let widths: Vec<usize> = residuals.iter().map(|r| r.len() / steps.max(1)).collect();
+    debug_assert!(
+        residuals
+            .iter()
+            .zip(&widths)
+            .all(|(r, w)| r.len() == w * steps),
+        "residuals come in `steps` groups per shard"
+    );
     let mut out: Vec<Vec<f64>> = residuals.iter().map(|r| vec![0.0; r.len()]).collect();
     for k in 0..steps {
         let group: Vec<f64> = residuals

@@ -6,12 +6,14 @@
 //! `cargo run --release -p bench-models --example gelu_gradient_drift`. With `models/src`
 //! of a commit before `bench_models::gelu` (e76b881) it shows what the composed form fixed.
 
-use bench_models::clip::{clip_normalise, ClipVisionModel};
+use bench_models::clip::{clip_normalise, load_open_clip, ClipVisionModel, OpenClipConfig};
+use bench_models::image_reward::ImageRewardModel;
 use bench_models::sd::UNet2DConditionModel;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::path::PathBuf;
 
 fn fx(rel: &str) -> PathBuf {
@@ -20,68 +22,51 @@ fn fx(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-fn lcg(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f64 / (1u64 << 31) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
+/// Values uniform in [−1, 1) drawn on the host from `seed`: the same on every backend.
+fn uniform<B: AutodiffBackend, const D: usize>(shape: [usize; D], seed: u64) -> Tensor<B, D> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let values: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// The gradient with respect to `x` of `Σ w·out` for fixed random weights `w`.
+fn gradient<B: AutodiffBackend, const D: usize, const E: usize>(
+    x: &Tensor<B, D>,
+    out: Tensor<B, E>,
+) -> Vec<f32> {
+    let weights = uniform::<B, E>(out.dims(), 2);
+    let grads = (out * weights).sum().backward();
+    x.grad(&grads).unwrap().into_data().to_vec().unwrap()
 }
 
 fn clip_grad<B: AutodiffBackend>() -> Vec<f32> {
-    let d = Default::default();
-    let clip = ClipVisionModel::<B>::from_folder(&fx("reward_nets/clip_tiny"), &d).unwrap();
-    let x = Tensor::<B, 4>::from_data(
-        TensorData::new(
-            lcg(2 * 3 * 30 * 30, 1)
-                .iter()
-                .map(|v| v * 0.5 + 0.5)
-                .collect::<Vec<_>>(),
-            [2, 3, 30, 30],
-        ),
-        &d,
-    )
-    .require_grad();
-    let out = clip.forward(clip_normalise(x.clone()));
-    let [b, e] = out.dims();
-    let w = Tensor::<B, 2>::from_data(TensorData::new(lcg(b * e, 2), [b, e]), &d);
-    let g = (out * w).sum().backward();
-    x.grad(&g).unwrap().into_data().to_vec().unwrap()
+    let clip = ClipVisionModel::<B>::from_folder(&fx("reward_nets/clip_tiny"), &Default::default())
+        .unwrap();
+    let x = (uniform::<B, 4>([2, 3, 30, 30], 1) * 0.5 + 0.5).require_grad();
+    gradient(&x, clip.forward(clip_normalise(x.clone())))
 }
 
 fn unet_grad<B: AutodiffBackend>() -> Vec<f32> {
     let d = Default::default();
     let unet = UNet2DConditionModel::<B>::from_folder(&fx("sd_tiny/unet"), &d).unwrap();
-    let x = Tensor::<B, 4>::from_data(TensorData::new(lcg(2 * 4 * 8 * 8, 3), [2, 4, 8, 8]), &d)
-        .require_grad();
+    let x = uniform::<B, 4>([2, 4, 8, 8], 3).require_grad();
     let t = Tensor::<B, 1>::from_floats([500.0, 20.0], &d);
-    let ctx = Tensor::<B, 3>::from_data(TensorData::new(lcg(2 * 77 * 32, 4), [2, 77, 32]), &d);
-    let w = Tensor::<B, 4>::from_data(TensorData::new(lcg(2 * 4 * 8 * 8, 5), [2, 4, 8, 8]), &d);
-    let g = (unet.forward(x.clone(), t, ctx) * w).sum().backward();
-    x.grad(&g).unwrap().into_data().to_vec().unwrap()
+    let context = uniform::<B, 3>([2, 77, 32], 4);
+    gradient(&x, unet.forward(x.clone(), t, context))
 }
 
 fn hps_grad<B: AutodiffBackend>() -> Vec<f32> {
-    use bench_models::clip::{load_open_clip, OpenClipConfig};
-    let d = Default::default();
     let config = OpenClipConfig::from_file(&fx("openclip/hps_tiny_config.json")).unwrap();
-    let (vision, _) = load_open_clip::<B>(&config, &fx("openclip/hps_tiny.pt"), &d).unwrap();
-    let x = Tensor::<B, 4>::from_data(TensorData::new(lcg(2 * 3 * 30 * 30, 1), [2, 3, 30, 30]), &d)
-        .require_grad();
-    let out = vision.forward(x.clone());
-    let [b, e] = out.dims();
-    let w = Tensor::<B, 2>::from_data(TensorData::new(lcg(b * e, 2), [b, e]), &d);
-    let g = (out * w).sum().backward();
-    x.grad(&g).unwrap().into_data().to_vec().unwrap()
+    let (vision, _) =
+        load_open_clip::<B>(&config, &fx("openclip/hps_tiny.pt"), &Default::default()).unwrap();
+    let x = uniform::<B, 4>([2, 3, 30, 30], 1).require_grad();
+    gradient(&x, vision.forward(x.clone()))
 }
 
+/// ImageReward's score through its own loader: BLIP's ViT, the cross-attending BERT, the head.
 fn image_reward_grad<B: AutodiffBackend>() -> Vec<f32> {
-    use bench_models::image_reward::ImageRewardModel;
-    use burn::tensor::{Bool, Int};
     let d = Default::default();
     let (model, config) = ImageRewardModel::<B>::load(
         &fx("image_reward/image_reward_tiny.pt"),
@@ -91,21 +76,14 @@ fn image_reward_grad<B: AutodiffBackend>() -> Vec<f32> {
     )
     .unwrap();
     let (n, len, side) = (2, 12, config.vision.image_size);
-    let x = Tensor::<B, 4>::from_data(
-        TensorData::new(lcg(n * 3 * side * side, 1), [n, 3, side, side]),
-        &d,
-    )
-    .require_grad();
-    let vocab = config.text.vocab_size;
-    let ids: Vec<i64> = (0..n * len).map(|i| (i * 7 % vocab) as i64).collect();
+    let x = uniform::<B, 4>([n, 3, side, side], 1).require_grad();
+    let ids: Vec<i64> = (0..n * len)
+        .map(|i| (i * 7 % config.text.vocab_size) as i64)
+        .collect();
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, len]), &d);
     let padding =
         Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![false; n * len], [n, len]), &d);
-    let w = Tensor::<B, 1>::from_data(TensorData::new(lcg(n, 2), [n]), &d);
-    let g = (model.forward(x.clone(), ids, padding) * w)
-        .sum()
-        .backward();
-    x.grad(&g).unwrap().into_data().to_vec().unwrap()
+    gradient(&x, model.forward(x.clone(), ids, padding))
 }
 
 fn cmp(what: &str, a: &[f32], b: &[f32]) {
@@ -125,27 +103,34 @@ fn cmp(what: &str, a: &[f32], b: &[f32]) {
     );
 }
 
+/// One network's input gradient on autodiff over ndarray (burn's default GELU backward) and
+/// over flex (exact).
+type Pair = (&'static str, fn() -> Vec<f32>, fn() -> Vec<f32>);
+
 fn main() {
-    let report =
-        |what: &str, approximate: Vec<f32>, exact: Vec<f32>| cmp(what, &approximate, &exact);
-    report(
-        "CLIP vision (QuickGELU, unaffected)",
-        clip_grad::<Autodiff<NdArray>>(),
-        clip_grad::<Autodiff<Flex>>(),
-    );
-    report(
-        "HPS (OpenCLIP) vision",
-        hps_grad::<Autodiff<NdArray>>(),
-        hps_grad::<Autodiff<Flex>>(),
-    );
-    report(
-        "ImageReward BLIP ViT + BERT",
-        image_reward_grad::<Autodiff<NdArray>>(),
-        image_reward_grad::<Autodiff<Flex>>(),
-    );
-    report(
-        "UNet eps (GEGLU)",
-        unet_grad::<Autodiff<NdArray>>(),
-        unet_grad::<Autodiff<Flex>>(),
-    );
+    let networks: [Pair; 4] = [
+        (
+            "CLIP vision (QuickGELU, unaffected)",
+            clip_grad::<Autodiff<NdArray>>,
+            clip_grad::<Autodiff<Flex>>,
+        ),
+        (
+            "HPS (OpenCLIP) vision",
+            hps_grad::<Autodiff<NdArray>>,
+            hps_grad::<Autodiff<Flex>>,
+        ),
+        (
+            "ImageReward BLIP ViT + BERT",
+            image_reward_grad::<Autodiff<NdArray>>,
+            image_reward_grad::<Autodiff<Flex>>,
+        ),
+        (
+            "UNet eps (GEGLU)",
+            unet_grad::<Autodiff<NdArray>>,
+            unet_grad::<Autodiff<Flex>>,
+        ),
+    ];
+    for (what, approximate, exact) in networks {
+        cmp(what, &approximate(), &exact());
+    }
 }

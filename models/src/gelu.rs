@@ -83,21 +83,8 @@ mod tests {
     /// Φ(x) + x·φ(x), the exact derivative, in f64.
     fn exact_derivative(x: f64) -> f64 {
         let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-        let cdf = 0.5 * (1.0 + libm_erf(x / std::f64::consts::SQRT_2));
+        let cdf = 0.5 * (1.0 + statrs::function::erf::erf(x / std::f64::consts::SQRT_2));
         cdf + x * pdf
-    }
-
-    /// erf by its Taylor series (|x| ≤ 6 here, 120 terms suffice in f64 for 1e-12).
-    fn libm_erf(x: f64) -> f64 {
-        if x.abs() > 5.5 {
-            return x.signum();
-        }
-        let (mut term, mut sum) = (x, x);
-        for n in 1..200 {
-            term *= -x * x / n as f64;
-            sum += term / (2 * n + 1) as f64;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
     }
 
     fn gradient<B: burn::tensor::backend::AutodiffBackend>(

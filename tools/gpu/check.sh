@@ -40,9 +40,10 @@ SWEEP=configs/sd_tiny.ron
 "$BENCH" run "$SWEEP" --results "$RES/$DEVICE" --device "$DEVICE" --quiet
 "$BENCH" run "$SWEEP" --results "$RES/cpu" --device cpu --quiet
 step 4 tiny SD, frozen networks in bf16, on "$DEVICE"
+# Beside the original, whose relative paths it keeps; gone whatever happens.
+trap 'rm -f configs/.sd_tiny_bf16.ron' EXIT
 sed 's/resolution: 16,/resolution: 16, dtype: Bf16,/' "$SWEEP" > configs/.sd_tiny_bf16.ron
 "$BENCH" run configs/.sd_tiny_bf16.ron --results "$RES/${DEVICE}_bf16" --device "$DEVICE" --quiet
-rm -f configs/.sd_tiny_bf16.ron
 {
     for d in "$DEVICE" cpu "${DEVICE}_bf16"; do
         echo "## $d"; "$BENCH" table "$RES/$d/"*; echo

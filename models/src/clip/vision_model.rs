@@ -268,13 +268,12 @@ impl<B: Backend> ClipVisionModel<B> {
     }
 
     /// Every token's output `[N, 1 + patches, hidden]` after the final layer norm (BLIP's image
-    /// embeddings, which ImageReward's text encoder attends to).
+    /// embeddings, which ImageReward's text encoder attends to), in the weights' precision:
+    /// the text encoder, held in the same precision, reads them as they are.
     pub fn tokens(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
-        let out_dtype = pixels.dtype();
-        let tokens = in_f32(self.encoded(pixels), |x| {
+        in_f32(self.encoded(pixels), |x| {
             self.vision_model.post_layernorm.forward(x)
-        });
-        to_dtype(tokens, out_dtype)
+        })
     }
 
     /// The class token's output before the final norm `[N, hidden]` (DINO's features as

@@ -41,6 +41,11 @@ fn measure(
     )
 }
 
+/// max |a − b| over paired values.
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
@@ -122,11 +127,7 @@ fn half_precision_towers_score_and_differentiate_near_f32() {
             (Precision::F16, 0.01, 0.9999),
         ] {
             let (half, half_grad) = measure(build.as_ref(), dtype, &images, &prompts, &cache);
-            let drift = scores
-                .iter()
-                .zip(&half)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-                / scale;
+            let drift = largest_difference(&scores, &half) / scale;
             let cos = cosine(&grad, &half_grad);
             println!("{name} {dtype:?}: score drift {drift:.2e} of the largest score, gradient cosine {cos:.6}");
             assert!(
@@ -179,11 +180,7 @@ fn pags_reward_in_half_precision_stays_near_f32() {
             ("relevance", &full.relevance, &half.relevance),
             ("reward", &full.reward, &half.reward),
         ] {
-            let drift = a
-                .iter()
-                .zip(b)
-                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-                / scale;
+            let drift = largest_difference(a, b) / scale;
             println!(
                 "pag {dtype:?} {name}: {a:?} vs {b:?}, drift {drift:.2e} of the largest reward"
             );
@@ -196,47 +193,27 @@ fn pags_reward_in_half_precision_stays_near_f32() {
     }
 }
 
+/// `P`'s default parameters with `dtype` set by `set`, serialised as in a run's resolved
+/// config: in f32 and in bf16.
+fn serialised<P: Default + serde::Serialize>(set: fn(&mut P, Precision)) -> (String, String) {
+    let text = |dtype| {
+        let mut params = P::default();
+        set(&mut params, dtype);
+        ron::to_string(&params).unwrap()
+    };
+    (text(Precision::F32), text(Precision::Bf16))
+}
+
 #[test]
 fn f32_is_left_out_of_the_resolved_parameters_and_half_precision_is_not() {
     // The run id hashes the resolved parameters: results written before `dtype` existed must
     // keep their ids (so they resume), and a bf16 run must get its own.
-    let text = |p: &dyn Fn(Precision) -> String| (p(Precision::F32), p(Precision::Bf16));
     let cases = [
-        text(&|dtype| {
-            ron::to_string(&AestheticParams {
-                dtype,
-                ..Default::default()
-            })
-            .unwrap()
-        }),
-        text(&|dtype| {
-            ron::to_string(&ClipScoreParams {
-                dtype,
-                ..Default::default()
-            })
-            .unwrap()
-        }),
-        text(&|dtype| {
-            ron::to_string(&HpsParams {
-                dtype,
-                ..Default::default()
-            })
-            .unwrap()
-        }),
-        text(&|dtype| {
-            ron::to_string(&ImageRewardParams {
-                dtype,
-                ..Default::default()
-            })
-            .unwrap()
-        }),
-        text(&|dtype| {
-            ron::to_string(&PagParams {
-                dtype,
-                ..Default::default()
-            })
-            .unwrap()
-        }),
+        serialised::<AestheticParams>(|p, dtype| p.dtype = dtype),
+        serialised::<ClipScoreParams>(|p, dtype| p.dtype = dtype),
+        serialised::<HpsParams>(|p, dtype| p.dtype = dtype),
+        serialised::<ImageRewardParams>(|p, dtype| p.dtype = dtype),
+        serialised::<PagParams>(|p, dtype| p.dtype = dtype),
     ];
     for (f32_text, bf16_text) in cases {
         assert!(!f32_text.contains("dtype"), "{f32_text}");
