@@ -75,7 +75,8 @@ fn prompts(args: &ScoreArgs, n: usize) -> Result<Vec<String>, String> {
 pub fn resolve_params(codec: &ParamsCodec, text: Option<&str>) -> Result<String, String> {
     let text = text.unwrap_or("()");
     let source = Source::new("--params", text.to_string());
-    let written = ParamsText::parse(&source, text)?;
+    // The fields' positions are offsets into the source's own text: parse that, not `text`.
+    let written = ParamsText::parse(&source, &source.text)?;
     codec.resolve(&written, &source)
 }
 
@@ -169,4 +170,20 @@ fn score_on<B: HarnessBackend>(
     )?;
     bar.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bench_rewards::image::jpeg::JpegParams;
+
+    #[test]
+    fn a_bad_value_in_params_is_located_at_the_value() {
+        let codec = ParamsCodec::of::<JpegParams>();
+        let err = resolve_params(&codec, Some("(quality: \"high\")")).unwrap_err();
+        assert!(err.starts_with("--params:1:11: "), "{err}");
+        let err = resolve_params(&codec, Some("(quality: 90, nope: 1)")).unwrap_err();
+        // An unknown field: at its value.
+        assert!(err.starts_with("--params:1:21: "), "{err}");
+    }
 }
