@@ -63,6 +63,7 @@ fn update_step(c: &mut Criterion) {
                     .train_epoch(&Context {
                         env: &env,
                         replicas: &[],
+                        replica_rewards: &[],
                         reward: reward.as_ref(),
                         epoch,
                         epochs: 1_000_000,

@@ -22,6 +22,10 @@ pub struct Context<'a, B: AutodiffBackend, E: DiffusionEnv<B>> {
     /// ([`Context::backward_sharded`]), are split by rows over `env` and these.
     pub replicas: &'a [&'a E],
     pub reward: &'a dyn Reward<B>,
+    /// The reward on each device of `replicas`, in their order, for an objective whose sharded
+    /// steps differentiate it (∇-GFlowNet's); empty otherwise (the harness builds these only
+    /// then: a reward network per device costs that device's memory).
+    pub replica_rewards: &'a [&'a dyn Reward<B>],
     /// The epoch being trained, from 0.
     pub epoch: usize,
     /// Epochs in the whole run (for schedules such as β annealing).
@@ -76,16 +80,41 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Context<'_, B, E> {
     pub fn differentiable_reward(&self, who: &str) -> Result<&dyn DifferentiableReward<B>, String> {
         require_gradient(&format!("algorithm `{who}`"), self.reward)
     }
+
+    /// [`Context::differentiable_reward`] on each of the run's devices, the main one first,
+    /// for an objective whose sharded steps differentiate the reward.
+    ///
+    /// # Errors
+    /// The reward has no gradient, or it was not built on every device.
+    pub fn differentiable_rewards(
+        &self,
+        who: &str,
+    ) -> Result<Vec<&dyn DifferentiableReward<B>>, String> {
+        if self.replica_rewards.len() != self.replicas.len() {
+            return Err(format!(
+                "algorithm `{who}` shards its steps over {} devices but its reward was built \
+                 on {} (the harness builds it on every device of objectives that need it)",
+                self.replicas.len() + 1,
+                self.replica_rewards.len() + 1
+            ));
+        }
+        std::iter::once(self.reward)
+            .chain(self.replica_rewards.iter().copied())
+            .map(|r| require_gradient(&format!("algorithm `{who}`"), r))
+            .collect()
+    }
 }
 
 /// What of its epochs an objective spreads over the devices of a data-parallel run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sharding {
-    /// Nothing: it samples inside its loss (ReFL, DRaFT), all on the main device.
+    /// Nothing: the whole epoch runs on the main device.
     None,
     /// Its rollouts ([`Context::sample`]); its steps run on the main device.
     Sampling,
-    /// Its rollouts and its steps ([`Context::backward_sharded`]).
+    /// Its rollouts and its steps ([`Context::backward_sharded`]); an objective that also
+    /// [`Algorithm::needs_reward_gradient`] gets the reward built on every device
+    /// ([`Context::differentiable_rewards`]).
     SamplingAndSteps,
 }
 

@@ -8,6 +8,8 @@
 //! gathered to the main device rather than all-reduced in a ring (burn's `collective`): one
 //! optimizer, one set of weights, no peers to keep in step.
 
+use std::ops::Range;
+
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 
@@ -21,9 +23,14 @@ pub struct Shard<'s, E> {
     pub env: &'s E,
     /// This device's rows of the minibatch.
     pub rows: &'s [usize],
+    /// Where `rows` lie within the minibatch's rows (for what was drawn for the whole
+    /// minibatch, such as noise, before it was split).
+    pub positions: Range<usize>,
     /// `rows.len()` over the minibatch's rows: the weight of this shard's row-mean loss.
     pub weight: f64,
-    /// Whether this is the main device (where the networks and the batch live).
+    /// The device's index among the run's, 0 being the main one (where the networks and the
+    /// batch live).
+    pub device: usize,
     main: bool,
 }
 
@@ -143,7 +150,9 @@ impl<'a, B: AutodiffBackend, E: DiffusionEnv<B>> Context<'a, B, E> {
             .map(|(i, range)| Shard {
                 env: envs[i],
                 weight: range.len() as f64 / rows.len() as f64,
-                rows: &rows[range],
+                rows: &rows[range.clone()],
+                positions: range,
+                device: i,
                 main: i == 0,
             })
             .collect()

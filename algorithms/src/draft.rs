@@ -15,6 +15,7 @@ use crate::registry::Objective;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
+use crate::row_draws::RowDraws;
 
 /// The objective's own parameter, besides [`BackpropSettings`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,9 +53,9 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
         live: &E::Policy,
         frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
-        rng: &mut StdRng,
+        draws: &mut RowDraws<'_>,
     ) -> Tensor<B, 2> {
-        truncated_rollout(env, live, frozen, prompts, self.k, rng)
+        truncated_rollout(env, live, frozen, prompts, self.k, draws)
             .pop()
             .expect("a rollout has a final state")
     }

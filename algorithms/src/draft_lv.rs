@@ -9,13 +9,14 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use bench_core::{Family, FamilyMember};
-use bench_envs::{normal_tensor, Denoiser, DiffusionEnv, DiffusionModel, Inner};
+use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel, Inner};
 
 use crate::algorithm::Algorithm;
 use crate::registry::Objective;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
+use crate::row_draws::RowDraws;
 
 /// The objective's own parameter, besides [`BackpropSettings`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,9 +54,9 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
         live: &E::Policy,
         frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
-        rng: &mut StdRng,
+        draws: &mut RowDraws<'_>,
     ) -> Tensor<B, 2> {
-        let x0 = truncated_rollout(env, live, frozen, prompts, 0, rng)
+        let x0 = truncated_rollout(env, live, frozen, prompts, 0, draws)
             .pop()
             .expect("a rollout has a final state");
         let n = prompts.len();
@@ -65,10 +66,10 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Dra
                 let x1 = env
                     .scheduler()
                     .noising_kernel(x0.clone(), &last)
-                    .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()));
+                    .sample(draws.normal::<B>(env.dims(), env.device()));
                 env.train()
                     .transition(Denoiser::Policy(live), x1, &last, prompts)
-                    .sample(normal_tensor::<B>(n, env.dims(), rng, env.device()))
+                    .sample(draws.normal::<B>(env.dims(), env.device()))
             })
             .collect();
         // Rows are averaged by the loss's mean: the draws of one sample weigh as one sample.

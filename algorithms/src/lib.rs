@@ -24,6 +24,7 @@ pub mod residual_bands;
 pub mod residual_db;
 pub mod reward_backprop;
 pub mod reward_gradient;
+pub mod row_draws;
 pub mod sub_tb;
 pub mod sub_trajectory;
 pub mod util;

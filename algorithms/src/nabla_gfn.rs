@@ -31,11 +31,13 @@ use bench_envs::{
 use bench_rewards::toy::TargetKind;
 use bench_rewards::DifferentiableReward;
 
-use crate::algorithm::{Algorithm, Context, Scalars, TargetSpec};
+use crate::algorithm::{Algorithm, Context, Scalars, Sharding, TargetSpec};
 use crate::detailed_balance::output_regulariser;
 use crate::optim::{OptimConfig, Trained};
 use crate::registry::Objective;
-use crate::reward_gradient::{gradient_wrt_input, predicted_reward_gradient, reward_gradient};
+use crate::reward_gradient::{
+    gradient_wrt_input, predicted_reward_gradient, reward_gradient, SmoothingNoise,
+};
 use crate::util::{minibatches, scalar, scatter_rows, select_rows};
 
 /// The forward-looking scale γ as a function of the state's ᾱ.
@@ -195,22 +197,62 @@ fn column<B: AutodiffBackend>(values: &[f64], device: &B::Device) -> Tensor<B, 2
     crate::util::vector::<B>(values, device).unsqueeze_dim(1)
 }
 
-/// Computes the constants of `rows` (transitions of trajectories whose finals are given),
-/// with `current` the frozen policy being trained (on the autodiff backend: the look-ahead
-/// and reverse terms are gradients with respect to the states through it) and `reward` the
-/// reward's differentiable side.
+/// The smoothing noise of one minibatch's transitions, drawn on the host for all of them in
+/// the order one device draws it (the look-ahead at x_{t+1} first, for the transitions before
+/// the last step, then at x_t), so that a split of the minibatch over devices uses the same.
+pub struct NablaNoise {
+    next: SmoothingNoise,
+    here: SmoothingNoise,
+}
+
+impl NablaNoise {
+    /// For transitions at steps `steps` (stacked as [`picks`] stacks them) of a `t_max`-step
+    /// sampler over `dims`-dimensional states.
+    pub fn draw(
+        steps: &[usize],
+        t_max: usize,
+        dims: usize,
+        c: &NablaGfnConfig,
+        rng: &mut StdRng,
+    ) -> Self {
+        let (sd, n) = (c.reward_smoothing, c.smoothing_samples);
+        let before_last: Vec<bool> = steps.iter().map(|&k| k + 1 < t_max).collect();
+        let next = SmoothingNoise::draw(&before_last, dims, sd, n, rng);
+        let here = SmoothingNoise::draw(&vec![true; steps.len()], dims, sd, n, rng);
+        Self { next, here }
+    }
+
+    /// The noise of transitions `rows` (indices into the drawn ones) on `device`.
+    pub fn rows<B: Backend>(&self, rows: &[usize], device: &B::Device) -> TransitionNoise<B> {
+        TransitionNoise {
+            next: self.next.rows(rows, device),
+            here: self.here.rows(rows, device),
+        }
+    }
+}
+
+/// [`NablaNoise`] of a batch of transitions, on its device: one `[rows, dims]` tensor per
+/// draw at x_{t+1} and at x_t (none without smoothing).
+pub struct TransitionNoise<B: Backend> {
+    pub next: Vec<Tensor<B, 2>>,
+    pub here: Vec<Tensor<B, 2>>,
+}
+
+/// Computes the constants of `rows` (transitions of trajectories whose finals are given) on
+/// `env`'s device, with `current` the frozen policy being trained (on the autodiff backend:
+/// the look-ahead and reverse terms are gradients with respect to the states through it),
+/// `reward` the reward's differentiable side there, and `noise` the rows' smoothing noise.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
-    ctx: &Context<'_, B, E>,
+    env: &E,
     reward: &dyn DifferentiableReward<B>,
     c: &NablaGfnConfig,
     current: &E::Policy,
     rows: Stacked<B>,
     finals: Tensor<B, 2>,
     final_prompts: Vec<usize>,
-    rng: &mut StdRng,
+    noise: TransitionNoise<B>,
 ) -> NablaBatch<B> {
-    let env = ctx.env;
     let train = env.train();
     let device = env.device().clone();
     let sched = env.scheduler();
@@ -232,15 +274,13 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     let mut parts = Vec::new();
     if !mids.is_empty() {
         let ahead = predicted_reward_gradient(
-            ctx,
+            env,
             reward,
             current,
             select_rows(&rows.x_next, &mids),
             &mid_steps,
             &pick(&mids),
-            c.reward_smoothing,
-            c.smoothing_samples,
-            rng,
+            noise.next.iter().map(|z| select_rows(z, &mids)).collect(),
         );
         let scale: Vec<f64> = mid_steps
             .iter()
@@ -249,7 +289,7 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
         parts.push((mids.clone(), ahead * column::<B>(&scale, &device)));
     }
     if !ends.is_empty() {
-        let at_end = reward_gradient(ctx, reward, select_rows(&rows.x_next, &ends), &pick(&ends));
+        let at_end = reward_gradient(env, reward, select_rows(&rows.x_next, &ends), &pick(&ends));
         parts.push((ends.clone(), at_end.mul_scalar(c.beta)));
     }
     let look_next = scatter_rows(rows.x_next.dims(), parts);
@@ -269,15 +309,13 @@ pub fn prepare<B: AutodiffBackend, E: DiffusionEnv<B>>(
     let reverse_score = score_x_t(Denoiser::Policy(current))
         - score_x_t(Denoiser::Base).mul_scalar(c.prior_strength);
     let here = predicted_reward_gradient(
-        ctx,
+        env,
         reward,
         current,
         rows.x_t.clone(),
         &steps,
         &prompts,
-        c.reward_smoothing,
-        c.smoothing_samples,
-        rng,
+        noise.here,
     );
     let scale_here: Vec<f64> = steps
         .iter()
@@ -387,10 +425,31 @@ pub fn picks<B: Backend>(
     strata: usize,
     rng: &mut impl Rng,
 ) -> Vec<(usize, usize)> {
-    let per_row: Vec<Vec<usize>> = (0..traj.batch_size())
-        .map(|_| stratified_steps(traj.num_steps(), strata, rng))
-        .collect();
-    (0..per_row[0].len())
+    position_major(&stratified_rows(
+        traj.batch_size(),
+        traj.num_steps(),
+        strata,
+        rng,
+    ))
+}
+
+/// [`stratified_steps`] for each of `rows` trajectories of `steps` steps, in row order.
+pub fn stratified_rows(
+    rows: usize,
+    steps: usize,
+    strata: usize,
+    rng: &mut impl Rng,
+) -> Vec<Vec<usize>> {
+    (0..rows)
+        .map(|_| stratified_steps(steps, strata, rng))
+        .collect()
+}
+
+/// `(row, step)` pairs of every row's steps, the rows' first steps first (so that each
+/// position is a block of rows).
+pub fn position_major(per_row: &[Vec<usize>]) -> Vec<(usize, usize)> {
+    let positions = per_row.first().map_or(0, Vec::len);
+    (0..positions)
         .flat_map(|p| per_row.iter().enumerate().map(move |(i, s)| (i, s[p])))
         .collect()
 }
@@ -398,42 +457,60 @@ pub fn picks<B: Backend>(
 impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfnAlgorithm<B, E> {
     fn train_epoch(&mut self, ctx: &Context<'_, B, E>) -> Result<Scalars, String> {
         let c = self.config.clone();
-        let reward = ctx.differentiable_reward("nabla_gfn")?;
+        let reward_on = ctx.differentiable_rewards("nabla_gfn")?;
         let mut rng = ctx.rng("nabla_gfn");
         let old = self.policy.module.valid();
         let (traj, rewards) = ctx.sample(&self.policy.module, c.sample_batch, &mut rng);
+        let (t_max, dims) = (traj.num_steps(), ctx.env.dims());
         let mut logs: [Vec<f64>; 6] = Default::default();
         for rows in minibatches(traj.batch_size(), c.train_batch, &mut rng) {
-            let sub = traj.select_rows(&rows);
-            let stacked = sub.gather(&picks(&sub, c.strata, &mut rng));
+            // Everything random is drawn for the whole minibatch, then split by trajectories
+            // over the devices: each device trains on its trajectories' transitions.
+            let per_row = stratified_rows(rows.len(), t_max, c.strata, &mut rng);
+            let whole = position_major(&per_row);
+            let steps: Vec<usize> = whole.iter().map(|&(_, k)| k).collect();
+            let noise = NablaNoise::draw(&steps, t_max, dims, &c, &mut rng);
             let current = self.policy.module.clone().no_grad();
-            let batch = prepare(
-                ctx,
-                reward,
-                &c,
-                &current,
-                stacked,
-                sub.final_states(),
-                sub.prompts.clone(),
-                &mut rng,
-            );
-            let l = losses(
-                ctx.env,
-                &c,
-                &self.policy.module,
-                &self.field.module,
-                &old,
-                &batch,
-            );
-            for (log, v) in logs
-                .iter_mut()
-                .zip([&l.forward, &l.reverse, &l.terminal, &l.reg])
-            {
-                log.push(scalar(v.clone().detach()));
+            let (policy, field) = (&self.policy.module, &self.field.module);
+            // Every trajectory contributes as many transitions, so a shard's share of the
+            // trajectories weighs its row means of transitions and of finals alike.
+            let mut step = ctx.backward_sharded(&rows, |shard| {
+                let env = shard.env;
+                let sub = shard.rows_of(&traj);
+                let local = position_major(&per_row[shard.positions.clone()]);
+                let within: Vec<usize> = local
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &(i, _))| {
+                        (j / sub.batch_size()) * rows.len() + shard.positions.start + i
+                    })
+                    .collect();
+                let batch = prepare(
+                    env,
+                    reward_on[shard.device],
+                    &c,
+                    &shard.local(&current),
+                    sub.gather(&local),
+                    sub.final_states(),
+                    sub.prompts.clone(),
+                    noise.rows(&within, env.device()),
+                );
+                let (policy, field) = (shard.local(policy), shard.local(field));
+                let l = losses(env, &c, &policy, &field, &shard.local_inner(&old), &batch);
+                let logged =
+                    [&l.forward, &l.reverse, &l.terminal, &l.reg].map(|v| v.clone().detach());
+                (l.total(&c), (logged, policy, field))
+            });
+            for (i, log) in logs.iter_mut().take(4).enumerate() {
+                log.push(step.mean(|t| scalar(t.0[i].clone())));
             }
-            let mut grads = l.total(&c).backward();
-            logs[4].push(self.policy.step(&mut grads));
-            logs[5].push(self.field.step(&mut grads));
+            let policies = step.parts.iter().map(|(_, t)| &t.1);
+            logs[4].push(
+                self.policy
+                    .step_sharded(step.grads.iter_mut().zip(policies)),
+            );
+            let fields = step.parts.iter().map(|(_, t)| &t.2);
+            logs[5].push(self.field.step_sharded(step.grads.iter_mut().zip(fields)));
         }
         Ok(vec![
             ("reward_mean".into(), mean(&rewards)),
@@ -453,6 +530,10 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfnAlgorit
 
     fn needs_reward_gradient(&self) -> bool {
         true
+    }
+
+    fn data_parallel(&self) -> Sharding {
+        Sharding::SamplingAndSteps
     }
 
     /// p_base·R^β exactly when η = 1; R^β·p_base^η has no closed form otherwise.

@@ -14,6 +14,7 @@ use crate::registry::Objective;
 use crate::reward_backprop::{
     truncated_rollout, BackpropAlgorithm, BackpropSettings, DifferentiableSampler,
 };
+use crate::row_draws::RowDraws;
 
 /// The objective's own parameter, besides [`BackpropSettings`]'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,11 +62,11 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> DifferentiableSampler<B, E> for Ref
         live: &E::Policy,
         frozen: &Inner<B, E::Policy>,
         prompts: &[usize],
-        rng: &mut StdRng,
+        draws: &mut RowDraws<'_>,
     ) -> Tensor<B, 2> {
-        let states = truncated_rollout(env, live, frozen, prompts, 0, rng);
+        let states = truncated_rollout(env, live, frozen, prompts, 0, draws);
         let (lo, hi) = self.stop_steps;
-        let stops: Vec<usize> = prompts.iter().map(|_| rng.random_range(lo..=hi)).collect();
+        let stops: Vec<usize> = draws.per_row(|rng| rng.random_range(lo..=hi));
         let x_t = stop_states(&states, &stops);
         let eps = env
             .train()

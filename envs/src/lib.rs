@@ -20,7 +20,7 @@ pub mod toy2d;
 pub use dpm_solver::{DpmSolver, DpmSolverKind, FinalSigma, TimestepSpacing};
 pub use env::{Denoiser, DiffusionEnv, DiffusionModel, EnvInfo, Environment, Inner};
 pub use gaussian::{DiagGaussian, LogProbReduction};
-pub use rollout::{normal_tensor, rollout, rollout_from, Stacked, Trajectory};
+pub use rollout::{normal_data, normal_tensor, rollout, rollout_from, Stacked, Trajectory};
 pub use sampler::{SamplerConfig, SamplerKind, Scheduler};
 pub use schedule::{NoiseSchedule, ScheduleConfig};
 pub use sharded_rollout::{rollout_sharded, rollout_spread, shard_rows, RolloutShard};

@@ -106,8 +106,8 @@ pub fn build<B: HarnessBackend, E: HarnessEnv<B>>(
         rows * (2.0 * (steps + 1.0) * env.dims() as f64 + steps) * 4.0,
     )
     .map_err(|e| format!("{}: {e}", run.eval_at))?;
-    let plugins = plugins.on::<B>();
-    let reward_entry = plugins
+    let registries = plugins.on::<B>();
+    let reward_entry = registries
         .rewards
         .get(&c.reward.name)
         .map_err(|e| format!("{}: {e}", run.reward_at))?;
@@ -120,14 +120,9 @@ pub fn build<B: HarnessBackend, E: HarnessEnv<B>>(
             c.env.name()
         ));
     }
-    // Files a reward names are found as the environment's model is: from the sweep's folder.
-    let mut cx = resources.build_context();
-    cx.base_dir = Some(&run.base_dir);
-    let reward = reward_entry
-        .build(&c.reward.params.0, &cx)
-        .map_err(|e| format!("{}: reward `{}`: {e}", run.reward_at, c.reward.name))?;
+    let reward = build_reward(run, plugins, resources)?;
 
-    let entry = plugins
+    let entry = registries
         .objectives
         .get(&c.algorithm.name)
         .map_err(|e| format!("{}: {e}", run.algorithm_at))?;
@@ -167,7 +162,7 @@ pub fn build<B: HarnessBackend, E: HarnessEnv<B>>(
     };
     let mut metrics = Vec::with_capacity(c.eval.metrics.len());
     for (m, at) in c.eval.metrics.iter().zip(&run.metrics_at) {
-        let entry = plugins
+        let entry = registries
             .metrics
             .get(&m.name)
             .map_err(|e| format!("{at}: {e}"))?;
@@ -195,6 +190,30 @@ pub fn build<B: HarnessBackend, E: HarnessEnv<B>>(
         metrics,
         target,
     })
+}
+
+/// A run's reward on `resources`' device (each device of a data-parallel run whose steps
+/// differentiate the reward has its own).
+///
+/// # Errors
+/// An unknown reward, or one that refuses its parameters; located where it was written.
+pub fn build_reward<B: HarnessBackend>(
+    run: &PlannedRun,
+    plugins: &Plugins,
+    resources: &Resources<B>,
+) -> Result<Box<dyn Reward<B>>, String> {
+    let c = &run.config;
+    let entry = plugins
+        .on::<B>()
+        .rewards
+        .get(&c.reward.name)
+        .map_err(|e| format!("{}: {e}", run.reward_at))?;
+    // Files a reward names are found as the environment's model is: from the sweep's folder.
+    let mut cx = resources.build_context();
+    cx.base_dir = Some(&run.base_dir);
+    entry
+        .build(&c.reward.params.0, &cx)
+        .map_err(|e| format!("{}: reward `{}`: {e}", run.reward_at, c.reward.name))
 }
 
 /// Parses and validates a sweep file; nothing is written.

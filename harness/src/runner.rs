@@ -184,7 +184,7 @@ pub fn run_one<B: HarnessBackend>(
             replicas: &replicas,
             dir,
             plugins,
-            resources: group[0],
+            group,
             progress,
             name,
         }

@@ -5,13 +5,14 @@
 use std::time::Instant;
 
 use bench_algorithms::{Algorithm, Context, Scalars, Sharding};
+use bench_rewards::Reward;
 
 use crate::backend::HarnessBackend;
 use crate::checkpoints;
 use crate::divergence::{self, Divergence};
 use crate::eval::{EvalError, Evaluation, Metrics};
 use crate::interrupt::interrupted;
-use crate::plan::{build, Components};
+use crate::plan::{build, build_reward, Components};
 use crate::plugins::{HarnessEnv, Plugins};
 use crate::progress::Progress;
 use crate::resources::Resources;
@@ -37,7 +38,8 @@ pub struct Training<'a, B: HarnessBackend, E: HarnessEnv<B>> {
     pub replicas: &'a [&'a E],
     pub dir: &'a RunDir,
     pub plugins: &'a Plugins,
-    pub resources: &'a Resources<B>,
+    /// The run's devices, the main one (`env`'s) first, then `replicas`'.
+    pub group: &'a [&'a Resources<B>],
     pub progress: &'a Progress,
     /// The run's id, for messages and progress bars.
     pub name: &'a str,
@@ -48,7 +50,7 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
     /// a corrupted or partial one is named and skipped for the previous one (or a fresh start).
     fn resume(&self) -> Result<(Components<B, E>, usize), String> {
         for (epoch, path) in checkpoints::list(self.dir) {
-            let mut components = build(self.run, self.env, self.plugins, self.resources)?;
+            let mut components = build(self.run, self.env, self.plugins, self.group[0])?;
             let loaded = checkpoints::verify(&path).and_then(|()| components.algorithm.load(&path));
             match loaded {
                 Ok(()) => return Ok((components, epoch)),
@@ -62,7 +64,7 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
                 ),
             }
         }
-        Ok((build(self.run, self.env, self.plugins, self.resources)?, 0))
+        Ok((build(self.run, self.env, self.plugins, self.group[0])?, 0))
     }
 
     /// Trains from the last valid checkpoint to the end.
@@ -90,6 +92,20 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
             },
             start,
         ) = self.resume()?;
+        // An objective whose sharded steps differentiate the reward needs it on every device.
+        let replica_rewards = if !self.replicas.is_empty()
+            && algorithm.data_parallel() == Sharding::SamplingAndSteps
+            && algorithm.needs_reward_gradient()
+        {
+            self.group[1..]
+                .iter()
+                .map(|resources| build_reward(self.run, self.plugins, resources))
+                .collect::<Result<Vec<_>, String>>()?
+        } else {
+            Vec::new()
+        };
+        let replica_rewards: Vec<&dyn Reward<B>> =
+            replica_rewards.iter().map(AsRef::as_ref).collect();
         if !self.replicas.is_empty() {
             if let Some(what) = match algorithm.data_parallel() {
                 Sharding::SamplingAndSteps => None,
@@ -123,6 +139,7 @@ impl<B: HarnessBackend, E: HarnessEnv<B>> Training<'_, B, E> {
             env: self.env,
             replicas: self.replicas,
             reward: reward.as_ref(),
+            replica_rewards: &replica_rewards,
             epoch,
             epochs: config.epochs,
             seed: config.seed,

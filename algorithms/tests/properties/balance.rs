@@ -195,12 +195,13 @@ fn dag_kl_gradient_is_the_kl_gradient_and_half_of_dag_db_on_policy() {
             Some(&s.prompts),
         );
         let ahead = differentiable_reward(
-            &ctx,
+            ctx.env,
             gradient_of(&reward),
             env.scheduler.predict_x0(x_next.clone(), eps, &next_steps),
             &s.prompts,
         );
-        let at_end = differentiable_reward(&ctx, gradient_of(&reward), x_next.clone(), &s.prompts);
+        let at_end =
+            differentiable_reward(ctx.env, gradient_of(&reward), x_next.clone(), &s.prompts);
         let mask = |on: bool| {
             Tensor::<AB, 1>::from_data(
                 TensorData::new(

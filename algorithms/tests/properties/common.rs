@@ -308,6 +308,7 @@ pub fn context<'a>(
     Context {
         env,
         replicas: &[],
+        replica_rewards: &[],
         reward,
         epoch: 0,
         epochs: 1,

@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::common::*;
-use bench_algorithms::nabla_gfn::{losses, picks, prepare, NablaBatch, NablaGfnConfig};
+use bench_algorithms::nabla_gfn::{losses, picks, prepare, NablaBatch, NablaGfnConfig, NablaNoise};
 use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
 use bench_rewards::Reward;
 use burn::module::AutodiffModule;
@@ -86,15 +86,17 @@ fn batch(
     )
     .lift();
     let rows = traj.gather(&picks(&traj, 0, &mut rng));
+    let noise = NablaNoise::draw(&rows.steps, env.steps(), D, c, &mut rng);
+    let all: Vec<usize> = (0..rows.steps.len()).collect();
     prepare(
-        &ctx,
+        ctx.env,
         gradient_of(reward),
         c,
         policy,
         rows,
         traj.final_states(),
         traj.prompts.clone(),
-        &mut rng,
+        noise.rows(&all, &env.device),
     )
 }
 

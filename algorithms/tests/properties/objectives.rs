@@ -6,7 +6,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use bench_algorithms::{build, builtin_algorithms, Context, Scalars};
 use bench_envs::toy2d::{Toy2d, Toy2dConfig};
 use bench_envs::{LogProbReduction, SamplerConfig};
-use bench_rewards::builtin_reward;
+use bench_rewards::{builtin_reward, Reward};
 
 type B = Autodiff<Flex>;
 
@@ -35,6 +35,11 @@ fn epochs_on(name: &str, params: &str, devices: usize, epochs: usize) -> Vec<Sca
     let copies: Vec<Toy2d<B>> = (1..devices).map(|_| self::env()).collect();
     let replicas: Vec<&Toy2d<B>> = copies.iter().collect();
     let reward = builtin_reward::<B>("bump", &Default::default()).unwrap();
+    let more: Vec<Box<dyn Reward<B>>> = copies
+        .iter()
+        .map(|_| builtin_reward::<B>("bump", &Default::default()).unwrap())
+        .collect();
+    let replica_rewards: Vec<&dyn Reward<B>> = more.iter().map(AsRef::as_ref).collect();
     let mut rng = StdRng::seed_from_u64(0);
     let mut algorithm = build(&builtin_algorithms(), name, params, &env, &mut rng).unwrap();
     (0..epochs)
@@ -44,6 +49,7 @@ fn epochs_on(name: &str, params: &str, devices: usize, epochs: usize) -> Vec<Sca
                     env: &env,
                     replicas: &replicas,
                     reward: reward.as_ref(),
+                    replica_rewards: &replica_rewards,
                     epoch,
                     epochs,
                     seed: 0,
@@ -56,8 +62,10 @@ fn epochs_on(name: &str, params: &str, devices: usize, epochs: usize) -> Vec<Sca
 #[test]
 fn data_parallel_epochs_equal_one_devices() {
     // Uneven shards on purpose: 9 trajectories over 2 and 3 devices, minibatches of 6 and 3.
-    // DDPO, DPOK, DAG-DB and DAG-KL (its leave-one-out baseline computed across the shards)
-    // shard their steps too. The clip range is wide:
+    // DDPO, DPOK, DAG-DB, DAG-KL (its leave-one-out baseline computed across the shards) and
+    // ∇-GFlowNet (its reward differentiated on each device, its smoothing noise drawn for the
+    // whole minibatch) shard their steps too, and ReFL and DRaFT their differentiable sampling
+    // (each device replaying the whole batch's draws). The clip range is wide:
     // DDPO's 1e-4 counts as clipped ratios within float noise of 1 (the rollout's batch and the
     // step's differ), which a different split of the rows reshuffles.
     for (name, params) in [
@@ -68,6 +76,13 @@ fn data_parallel_epochs_equal_one_devices() {
         ("dpok", "(sample_batch: 9, train_batch: 6, clip_range: 0.2)"),
         ("dag_db", "(sample_batch: 9, train_batch: 6, beta: 1.0)"),
         ("dag_kl", "(sample_batch: 9, train_batch: 6, beta: 1.0)"),
+        ("nabla_gfn", "(sample_batch: 9, train_batch: 6, beta: 1.0)"),
+        ("refl", "(batch: 9, updates: 2, optim: (lr: 1e-2))"),
+        ("draft", "(k: 3, batch: 9, updates: 2, optim: (lr: 1e-2))"),
+        (
+            "draft_lv",
+            "(lv_samples: 2, batch: 9, updates: 2, optim: (lr: 1e-2))",
+        ),
     ] {
         let one = epochs_on(name, params, 1, 2);
         for devices in [2, 3] {

@@ -139,7 +139,7 @@ fn draft_with_every_step_is_full_backpropagation() {
     }
     let full = table_grad(
         &policy,
-        differentiable_reward(&ctx, gradient_of(reward.as_ref()), x, &prompts)
+        differentiable_reward(ctx.env, gradient_of(reward.as_ref()), x, &prompts)
             .mean()
             .neg(),
     );

@@ -106,6 +106,25 @@ fn a_plugin_objective_runs_through_bench_run() {
         (0.0..=1.0).contains(&logged) && (shown - logged).abs() < 1e-3,
         "{table}"
     );
+
+    // On two devices the plugin's objective, which does not split its steps (the trait's
+    // default), trains them on the first and says so; its rollouts are split.
+    let spread = tmp.path().join("spread");
+    let out = bench(&[
+        "run",
+        sweep.to_str().unwrap(),
+        "--quiet",
+        "--results",
+        spread.to_str().unwrap(),
+        "--devices-per-run",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("reinforce spreads its rollouts; its steps train on the first device only"),
+        "{err}"
+    );
 }
 
 /// The objective registered once trains a LoRA on the tiny SD fixture too.
