@@ -23,7 +23,9 @@ impl FeatureDistance {
             .collect();
         let norms: Vec<f64> = rows
             .iter()
-            .map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt())
+            // Clamped as torch's `F.normalize`: a zero row is at cosine distance 1 from
+            // every row, not NaN.
+            .map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12))
             .collect();
         let n = rows.len();
         if n < 2 {
@@ -105,5 +107,9 @@ mod tests {
         assert!(FeatureDistance::Cosine
             .mean_pairwise(&rows[..2], 2)
             .is_nan());
+        // A zero row is at cosine distance 1 from the others (torch's F.normalize), not NaN.
+        let with_zero = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0];
+        let cos = FeatureDistance::Cosine.mean_pairwise(&with_zero, 2);
+        assert!((cos - 1.0).abs() < 1e-15, "{cos}");
     }
 }

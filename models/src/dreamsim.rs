@@ -186,7 +186,13 @@ impl<B: Backend> DreamSim<B> {
             .collect();
         let e = Tensor::cat(parts, 1);
         let centred = e.clone() - e.mean_dim(1);
-        let norm = centred.clone().powf_scalar(2.0).sum_dim(1).sqrt();
+        // Clamped as torch's `F.normalize`: an embedding with no spread stays zero, not NaN.
+        let norm = centred
+            .clone()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .clamp_min(1e-24)
+            .sqrt();
         centred / norm
     }
 }

@@ -124,8 +124,34 @@ pub fn check_vision(clip: &Path) -> FileCheck {
     )
 }
 
-/// Rows scaled to unit L2 norm.
+/// Rows scaled to unit L2 norm; an all-zero row stays zero with a finite gradient (its norm
+/// clamped to 1e-12, as torch's `F.normalize` does, before the square root) rather than NaN.
 pub fn unit_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt();
+    let norm = x.clone().powi_scalar(2).sum_dim(1).clamp_min(1e-24).sqrt();
     x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn unit_rows_scale_to_norm_one_and_keep_zero_rows_zero() {
+        type AB = Autodiff<Flex>;
+        let x = Tensor::<AB, 2>::from_data(
+            TensorData::new(vec![3.0f32, 4.0, 0.0, 0.0], [2, 2]),
+            &Default::default(),
+        )
+        .require_grad();
+        let y = unit_rows(x.clone());
+        assert_eq!(
+            y.clone().into_data().to_vec::<f32>().unwrap(),
+            vec![0.6, 0.8, 0.0, 0.0]
+        );
+        let grads = y.sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+    }
 }
