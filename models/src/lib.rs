@@ -10,6 +10,7 @@ pub mod dreamsim;
 pub mod gelu;
 pub mod image_reward;
 pub mod inception;
+pub mod layer_norm;
 pub mod mixture;
 pub mod mlp;
 pub mod per_channel;

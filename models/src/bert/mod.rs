@@ -24,7 +24,8 @@ use burn::tensor::{backend::Backend, Bool, DType, Int, Tensor};
 use serde::Deserialize;
 
 use crate::attention::multi_head_attention;
-use crate::precision::{in_f32, to_dtype};
+use crate::layer_norm::layer_norm;
+use crate::precision::to_dtype;
 pub use tokenizer::{BertTokenizer, EncodedBatch};
 
 use crate::weights::{component_weights, load_mapped, read_json, read_tensors, FileKey, LoadError};
@@ -303,7 +304,7 @@ impl<B: Backend> BertModel<B> {
         if let Some(types) = &e.token_type_embeddings {
             x = x + types.forward(Tensor::<B, 2, Int>::zeros([1, l], &device));
         }
-        let mut x = in_f32(x, |x| e.layer_norm.forward(x));
+        let mut x = layer_norm(&e.layer_norm, x);
         let context = context.map(|c| to_dtype(c, x.dtype()));
         let mask = padding.reshape([n, 1, l]).expand([n, l, l]);
         for layer in &self.layers {
@@ -314,9 +315,10 @@ impl<B: Backend> BertModel<B> {
                 layer.heads,
                 Some(mask.clone()),
             );
-            x = in_f32(x + layer.attention_out.forward(attended), |x| {
-                layer.attention_norm.forward(x)
-            });
+            x = layer_norm(
+                &layer.attention_norm,
+                x + layer.attention_out.forward(attended),
+            );
             if let (Some(cross), Some(context)) = (&layer.cross, &context) {
                 let attended = multi_head_attention(
                     cross.query.forward(x.clone()),
@@ -325,12 +327,10 @@ impl<B: Backend> BertModel<B> {
                     layer.heads,
                     None,
                 );
-                x = in_f32(x + cross.out.forward(attended), |x| cross.norm.forward(x));
+                x = layer_norm(&cross.norm, x + cross.out.forward(attended));
             }
             let hidden = gelu(layer.intermediate.forward(x.clone()));
-            x = in_f32(x + layer.output.forward(hidden), |x| {
-                layer.output_norm.forward(x)
-            });
+            x = layer_norm(&layer.output_norm, x + layer.output.forward(hidden));
         }
         to_dtype(x, DType::F32)
     }

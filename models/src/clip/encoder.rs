@@ -9,7 +9,7 @@ use burn::tensor::{backend::Backend, Bool, Tensor};
 use serde::Deserialize;
 
 use crate::attention::multi_head_attention;
-use crate::precision::in_f32;
+use crate::layer_norm::layer_norm;
 
 /// The MLP activations CLIP text encoders use: OpenAI's CLIP (SD v1) uses QuickGELU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,11 +111,8 @@ impl<B: Backend> ClipEncoder<B> {
             x = x.clone()
                 + layer
                     .self_attn
-                    .forward(in_f32(x, |x| layer.layer_norm1.forward(x)), mask.clone());
-            x = x.clone()
-                + layer
-                    .mlp
-                    .forward(in_f32(x, |x| layer.layer_norm2.forward(x)));
+                    .forward(layer_norm(&layer.layer_norm1, x), mask.clone());
+            x = x.clone() + layer.mlp.forward(layer_norm(&layer.layer_norm2, x));
         }
         x
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::config_file::{check_heads, TowerConfig};
 pub use super::encoder::ClipActivation;
 use super::encoder::{ClipEncoder, EncoderShape};
-use crate::precision::in_f32;
+use crate::layer_norm::layer_norm;
 use crate::weights::{
     component_weights, load_mapped, read_header, read_json, FileKey, Header, LoadError,
 };
@@ -179,9 +179,7 @@ impl<B: Backend> ClipTextTransformer<B> {
         let x = m.embeddings.token_embedding.forward(input_ids)
             + m.embeddings.position_embedding.forward(positions);
         let mask = generate_autoregressive_mask::<B>(n, l, &device);
-        in_f32(m.encoder.forward(x, Some(mask)), |x| {
-            m.final_layer_norm.forward(x)
-        })
+        layer_norm(&m.final_layer_norm, m.encoder.forward(x, Some(mask)))
     }
 }
 

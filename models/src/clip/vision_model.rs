@@ -19,8 +19,9 @@ use serde::Deserialize;
 
 use super::config_file::{check_heads, tower_config, TowerConfig};
 use super::encoder::{ClipActivation, ClipEncoder, EncoderShape};
+use crate::layer_norm::layer_norm;
 use crate::per_channel::per_channel;
-use crate::precision::{in_f32, to_dtype, to_precision_of};
+use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{
     check_mapped, component_weights, load_mapped, read_header, FileKey, FileReport, LoadError,
 };
@@ -257,9 +258,10 @@ impl<B: Backend> ClipVisionModel<B> {
         let out_dtype = pixels.dtype();
         let x = self.encoded(pixels);
         let [n, _, h] = x.dims();
-        let pooled = in_f32(x.slice([0..n, 0..1, 0..h]).reshape([n, h]), |x| {
-            self.vision_model.post_layernorm.forward(x)
-        });
+        let pooled = layer_norm(
+            &self.vision_model.post_layernorm,
+            x.slice([0..n, 0..1, 0..h]).reshape([n, h]),
+        );
         let embedding = match &self.visual_projection {
             Some(projection) => projection.forward(pooled),
             None => pooled,
@@ -271,9 +273,7 @@ impl<B: Backend> ClipVisionModel<B> {
     /// embeddings, which ImageReward's text encoder attends to), in the weights' precision:
     /// the text encoder, held in the same precision, reads them as they are.
     pub fn tokens(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
-        in_f32(self.encoded(pixels), |x| {
-            self.vision_model.post_layernorm.forward(x)
-        })
+        layer_norm(&self.vision_model.post_layernorm, self.encoded(pixels))
     }
 
     /// The class token's output before the final norm `[N, hidden]` (DINO's features as
@@ -305,7 +305,7 @@ impl<B: Backend> ClipVisionModel<B> {
         let positions = Tensor::<B, 1, Int>::arange(0..l as i64, &device).reshape([1, l]);
         let x = tokens + m.embeddings.position_embedding.forward(positions);
         let x = match &m.pre_layrnorm {
-            Some(norm) => in_f32(x, |x| norm.forward(x)),
+            Some(norm) => layer_norm(norm, x),
             None => x,
         };
         m.encoder.forward(x, None)

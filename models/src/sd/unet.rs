@@ -23,7 +23,8 @@ use super::lora::{
     AttentionShape, BlockLayout, LoraAttention, LoraBlock, LoraLayout, LoraTransformer, UNetLora,
 };
 use crate::attention::multi_head_attention;
-use crate::precision::{in_f32, to_dtype, to_precision_of};
+use crate::layer_norm::layer_norm;
+use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
 /// An int or one int per block, as diffusers' configs allow.
@@ -398,19 +399,16 @@ impl<B: Backend> Transformer2DModel<B> {
         for (i, block) in self.transformer_blocks.iter().enumerate() {
             let adapter = lora.map(|(l, s)| (&l.transformer_blocks[i], s));
             t = block.attn1.forward(
-                in_f32(t.clone(), |t| block.norm1.forward(t)),
+                layer_norm(&block.norm1, t.clone()),
                 None,
                 adapter.map(|(a, s)| (&a.attn1, s)),
             ) + t;
             t = block.attn2.forward(
-                in_f32(t.clone(), |t| block.norm2.forward(t)),
+                layer_norm(&block.norm2, t.clone()),
                 Some(context.clone()),
                 adapter.map(|(a, s)| (&a.attn2, s)),
             ) + t;
-            t = block
-                .ff
-                .forward(in_f32(t.clone(), |t| block.norm3.forward(t)))
-                + t;
+            t = block.ff.forward(layer_norm(&block.norm3, t.clone())) + t;
         }
         let t = t.swap_dims(1, 2).reshape([n, c, h, w]);
         self.proj_out.forward(t) + x
