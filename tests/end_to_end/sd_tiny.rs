@@ -131,7 +131,8 @@ fn ddpo_and_dag_db_train_a_lora_on_tiny_sd() {
 }
 
 /// One run on two devices (copies of the CPU device, each loading its own pipeline) trains as
-/// on one: rollouts and DDPO's and DAG-DB's steps split by rows, equal up to float reduction
+/// on one: rollouts and DDPO's, DAG-DB's, ∇-GFlowNet's and DRaFT's steps split by rows (the
+/// last two differentiating the reward built on each device), equal up to float reduction
 /// order (DDPO with a clip range wide of float noise).
 #[test]
 fn a_data_parallel_run_on_tiny_sd_equals_one_device() {
@@ -142,6 +143,8 @@ fn a_data_parallel_run_on_tiny_sd_equals_one_device() {
         r#"
         (name: "ddpo", params: (sample_batch: 4, train_batch: 2, clip_range: 0.2, optim: (lr: 1e-2))),
         (name: "dag_db", params: (sample_batch: 4, train_batch: 2, beta: 1.0, optim: (lr: 1e-2))),
+        (name: "nabla_gfn", params: (sample_batch: 4, train_batch: 4, beta: 1.0, optim: (lr: 1e-2))),
+        (name: "draft", params: (k: 2, batch: 4, updates: 1, optim: (lr: 1e-2))),
 "#,
     );
     let logged: Vec<_> = ["1", "2"]
@@ -155,7 +158,7 @@ fn a_data_parallel_run_on_tiny_sd_equals_one_device() {
             ))
         })
         .collect();
-    assert_eq!(logged[0].len(), 4);
+    assert_eq!(logged[0].len(), 8);
     assert_close(&logged[0], &logged[1], 1e-4);
 }
 
