@@ -31,7 +31,6 @@ pub struct Shard<'s, E> {
     /// The device's index among the run's, 0 being the main one (where the networks and the
     /// batch live).
     pub device: usize,
-    main: bool,
 }
 
 impl<E> Shard<'_, E> {
@@ -42,7 +41,7 @@ impl<E> Shard<'_, E> {
     where
         E: DiffusionEnv<B>,
     {
-        if self.main {
+        if self.device == 0 {
             module.clone()
         } else {
             module.clone().fork(self.env.device())
@@ -55,7 +54,7 @@ impl<E> Shard<'_, E> {
     where
         E: DiffusionEnv<B>,
     {
-        if self.main {
+        if self.device == 0 {
             module.clone()
         } else {
             module.clone().to_device(self.env.infer().device())
@@ -68,7 +67,7 @@ impl<E> Shard<'_, E> {
         E: DiffusionEnv<B>,
     {
         let rows = traj.select_rows(self.rows);
-        if self.main {
+        if self.device == 0 {
             rows
         } else {
             rows.to_device(self.env.device())
@@ -153,7 +152,6 @@ impl<'a, B: AutodiffBackend, E: DiffusionEnv<B>> Context<'a, B, E> {
                 rows: &rows[range.clone()],
                 positions: range,
                 device: i,
-                main: i == 0,
             })
             .collect()
     }

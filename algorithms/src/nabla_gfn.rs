@@ -25,9 +25,7 @@ use rand::{rngs::StdRng, Rng};
 use serde::{Deserialize, Serialize};
 
 use bench_core::stats::{mean, population_std as std};
-use bench_envs::{
-    Denoiser, DiffusionEnv, DiffusionModel, Inner, LogProbReduction, Stacked, Trajectory,
-};
+use bench_envs::{Denoiser, DiffusionEnv, DiffusionModel, Inner, LogProbReduction, Stacked};
 use bench_rewards::toy::TargetKind;
 use bench_rewards::DifferentiableReward;
 
@@ -419,20 +417,6 @@ impl Objective for NablaGfn {
     }
 }
 
-/// Each row's stratified steps, stacked position-major.
-pub fn picks<B: Backend>(
-    traj: &Trajectory<B>,
-    strata: usize,
-    rng: &mut impl Rng,
-) -> Vec<(usize, usize)> {
-    position_major(&stratified_rows(
-        traj.batch_size(),
-        traj.num_steps(),
-        strata,
-        rng,
-    ))
-}
-
 /// [`stratified_steps`] for each of `rows` trajectories of `steps` steps, in row order.
 pub fn stratified_rows(
     rows: usize,
@@ -477,14 +461,14 @@ impl<B: AutodiffBackend, E: DiffusionEnv<B>> Algorithm<B, E> for NablaGfnAlgorit
             let mut step = ctx.backward_sharded(&rows, |shard| {
                 let env = shard.env;
                 let sub = shard.rows_of(&traj);
-                let local = position_major(&per_row[shard.positions.clone()]);
-                let within: Vec<usize> = local
+                // This shard's transitions: their indices among the minibatch's (for the
+                // noise) and their picks among its own trajectories, in the same order.
+                let (within, local): (Vec<usize>, Vec<(usize, usize)>) = whole
                     .iter()
                     .enumerate()
-                    .map(|(j, &(i, _))| {
-                        (j / sub.batch_size()) * rows.len() + shard.positions.start + i
-                    })
-                    .collect();
+                    .filter(|(_, (i, _))| shard.positions.contains(i))
+                    .map(|(j, &(i, k))| (j, (i - shard.positions.start, k)))
+                    .unzip();
                 let batch = prepare(
                     env,
                     reward_on[shard.device],

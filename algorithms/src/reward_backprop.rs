@@ -113,33 +113,6 @@ pub fn rows_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
     reward_loss(env, reward, x0, &per_draw, relu)
 }
 
-/// The objective's loss on a fresh batch drawn with `rng` on one device: what one update
-/// descends, with the undifferentiated parts of sampling run by `frozen`.
-#[allow(clippy::too_many_arguments)]
-pub fn backprop_loss<B: AutodiffBackend, E: DiffusionEnv<B>>(
-    ctx: &Context<'_, B, E>,
-    reward: &dyn DifferentiableReward<B>,
-    sampler: &dyn DifferentiableSampler<B, E>,
-    live: &E::Policy,
-    frozen: &Inner<B, E::Policy>,
-    settings: &BackpropSettings,
-    rng: &mut StdRng,
-) -> (Tensor<B, 1>, Vec<f64>) {
-    let prompts = uniform_prompts(ctx.env.prompts().len(), settings.batch, rng);
-    let all = 0..prompts.len();
-    rows_loss(
-        ctx.env,
-        reward,
-        sampler,
-        live,
-        frozen,
-        &prompts,
-        all,
-        settings.relu,
-        rng,
-    )
-}
-
 /// A rollout whose last `tail` steps run `live` with their graph on the autodiff backend; the
 /// earlier ones run `frozen` on the inference backend (DRaFT-K's truncation). Noise comes from
 /// `draws` in the order [`bench_envs::rollout`] draws it, so `tail = 0` on a whole batch

@@ -56,18 +56,15 @@ impl SmoothingNoise {
         let draws = (0..samples.max(1))
             .map(|_| {
                 let mut fresh = normal_data(count * dims, rng).into_iter();
-                drawn
-                    .iter()
-                    .flat_map(|&d| {
-                        let row: Vec<f32> = if d {
-                            fresh.by_ref().take(dims).collect()
-                        } else {
-                            vec![0.0; dims]
-                        };
-                        row
-                    })
-                    .map(|z| z * smoothing as f32)
-                    .collect()
+                let mut draw = Vec::with_capacity(drawn.len() * dims);
+                for &d in drawn {
+                    if d {
+                        draw.extend(fresh.by_ref().take(dims).map(|z| z * smoothing as f32));
+                    } else {
+                        draw.resize(draw.len() + dims, 0.0);
+                    }
+                }
+                draw
             })
             .collect();
         Self { draws, dims }

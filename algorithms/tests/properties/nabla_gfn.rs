@@ -8,7 +8,9 @@ use burn::tensor::{Tensor, TensorData};
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::common::*;
-use bench_algorithms::nabla_gfn::{losses, picks, prepare, NablaBatch, NablaGfnConfig, NablaNoise};
+use bench_algorithms::nabla_gfn::{
+    losses, position_major, prepare, stratified_rows, NablaBatch, NablaGfnConfig, NablaNoise,
+};
 use bench_envs::{rollout, Denoiser, DiffusionEnv, DiffusionModel};
 use bench_rewards::Reward;
 use burn::module::AutodiffModule;
@@ -85,7 +87,8 @@ fn batch(
         &mut rng,
     )
     .lift();
-    let rows = traj.gather(&picks(&traj, 0, &mut rng));
+    let every = stratified_rows(traj.batch_size(), traj.num_steps(), 0, &mut rng);
+    let rows = traj.gather(&position_major(&every));
     let noise = NablaNoise::draw(&rows.steps, env.steps(), D, c, &mut rng);
     let all: Vec<usize> = (0..rows.steps.len()).collect();
     prepare(

@@ -8,12 +8,16 @@ use crate::common::*;
 use bench_algorithms::draft::Draft;
 use bench_algorithms::draft_lv::DraftLv;
 use bench_algorithms::refl::Refl;
-use bench_algorithms::reward_backprop::{backprop_loss, BackpropSettings, DifferentiableSampler};
+use bench_algorithms::reward_backprop::{rows_loss, BackpropSettings, DifferentiableSampler};
 use bench_algorithms::reward_gradient::differentiable_reward;
 use bench_algorithms::util::uniform_prompts;
+use bench_algorithms::Context;
 use bench_envs::{normal_tensor, Denoiser, DiffusionModel};
+use bench_envs::{EnvInfo, Inner};
+use bench_rewards::DifferentiableReward;
 use bench_rewards::{builtin_reward, Reward};
 use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
 
 fn settings(relu: bool) -> BackpropSettings {
     BackpropSettings {
@@ -21,6 +25,24 @@ fn settings(relu: bool) -> BackpropSettings {
         relu,
         ..BackpropSettings::default()
     }
+}
+
+/// One update's loss on one device, as training computes it: a batch of prompts drawn with
+/// `rng`, then the sampler's samples of every row from the same generator.
+fn backprop_loss(
+    ctx: &Context<'_, AB, LinearGaussian>,
+    reward: &dyn DifferentiableReward<AB>,
+    sampler: &dyn DifferentiableSampler<AB, LinearGaussian>,
+    live: &Table<AB>,
+    frozen: &Inner<AB, Table<AB>>,
+    s: &BackpropSettings,
+    rng: &mut StdRng,
+) -> (Tensor<AB, 1>, Vec<f64>) {
+    let prompts = uniform_prompts(ctx.env.prompts().len(), s.batch, rng);
+    let all = 0..prompts.len();
+    rows_loss(
+        ctx.env, reward, sampler, live, frozen, &prompts, all, s.relu, rng,
+    )
 }
 
 /// The toy mixture reward: a log-density, so the gradients are far from linear.
