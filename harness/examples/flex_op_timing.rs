@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
+use bench_models::flex_kernels;
 use burn::backend::Flex;
 use burn::nn::LayerNormConfig;
 use burn::tensor::activation::{gelu, silu, softmax};
@@ -58,7 +59,27 @@ fn main() {
             black_box(softmax(scores.clone(), 3).into_data());
         }),
     );
+    record(
+        "softmax [8,8,64,77], bench's kernel",
+        time(reps, || {
+            black_box(
+                flex_kernels::softmax_last(scores.clone())
+                    .unwrap()
+                    .into_data(),
+            );
+        }),
+    );
     let big_scores = random([8, 8, 256, 256]);
+    record(
+        "softmax [8,8,256,256], bench's kernel",
+        time(reps, || {
+            black_box(
+                flex_kernels::softmax_last(big_scores.clone())
+                    .unwrap()
+                    .into_data(),
+            );
+        }),
+    );
     record(
         "softmax [8,8,256,256]",
         time(reps, || {
@@ -73,6 +94,12 @@ fn main() {
         }),
     );
     record(
+        "silu [8,320,32,32], bench's kernel",
+        time(reps, || {
+            black_box(flex_kernels::silu(feature_map.clone()).unwrap().into_data());
+        }),
+    );
+    record(
         "exp [8,320,32,32]",
         time(reps, || {
             black_box(feature_map.clone().exp().into_data());
@@ -83,6 +110,12 @@ fn main() {
         "gelu [8,1024,1280]",
         time(reps, || {
             black_box(gelu(tokens.clone()).into_data());
+        }),
+    );
+    record(
+        "gelu [8,1024,1280], bench's kernel",
+        time(reps, || {
+            black_box(flex_kernels::gelu(tokens.clone()).unwrap().into_data());
         }),
     );
 

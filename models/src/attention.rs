@@ -4,6 +4,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Tensor};
 
+use crate::flex_kernels;
 use crate::precision::in_f32;
 
 /// `softmax(q·kᵀ/√d)·v` per head, for projected queries `[N, Lq, C]` and keys/values
@@ -30,8 +31,10 @@ pub fn multi_head_attention<B: Backend>(
     if let Some(mask) = mask {
         scores = scores.mask_fill(mask.unsqueeze_dim(1), f32::NEG_INFINITY);
     }
-    in_f32(scores, |s| softmax(s, 3))
-        .matmul(split(v))
-        .swap_dims(1, 2)
-        .reshape([n, lq, c])
+    let probabilities = in_f32(scores, |s| {
+        flex_kernels::softmax_last(s).unwrap_or_else(|s| softmax(s, 3))
+    });
+    let heads = probabilities.matmul(split(v));
+    // The heads merged back by runs of `d` channels ([`flex_kernels::contiguous`]).
+    flex_kernels::contiguous(heads.swap_dims(1, 2)).reshape([n, lq, c])
 }

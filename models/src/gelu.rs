@@ -10,11 +10,14 @@
 //! Where it matters (an autodiff backend whose `gelu_backward` is not known to be exact),
 //! [`gelu`] composes the function from `erf`, whose backward (2/√π·e^(−x²)) is exact in burn's
 //! autodiff on every backend. Elsewhere it is burn's fused op: on inference backends there is
-//! no backward, and on autodiff-over-flex the fused backward is exact and cheaper.
+//! no backward, and on autodiff-over-flex the fused backward is exact. On the CPU (burn-flex and
+//! autodiff over it) it is [`crate::flex_kernels`]' vectorised pass, with its exact backward.
 
 use burn::tensor::activation;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+
+use crate::flex_kernels;
 
 /// Inner backends (by [`Backend::name`]) whose `gelu_backward` is the exact derivative in
 /// burn 0.21. Any other backend gets the composed form: never wrong, at worst a little slower.
@@ -22,6 +25,10 @@ const EXACT_GELU_BACKWARD: [&str; 2] = ["autodiff<flex>", "autodiff<libtorch"];
 
 /// Exact GELU whose gradient is exact whatever the backend (see the module doc).
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let x = match flex_kernels::gelu(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     if needs_composed_backward::<B>(&x.device()) {
         composed(x)
     } else {

@@ -7,6 +7,7 @@ pub mod bert;
 pub mod blip;
 pub mod clip;
 pub mod dreamsim;
+pub mod flex_kernels;
 pub mod gelu;
 pub mod image_reward;
 pub mod inception;
@@ -17,6 +18,7 @@ pub mod per_channel;
 pub mod precision;
 pub mod resize;
 pub mod sd;
+pub mod silu;
 pub mod time_embedding;
 pub mod weights;
 

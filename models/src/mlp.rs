@@ -5,7 +5,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{activation::silu, backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+
+use crate::silu::silu;
 use rand::Rng;
 
 #[derive(Module, Debug)]

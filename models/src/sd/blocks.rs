@@ -7,13 +7,14 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::silu;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::attention::multi_head_attention;
+use crate::flex_kernels;
 use crate::per_channel::per_channel;
 use crate::precision::in_f32;
+use crate::silu::silu;
 
 pub(crate) fn conv<B: Backend>(
     c_in: usize,
@@ -43,32 +44,57 @@ pub(crate) fn group_norm<B: Backend>(
         .init(device)
 }
 
-/// `norm.forward(x)` for `x` `[N, C, H, W]` (in f32 for a half-precision `x`): burn's
-/// `GroupNorm` (the same operations in the same order, so the same values) with its scale and
-/// shift repeated over the batch ([`per_channel`]).
+/// `norm.forward(x)` for `x` `[N, C, H, W]` (in f32 for a half-precision `x`).
 pub(crate) fn group_norm_forward<B: Backend>(norm: &GroupNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    normalise(norm, x, false)
+}
+
+/// `silu(norm.forward(x))`: one pass on the CPU inference backend ([`flex_kernels`]).
+pub(crate) fn group_norm_silu<B: Backend>(norm: &GroupNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    normalise(norm, x, true)
+}
+
+fn normalise<B: Backend>(norm: &GroupNorm<B>, x: Tensor<B, 4>, then_silu: bool) -> Tensor<B, 4> {
     in_f32(x, |x| {
-        let [n, c, h, w] = x.dims();
-        let groups = norm.num_groups;
-        let hidden = c / groups * h * w;
-        let grouped = x.reshape([n, groups, hidden]);
-        // Not the backend's fused layer norm over each group: burn-flex's f32 kernel takes the
-        // variance as E[x²] − E[x]², which cancels where a group's mean is large against its
-        // spread (conv outputs): the tiny UNet's ε moved by 7e-4 against diffusers' (1e-4
-        // allowed). Two passes, as PyTorch's group norm.
-        let mean = grouped.clone().sum_dim(2) / hidden as f64;
-        let centred = grouped.sub(mean);
-        let var = centred.clone().square().sum_dim(2) / hidden as f64;
-        let normalized = centred
-            .div(var.add_scalar(norm.epsilon).sqrt())
-            .reshape([n, c, h, w]);
-        match (&norm.gamma, &norm.beta) {
-            (Some(gamma), Some(beta)) => normalized
-                .mul(per_channel(gamma.val(), n))
-                .add(per_channel(beta.val(), n)),
-            _ => normalized,
+        let affine = norm.gamma.as_ref().zip(norm.beta.as_ref());
+        let values = affine.map(|(gamma, beta)| (gamma.val(), beta.val()));
+        match flex_kernels::group_norm(x, norm.num_groups, values, norm.epsilon, then_silu) {
+            Ok(y) => y,
+            Err(x) => {
+                let y = composed_group_norm(norm, x);
+                if then_silu {
+                    silu(y)
+                } else {
+                    y
+                }
+            }
         }
     })
+}
+
+/// burn's `GroupNorm` (the same operations in the same order, so the same values) with its
+/// scale and shift repeated over the batch ([`per_channel`]).
+fn composed_group_norm<B: Backend>(norm: &GroupNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let groups = norm.num_groups;
+    let hidden = c / groups * h * w;
+    let grouped = x.reshape([n, groups, hidden]);
+    // Not the backend's fused layer norm over each group: burn-flex's f32 kernel takes the
+    // variance as E[x²] − E[x]², which cancels where a group's mean is large against its
+    // spread (conv outputs): the tiny UNet's ε moved by 7e-4 against diffusers' (1e-4
+    // allowed). Two passes, as PyTorch's group norm.
+    let mean = grouped.clone().sum_dim(2) / hidden as f64;
+    let centred = grouped.sub(mean);
+    let var = centred.clone().square().sum_dim(2) / hidden as f64;
+    let normalized = centred
+        .div(var.add_scalar(norm.epsilon).sqrt())
+        .reshape([n, c, h, w]);
+    match (&norm.gamma, &norm.beta) {
+        (Some(gamma), Some(beta)) => normalized
+            .mul(per_channel(gamma.val(), n))
+            .add(per_channel(beta.val(), n)),
+        _ => normalized,
+    }
 }
 
 pub(crate) fn linear<B: Backend>(
@@ -117,15 +143,13 @@ impl<B: Backend> ResnetBlock2D<B> {
 
     /// `temb` `[N, temb_channels]` is the (un-activated) time embedding; SiLU is applied here.
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self
-            .conv1
-            .forward(silu(group_norm_forward(&self.norm1, x.clone())));
+        let mut h = self.conv1.forward(group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(silu(temb));
             let [n, c] = t.dims();
             h = h + t.reshape([n, c, 1, 1]);
         }
-        let h = self.conv2.forward(silu(group_norm_forward(&self.norm2, h)));
+        let h = self.conv2.forward(group_norm_silu(&self.norm2, h));
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(x),
             None => x,
@@ -208,16 +232,16 @@ impl<B: Backend> SpatialAttention<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
-        let tokens = group_norm_forward(&self.group_norm, x.clone())
-            .reshape([n, c, h * w])
-            .swap_dims(1, 2);
+        let tokens = flex_kernels::contiguous(
+            group_norm_forward(&self.group_norm, x.clone())
+                .reshape([n, c, h * w])
+                .swap_dims(1, 2),
+        );
         let q = self.to_q.forward(tokens.clone());
         let k = self.to_k.forward(tokens.clone());
         let v = self.to_v.forward(tokens);
         let attn = multi_head_attention(q, k, v, 1, None);
-        let out = self.to_out[0]
-            .forward(attn)
-            .swap_dims(1, 2)
+        let out = flex_kernels::contiguous(self.to_out[0].forward(attn).swap_dims(1, 2))
             .reshape([n, c, h, w]);
         out + x
     }

@@ -7,17 +7,19 @@
 
 use std::path::Path;
 
+use crate::flex_kernels::contiguous;
 use crate::gelu::gelu;
+use crate::silu::silu;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::silu;
 use burn::tensor::module::linear as apply_linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::blocks::{
-    conv, group_norm, group_norm_forward, linear, Downsample2D, ResnetBlock2D, Upsample2D,
+    conv, group_norm, group_norm_forward, group_norm_silu, linear, Downsample2D, ResnetBlock2D,
+    Upsample2D,
 };
 use super::lora::{
     AttentionShape, BlockLayout, LoraAttention, LoraBlock, LoraLayout, LoraTransformer, UNetLora,
@@ -386,16 +388,15 @@ impl<B: Backend> Transformer2DModel<B> {
         lora: Option<(&LoraTransformer<B>, f64)>,
     ) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
-        let mut t = self
-            .proj_in
-            .forward(group_norm_forward(&self.norm, x.clone()))
-            .reshape([n, c, h * w])
-            .swap_dims(1, 2)
-            // Laid out token-major once, as diffusers' `permute(…).reshape(…)` does: merging
-            // the swapped dims copies; otherwise every residual add below would walk the
-            // channel-major view element by element.
-            .reshape([n * h * w, c])
-            .reshape([n, h * w, c]);
+        // Laid out token-major once, as diffusers' `permute(…).reshape(…)` does (a tiled
+        // copy); otherwise every residual add below would walk the channel-major view element
+        // by element.
+        let mut t = contiguous(
+            self.proj_in
+                .forward(group_norm_forward(&self.norm, x.clone()))
+                .reshape([n, c, h * w])
+                .swap_dims(1, 2),
+        );
         for (i, block) in self.transformer_blocks.iter().enumerate() {
             let adapter = lora.map(|(l, s)| (&l.transformer_blocks[i], s));
             t = block.attn1.forward(
@@ -410,7 +411,7 @@ impl<B: Backend> Transformer2DModel<B> {
             ) + t;
             t = block.ff.forward(layer_norm(&block.norm3, t.clone())) + t;
         }
-        let t = t.swap_dims(1, 2).reshape([n, c, h, w]);
+        let t = contiguous(t.swap_dims(1, 2)).reshape([n, c, h, w]);
         self.proj_out.forward(t) + x
     }
 }
@@ -583,7 +584,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         }
         let eps = self
             .conv_out
-            .forward(silu(group_norm_forward(&self.conv_norm_out, x)));
+            .forward(group_norm_silu(&self.conv_norm_out, x));
         to_dtype(eps, out_dtype)
     }
 }

@@ -10,12 +10,11 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
-use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Tensor};
 use serde::Deserialize;
 
 use super::blocks::{
-    conv, group_norm, group_norm_forward, Downsample2D, ResnetBlock2D, SpatialAttention, Upsample2D,
+    conv, group_norm, group_norm_silu, Downsample2D, ResnetBlock2D, SpatialAttention, Upsample2D,
 };
 use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors_remapped, read_json, LoadError};
@@ -274,9 +273,7 @@ impl<B: Backend> AutoencoderKl<B> {
             }
         }
         x = e.mid_block.forward(x);
-        x = e
-            .conv_out
-            .forward(silu(group_norm_forward(&e.conv_norm_out, x)));
+        x = e.conv_out.forward(group_norm_silu(&e.conv_norm_out, x));
         if let Some(q) = &self.quant_conv {
             x = q.forward(x);
         }
@@ -309,9 +306,7 @@ impl<B: Backend> AutoencoderKl<B> {
                 x = u.forward(x);
             }
         }
-        let image = d
-            .conv_out
-            .forward(silu(group_norm_forward(&d.conv_norm_out, x)));
+        let image = d.conv_out.forward(group_norm_silu(&d.conv_norm_out, x));
         to_dtype(image, out_dtype)
     }
 

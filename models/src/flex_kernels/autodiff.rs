@@ -1,0 +1,230 @@
+//! The fused kernels on autodiff over burn-flex (the CPU training backend), each recorded as
+//! one operation with its own backward pass, as burn's autodiff records its ops (`Backward`).
+//!
+//! Composed from burn ops, a LoRA training step's group norms and SiLUs were ~20 recorded
+//! operations each, every one a pass over the activations forward and again backward, and
+//! SiLU's backward a scalar `exp` per element; here each is one pass forward and one (two for
+//! the group norm) backward.
+
+use std::any::{Any, TypeId};
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{
+    BalancedCheckpointing, CheckpointStrategy, NoCheckpointing,
+};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::{Backend, BackendTypes};
+use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn_flex::FlexTensor;
+
+use super::dispatch::{from_values, row_major, values};
+use super::group_norm::{group_norm_backward, Affine};
+use super::softmax::{softmax_backward_rows, softmax_rows};
+use super::vector_math;
+
+/// A tensor of autodiff over burn-flex (whatever its checkpointing strategy): burn-flex's
+/// tensor (`primitive`) and its node in the graph (`node`).
+pub(crate) type Tracked = <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive;
+
+/// The checkpointing strategies of autodiff over burn-flex that `bench` builds (the
+/// `checkpointing` feature picks the balanced one).
+#[derive(Clone, Copy)]
+pub(crate) enum Strategy {
+    None,
+    Balanced,
+}
+
+/// The tensor as a [`Tracked`] f32 one when `B` is autodiff over burn-flex; `Err(x)` else.
+pub(crate) fn tracked_f32<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<(Strategy, Tracked), Tensor<B, D>> {
+    let b = TypeId::of::<B>();
+    let strategy = if b == TypeId::of::<Autodiff<Flex>>() {
+        Strategy::None
+    } else if b == TypeId::of::<Autodiff<Flex, BalancedCheckpointing>>() {
+        Strategy::Balanced
+    } else {
+        return Err(x);
+    };
+    if x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    match x.into_primitive() {
+        TensorPrimitive::Float(p) => {
+            let any: Box<dyn Any> = Box::new(p);
+            let t = *any.downcast::<Tracked>().expect("B was checked above");
+            Ok((strategy, t))
+        }
+        quantized => Err(Tensor::from_primitive(quantized)),
+    }
+}
+
+/// Records `op` (its backward pass, with `state`) as producing `output` from `parents`.
+pub(crate) fn record<Op, const N: usize>(
+    strategy: Strategy,
+    op: Op,
+    parents: [&Tracked; N],
+    state: Op::State,
+    output: FlexTensor,
+) -> Tracked
+where
+    Op: Backward<Flex, N>,
+{
+    fn with<C: CheckpointStrategy, Op: Backward<Flex, N>, const N: usize>(
+        op: Op,
+        parents: [&Tracked; N],
+        state: Op::State,
+        output: FlexTensor,
+    ) -> Tracked {
+        let nodes = parents.map(|p| p.node.clone());
+        match op.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(state, output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+    match strategy {
+        Strategy::None => with::<NoCheckpointing, Op, N>(op, parents, state, output),
+        Strategy::Balanced => with::<BalancedCheckpointing, Op, N>(op, parents, state, output),
+    }
+}
+
+/// An elementwise function with its gradient kernel (`out = g · f′(x)`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Elementwise {
+    pub forward: fn(&mut [f32]),
+    pub gradient: fn(&[f32], &[f32], &mut [f32]),
+}
+
+pub(crate) const SILU: Elementwise = Elementwise {
+    forward: vector_math::silu,
+    gradient: vector_math::silu_grad,
+};
+
+pub(crate) const GELU: Elementwise = Elementwise {
+    forward: vector_math::gelu,
+    gradient: vector_math::gelu_grad,
+};
+
+impl Backward<Flex, 1> for Elementwise {
+    /// The input.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = row_major(ops.state);
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let grad = row_major(grad);
+            let mut out = vec![0f32; values(&x).len()];
+            (self.gradient)(values(&x), values(&grad), &mut out);
+            from_values(out, &x)
+        });
+    }
+}
+
+/// `f(x)` recorded with its backward pass.
+pub(crate) fn elementwise(strategy: Strategy, f: Elementwise, x: Tracked) -> Tracked {
+    let input = row_major(x.primitive.clone());
+    let mut out = values(&input).to_vec();
+    (f.forward)(&mut out);
+    let output = from_values(out, &input);
+    record(strategy, f, [&x], input, output)
+}
+
+/// Softmax over the last dimension: `dx = y·(dy − Σ dy·y)` per row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Softmax;
+
+impl Backward<Flex, 1> for Softmax {
+    /// The output.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let y = row_major(ops.state);
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let mut dx = values(&row_major(grad)).to_vec();
+            let row_len = *y
+                .layout()
+                .shape()
+                .last()
+                .expect("softmax of a tensor with dims");
+            softmax_backward_rows(values(&y), &mut dx, row_len);
+            from_values(dx, &y)
+        });
+    }
+}
+
+/// Softmax over the last dimension, recorded with its backward pass.
+pub(crate) fn softmax_last(strategy: Strategy, x: Tracked) -> Tracked {
+    let input = row_major(x.primitive.clone());
+    let row_len = *input
+        .layout()
+        .shape()
+        .last()
+        .expect("softmax of a tensor with dims");
+    let mut out = values(&input).to_vec();
+    softmax_rows(&mut out, row_len);
+    let output = from_values(out, &input);
+    record(strategy, Softmax, [&x], output.clone(), output)
+}
+
+/// A row-major copy: the identity for gradients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Contiguous;
+
+impl Backward<Flex, 1> for Contiguous {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| grad);
+    }
+}
+
+/// `x` copied into row-major order ([`row_major`]), recorded as the identity.
+pub(crate) fn contiguous(strategy: Strategy, x: Tracked) -> Tracked {
+    let output = row_major(x.primitive.clone());
+    record(strategy, Contiguous, [&x], (), output)
+}
+
+/// A group norm with its affine (and SiLU after it, when `silu`).
+#[derive(Debug, Clone)]
+pub(crate) struct GroupNorm {
+    pub groups: usize,
+    pub eps: f64,
+    pub silu: bool,
+}
+
+impl Backward<Flex, 3> for GroupNorm {
+    /// The input, γ and β.
+    type State = (FlexTensor, FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, gamma, beta) = ops.state;
+        let (x, gamma, beta) = (row_major(x), row_major(gamma), row_major(beta));
+        let dy = row_major(grads.consume::<Flex>(&ops.node));
+        let dims: Vec<usize> = x.layout().shape().iter().copied().collect();
+        let affine = Affine {
+            gamma: values(&gamma),
+            beta: values(&beta),
+        };
+        let g = group_norm_backward(
+            values(&x),
+            &dims,
+            self.groups,
+            &affine,
+            self.eps,
+            self.silu,
+            values(&dy),
+        );
+        let [px, pgamma, pbeta] = ops.parents;
+        for (parent, values, like) in [
+            (px, g.x, &x),
+            (pgamma, g.gamma, &gamma),
+            (pbeta, g.beta, &beta),
+        ] {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, from_values(values, like));
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Fused, vectorised CPU kernels for the inference backend (burn-flex), where burn-flex 0.21's
+//! own ops are the measured bottleneck of a rollout.
+//!
+//! burn-flex runs `exp`, `sigmoid` and `erf` as scalar libm calls on one thread
+//! (`unary_op`), and a group norm composed of burn ops takes nine passes over the activations,
+//! each allocating its output. In a tiny-SD rollout libm's `expf` alone was 17–20 % of the
+//! time (`perf`, SiLU after every group norm) and `erff` 5 %. PyTorch runs these as one
+//! vectorised kernel each (Sleef `exp`, `native_group_norm`). The kernels here do the same on
+//! slices of the tensor's storage:
+//!
+//! - [`group_norm`] (optionally followed by SiLU): two-pass statistics per group in f64, then
+//!   one pass that normalises, scales, shifts and applies SiLU;
+//! - [`silu`] and [`gelu`] (exact, erf-based), elementwise;
+//! - [`contiguous`]: permuted views copied by runs or tiles, not element by element;
+//! - [`softmax_last`] (burn-flex's fused softmax calls the scalar `exp` per element).
+//!
+//! They apply only where `B` *is* burn-flex (not autodiff over it: the training step keeps
+//! burn's ops and their backward passes) and the tensor is f32; everything else (CUDA,
+//! half precision, autodiff) gets the burn composition, through the `Err` of [`flex_f32`]. The
+//! results equal burn's to float rounding (unit tests; the parity tests against diffusers run
+//! through these kernels).
+
+mod autodiff;
+mod dispatch;
+mod group_norm;
+mod layout_copy;
+mod softmax;
+mod vector_math;
+
+use burn::tensor::{backend::Backend, Tensor};
+use burn_flex::FlexTensor;
+
+use autodiff::tracked_f32;
+use dispatch::{flex_f32, into_tensor, row_major, values};
+
+/// `x` laid out in row-major order (a view after `swap_dims` copied), so that a `reshape`
+/// after it is free: on burn-flex by runs or tiles ([`layout_copy`]), elsewhere `x` itself
+/// (the backend copies in `reshape` where it must).
+pub fn contiguous<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let x = match flex_f32(x) {
+        Ok(t) => return into_tensor(t),
+        Err(x) => x,
+    };
+    match tracked_f32(x) {
+        Ok((strategy, t)) => into_tensor(autodiff::contiguous(strategy, t)),
+        Err(x) => x,
+    }
+}
+
+/// SiLU on burn-flex and autodiff over it (with its backward pass); `Err(x)` on any other
+/// backend or dtype.
+pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    recorded_elementwise(x, autodiff::SILU)
+}
+
+/// Exact GELU on burn-flex and autodiff over it (with its exact backward pass); `Err(x)` on
+/// any other backend or dtype.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    recorded_elementwise(x, autodiff::GELU)
+}
+
+fn recorded_elementwise<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: autodiff::Elementwise,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    let x = match elementwise(x, f.forward) {
+        Ok(y) => return Ok(y),
+        Err(x) => x,
+    };
+    let (strategy, t) = tracked_f32(x)?;
+    Ok(into_tensor(autodiff::elementwise(strategy, f, t)))
+}
+
+/// Softmax over the last dimension on burn-flex and autodiff over it (with its backward
+/// pass); `Err(x)` on any other backend or dtype.
+pub fn softmax_last<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    let row_len = x.dims()[D - 1];
+    let x = match elementwise(x, |values| softmax::softmax_rows(values, row_len)) {
+        Ok(y) => return Ok(y),
+        Err(x) => x,
+    };
+    let (strategy, t) = tracked_f32(x)?;
+    Ok(into_tensor(autodiff::softmax_last(strategy, t)))
+}
+
+/// Group norm of `x` `[N, C, H, W]` (biased variance, `eps` inside the root, as torch's), with
+/// `gamma` and `beta` per channel when given, then SiLU when `silu`; on burn-flex, and with
+/// its backward pass on autodiff over it when the affine is given; `Err(x)` elsewhere.
+pub fn group_norm<B: Backend>(
+    x: Tensor<B, 4>,
+    groups: usize,
+    affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    eps: f64,
+    silu: bool,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let x = match flex_f32(x) {
+        Ok(x) => {
+            let values = |p: Tensor<B, 1>| p.into_data().iter::<f32>().collect::<Vec<f32>>();
+            let affine = affine.map(|(gamma, beta)| (values(gamma), values(beta)));
+            let affine = affine
+                .as_ref()
+                .map(|(gamma, beta)| group_norm::Affine { gamma, beta });
+            return Ok(into_tensor(group_norm::group_norm(
+                x, groups, affine, eps, silu,
+            )));
+        }
+        Err(x) => x,
+    };
+    let Some((gamma, beta)) = affine else {
+        return Err(x);
+    };
+    let (strategy, x) = tracked_f32(x)?;
+    let (Ok((_, gamma)), Ok((_, beta))) = (tracked_f32(gamma), tracked_f32(beta)) else {
+        return Err(into_tensor(x));
+    };
+    let input = row_major(x.primitive.clone());
+    let (g, b) = (
+        row_major(gamma.primitive.clone()),
+        row_major(beta.primitive.clone()),
+    );
+    let values_affine = group_norm::Affine {
+        gamma: values(&g),
+        beta: values(&b),
+    };
+    let output = group_norm::group_norm(input.clone(), groups, Some(values_affine), eps, silu);
+    let op = autodiff::GroupNorm { groups, eps, silu };
+    let tracked = autodiff::record(strategy, op, [&x, &gamma, &beta], (input, g, b), output);
+    Ok(into_tensor(tracked))
+}
+
+/// `kernel` over a copy of the tensor's elements, or over them in place when nothing else
+/// holds its buffer.
+fn elementwise<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    kernel: impl FnOnce(&mut [f32]),
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    let mut t = flex_f32(x)?;
+    if let Some(values) = t.try_storage_mut::<f32>() {
+        kernel(values);
+        return Ok(into_tensor(t));
+    }
+    let mut values = t.as_slice::<f32>().expect("contiguous f32").to_vec();
+    kernel(&mut values);
+    let shape: Vec<usize> = t.layout().shape().iter().copied().collect();
+    Ok(into_tensor(FlexTensor::from_data(
+        burn::tensor::TensorData::new(values, shape),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::{activation, TensorData, Tolerance};
+    use burn_ndarray::NdArray;
+
+    fn tensor<const D: usize>(shape: [usize; D], scale: f32) -> Tensor<Flex, D> {
+        let n = shape.iter().product();
+        Tensor::from_data(TensorData::new(wave(n, scale), shape), &Default::default())
+    }
+
+    /// Each kernel against burn's op on the same tensor (burn's ops are what the parity tests
+    /// tie to PyTorch), on a permuted view so that the layout copy is on the path.
+    #[test]
+    fn kernels_equal_burns_ops() {
+        let x = tensor([2, 6, 70], 12.0).swap_dims(1, 2);
+        let close = Tolerance::absolute(2e-6).set_relative(2e-6);
+        let ours = silu(x.clone()).expect("flex").into_data();
+        ours.assert_approx_eq::<f32>(&activation::silu(x.clone()).into_data(), close);
+        let ours = gelu(x.clone()).expect("flex").into_data();
+        ours.assert_approx_eq::<f32>(&activation::gelu(x.clone()).into_data(), close);
+        let ours = softmax_last(x.clone()).expect("flex").into_data();
+        ours.assert_approx_eq::<f32>(&activation::softmax(x.clone(), 2).into_data(), close);
+        assert_eq!(contiguous(x.clone()).into_data(), x.into_data());
+    }
+
+    /// Deterministic values in about [−scale, scale].
+    fn wave(n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (i as f32 * 0.618_034).sin() * scale)
+            .collect()
+    }
+
+    /// Group norm, with and without its affine and the SiLU after it, against the definition
+    /// in f64, on activations whose groups sit far from zero (conv outputs), where one-pass
+    /// statistics would cancel.
+    #[test]
+    fn group_norm_equals_the_definition() {
+        let device = Default::default();
+        let ([n, c, h, w], groups, eps) = ([3, 8, 5, 7], 4, 1e-5);
+        let values: Vec<f32> = wave(n * c * h * w, 0.5).iter().map(|v| v + 40.0).collect();
+        let (gamma, beta) = (wave(c, 1.5), wave(c + 3, 1.0)[3..].to_vec());
+        let x =
+            Tensor::<Flex, 4>::from_data(TensorData::new(values.clone(), [n, c, h, w]), &device);
+        let param = |v: &Vec<f32>| Tensor::<Flex, 1>::from_floats(v.as_slice(), &device);
+        let per_group = c / groups * h * w;
+        let silu64 = |v: f64| v / (1.0 + (-v).exp());
+        for (affine, then_silu) in [(true, false), (true, true), (false, false)] {
+            let ours = group_norm(
+                x.clone(),
+                groups,
+                affine.then(|| (param(&gamma), param(&beta))),
+                eps,
+                then_silu,
+            )
+            .expect("flex")
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+            for (g, block) in values.chunks(per_group).enumerate() {
+                let mean = block.iter().map(|&v| v as f64).sum::<f64>() / per_group as f64;
+                let var = block
+                    .iter()
+                    .map(|&v| (v as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / per_group as f64;
+                for (i, &v) in block.iter().enumerate() {
+                    let channel = (g % groups) * (c / groups) + i / (h * w);
+                    let mut y = (v as f64 - mean) / (var + eps).sqrt();
+                    if affine {
+                        y = y * gamma[channel] as f64 + beta[channel] as f64;
+                    }
+                    if then_silu {
+                        y = silu64(y);
+                    }
+                    let got = ours[g * per_group + i] as f64;
+                    assert!((got - y).abs() < 2e-6 * (1.0 + y.abs()), "{got} {y}");
+                }
+            }
+        }
+    }
+
+    /// On autodiff over burn-flex, the recorded kernels' outputs and gradients (input, γ, β)
+    /// equal those of burn's ops, differentiated by burn: SiLU, GELU, softmax, the layout copy
+    /// and the group norm with and without SiLU.
+    #[test]
+    fn recorded_kernels_have_burns_gradients() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        let ([n, c, h, w], groups) = ([2, 6, 3, 5], 3);
+        let count = n * c * h * w;
+        let data = |len: usize, scale: f32, offset: f32| {
+            TensorData::new(
+                wave(len, scale)
+                    .iter()
+                    .map(|v| v + offset)
+                    .collect::<Vec<_>>(),
+                [len],
+            )
+        };
+        let leaf = |d: TensorData| Tensor::<A, 1>::from_data(d, &device).require_grad();
+        let weights = Tensor::<A, 1>::from_data(data(count, 1.0, 0.3), &device);
+        let close = Tolerance::absolute(2e-5).set_relative(2e-5);
+        // (ours, burn's) for one function of x, γ and β.
+        let compare =
+            |ours: &dyn Fn(Tensor<A, 4>, Tensor<A, 1>, Tensor<A, 1>) -> Tensor<A, 4>,
+             burns: &dyn Fn(Tensor<A, 4>, Tensor<A, 1>, Tensor<A, 1>) -> Tensor<A, 4>| {
+                let run = |f: &dyn Fn(Tensor<A, 4>, Tensor<A, 1>, Tensor<A, 1>) -> Tensor<A, 4>| {
+                    let (x, gamma, beta) = (
+                        leaf(data(count, 3.0, 2.0)),
+                        leaf(data(c, 1.0, 1.0)),
+                        leaf(data(c, 0.5, 0.0)),
+                    );
+                    let y = f(x.clone().reshape([n, c, h, w]), gamma.clone(), beta.clone());
+                    let grads = (y.clone().reshape([count]) * weights.clone())
+                        .sum()
+                        .backward();
+                    let grad = |t: &Tensor<A, 1>| t.grad(&grads).map(|g| g.into_data());
+                    (y.into_data(), grad(&x), grad(&gamma), grad(&beta))
+                };
+                let (a, b) = (run(ours), run(burns));
+                a.0.assert_approx_eq::<f32>(&b.0, close);
+                for (ours, burns) in [(a.1, b.1), (a.2, b.2), (a.3, b.3)] {
+                    match (ours, burns) {
+                        (Some(o), Some(r)) => o.assert_approx_eq::<f32>(&r, close),
+                        (o, r) => assert_eq!(o.is_some(), r.is_some()),
+                    }
+                }
+            };
+        compare(
+            &|x, _, _| silu(x).expect("autodiff over flex"),
+            &|x, _, _| activation::silu(x),
+        );
+        compare(
+            &|x, _, _| gelu(x).expect("autodiff over flex"),
+            &|x, _, _| activation::gelu(x),
+        );
+        for then_silu in [false, true] {
+            let reference = |x: Tensor<A, 4>, gamma: Tensor<A, 1>, beta: Tensor<A, 1>| {
+                let grouped = x.reshape([n, groups, c / groups * h * w]);
+                let mean = grouped.clone().mean_dim(2);
+                let centred = grouped - mean;
+                let var = centred.clone().square().mean_dim(2);
+                let normalised = (centred / (var + 1e-5).sqrt()).reshape([n, c, h, w]);
+                let y = normalised * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+                if then_silu {
+                    activation::silu(y)
+                } else {
+                    y
+                }
+            };
+            compare(
+                &|x, gamma, beta| {
+                    group_norm(x, groups, Some((gamma, beta)), 1e-5, then_silu).expect("autodiff")
+                },
+                &reference,
+            );
+        }
+    }
+
+    /// Other backends and half precision get their tensor back, unchanged; so does autodiff
+    /// over burn-flex for a group norm without affine (no recorded op).
+    #[test]
+    fn other_backends_and_dtypes_are_handed_back() {
+        let x = Tensor::<Autodiff<NdArray>, 2>::ones([2, 3], &Default::default());
+        assert_eq!(silu(x.clone()).unwrap_err().into_data(), x.into_data());
+        let half = tensor([2, 3], 1.0).cast(burn::tensor::DType::BF16);
+        assert!(gelu(half).is_err());
+        let tracked = Tensor::<Autodiff<Flex>, 4>::ones([1, 2, 2, 2], &Default::default());
+        assert!(group_norm(tracked, 1, None, 1e-5, false).is_err());
+    }
+}
