@@ -1,5 +1,6 @@
 //! Single burn-flex operations that a tiny-SD rollout spends its time in, each timed alone: the
-//! minimal reproductions behind the README's "what is burn's" list, for burn's issue tracker.
+//! minimal reproductions behind the README's "what is burn's" list, for burn's issue tracker,
+//! and beside them `bench`'s fused kernels for the same work (`bench_models::flex_kernels`).
 //! `tools/bench/flex_op_timing.py` times the same operations in PyTorch and prints both.
 //!
 //! `cargo run --release -p bench --example flex_op_timing -- 200` (repetitions). Prints one
@@ -60,7 +61,7 @@ fn main() {
         }),
     );
     record(
-        "softmax [8,8,64,77], bench's kernel",
+        "softmax [8,8,64,77] (tiny-SD cross-attention scores), bench's kernel",
         time(reps, || {
             black_box(
                 flex_kernels::softmax_last(scores.clone())
@@ -97,6 +98,24 @@ fn main() {
         "silu [8,320,32,32], bench's kernel",
         time(reps, || {
             black_box(flex_kernels::silu(feature_map.clone()).unwrap().into_data());
+        }),
+    );
+    let norm = burn::nn::GroupNormConfig::new(32, 320).init::<B>(&Default::default());
+    record(
+        "group norm (32 groups) + silu [8,320,32,32]",
+        time(reps, || {
+            black_box(silu(norm.forward(feature_map.clone())).into_data());
+        }),
+    );
+    let affine = || {
+        let gamma = norm.gamma.as_ref().expect("affine").val();
+        Some((gamma, norm.beta.as_ref().expect("affine").val()))
+    };
+    record(
+        "group norm (32 groups) + silu [8,320,32,32], bench's kernel",
+        time(reps, || {
+            let y = flex_kernels::group_norm(feature_map.clone(), 32, affine(), 1e-5, true);
+            black_box(y.unwrap().into_data());
         }),
     );
     record(

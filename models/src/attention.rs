@@ -20,9 +20,17 @@ pub fn multi_head_attention<B: Backend>(
 ) -> Tensor<B, 3> {
     let [n, lq, c] = q.dims();
     let d = c / heads;
+    // Under autodiff the heads are copied out ([`flex_kernels::contiguous`]): the backward pass
+    // then hands their gradients back in the projections' layout, where burn would copy each
+    // element through its strided iterator. Inference multiplies the views as they are.
+    let tracked = B::ad_enabled(&q.device());
     let split = |t: Tensor<B, 3>| {
         let len = t.dims()[1];
-        t.reshape([n, len, heads, d]).swap_dims(1, 2)
+        let heads = t.reshape([n, len, heads, d]).swap_dims(1, 2);
+        match tracked {
+            true => flex_kernels::contiguous(heads),
+            false => heads,
+        }
     };
     // Scaled before the split: the same products, on a contiguous tensor (a strided one goes
     // through burn-flex's generic strided iterator).

@@ -1,6 +1,7 @@
 """Single tensor operations, burn-flex against PyTorch on this CPU: the minimal reproductions
 behind the README's list of what in the tiny-SD gap is burn's (scalar exp/erf, the fused
-attention's naive path, strided and stride-0-broadcast element-wise operations).
+attention's naive path, strided and stride-0-broadcast element-wise operations), and bench's
+fused kernels (models/src/flex_kernels) where it has one for the operation.
 
 Run from the repository root, with the fixture venv (tools/fixtures/README.md) and after
 `cargo build --release -p bench --example flex_op_timing`:
@@ -41,10 +42,12 @@ def main():
     both, a, b = r(8, 64, 256), r(8, 64, 128), r(8, 64, 128)
     g = r(1, 320, 1, 1)
     gn = g.repeat(8, 1, 1, 1)
+    w320, b320 = torch.ones(320), torch.zeros(320)
     ops = {
         "softmax [8,8,64,77] (tiny-SD cross-attention scores)": lambda: scores.softmax(3),
         "softmax [8,8,256,256]": lambda: big.softmax(3),
         "silu [8,320,32,32]": lambda: F.silu(fmap),
+        "group norm (32 groups) + silu [8,320,32,32]": lambda: F.silu(F.group_norm(fmap, 32, w320, b320)),
         "exp [8,320,32,32]": lambda: fmap.exp(),
         "gelu [8,1024,1280]": lambda: F.gelu(tokens),
         "attention fused [8,8,64,8]x[8,8,77,8]": lambda: F.scaled_dot_product_attention(q, k, v),
@@ -65,11 +68,14 @@ def main():
     burn = json.loads(out)
     print(f"CPU threads: torch {torch.get_num_threads()}, burn {burn['threads']}; "
           f"medians of {args.reps} after a warm-up")
-    print(f"| operation | PyTorch {torch.__version__.split('+')[0]} (µs) | burn flex (µs) | burn / PyTorch |")
-    print("|---|---|---|---|")
+    print(f"| operation | PyTorch {torch.__version__.split('+')[0]} (µs) | burn flex (µs) | burn / PyTorch "
+          f"| bench's kernel (µs) | kernel / PyTorch |")
+    print("|---|---|---|---|---|---|")
     for name, t in ours_torch.items():
         f = burn["us"][name]
-        print(f"| {name} | {t:.1f} | {f:.1f} | {f / t:.2f} |")
+        kernel = burn["us"].get(f"{name}, bench's kernel")
+        fused = f"| {kernel:.1f} | {kernel / t:.2f} |" if kernel is not None else "| | |"
+        print(f"| {name} | {t:.1f} | {f:.1f} | {f / t:.2f} {fused}")
     rows = torch.randn(64, 512) + 100.0
     exact = F.layer_norm(rows.double(), (512,), eps=1e-5)
     torch_err = (F.layer_norm(rows, (512,), eps=1e-5).double() - exact).abs().max().item()

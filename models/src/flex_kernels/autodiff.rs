@@ -16,11 +16,13 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{Backend, BackendTypes};
+use burn::tensor::TensorData;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
-use burn_flex::FlexTensor;
+use burn_flex::{FlexTensor, Layout};
 
 use super::dispatch::{from_values, row_major, values};
 use super::group_norm::{group_norm_backward, Affine};
+use super::layout_copy::{dense_permutation, into_memory_order};
 use super::softmax::{softmax_backward_rows, softmax_rows};
 use super::vector_math;
 
@@ -168,22 +170,41 @@ pub(crate) fn softmax_last(strategy: Strategy, x: Tracked) -> Tracked {
     record(strategy, Softmax, [&x], output.clone(), output)
 }
 
-/// A row-major copy: the identity for gradients.
+/// A row-major copy: the identity for gradients, whose gradient goes back laid out as the
+/// input was (when that is a permuted dense layout), so that the view operations before it
+/// (`swap_dims`, then a `reshape` in the backward pass) find it contiguous instead of copying
+/// it element by element.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Contiguous;
 
 impl Backward<Flex, 1> for Contiguous {
-    type State = ();
+    /// The input's layout.
+    type State = Layout;
 
-    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| grad);
+    fn backward(self, ops: Ops<Layout, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let input = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let shape: Vec<usize> = input.shape().iter().copied().collect();
+            let Some(order) = dense_permutation(&shape, input.strides()) else {
+                return grad;
+            };
+            if order.windows(2).all(|w| w[0] < w[1]) {
+                return grad;
+            }
+            let grad = row_major(grad);
+            let memory = into_memory_order(values(&grad), &shape, &order);
+            let memory_shape: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+            let layout = Layout::new(input.shape().clone(), input.strides().to_vec(), 0);
+            FlexTensor::from_data(TensorData::new(memory, memory_shape)).with_layout(layout)
+        });
     }
 }
 
 /// `x` copied into row-major order ([`row_major`]), recorded as the identity.
 pub(crate) fn contiguous(strategy: Strategy, x: Tracked) -> Tracked {
+    let layout = x.primitive.layout().clone();
     let output = row_major(x.primitive.clone());
-    record(strategy, Contiguous, [&x], (), output)
+    record(strategy, Contiguous, [&x], layout, output)
 }
 
 /// A group norm with its affine (and SiLU after it, when `silu`).

@@ -37,20 +37,29 @@ pub(crate) fn copy_row_major(view: &View<'_>) -> Option<Vec<f32>> {
     } else {
         return None;
     };
-    let (outer_shape, inner) = match plan {
-        Plan::Runs => (
-            &shape[..rank.saturating_sub(1)],
-            shape.last().copied().unwrap_or(1),
+    // A block: for runs, the runs along the innermost outer dimension (`m` runs `stride`
+    // apart, so that the outer offset is computed once per `m` runs); for tiles, one
+    // transpose.
+    let (outer_shape, inner, m, stride) = match plan {
+        Plan::Runs if rank >= 2 => (
+            &shape[..rank - 2],
+            shape[rank - 1],
+            shape[rank - 2],
+            strides[rank - 2],
         ),
-        Plan::Tiles => (&shape[..rank - 2], shape[rank - 2] * shape[rank - 1]),
+        Plan::Runs => (&shape[..0], shape.last().copied().unwrap_or(1), 1, 0),
+        Plan::Tiles => (&shape[..rank - 2], shape[rank - 2] * shape[rank - 1], 1, 0),
     };
     let outer_strides = &strides[..outer_shape.len()];
     let block = |(index, dst): (usize, &mut [MaybeUninit<f32>])| {
         let base = view.offset + source_offset(index, outer_shape, outer_strides);
         match plan {
             Plan::Runs => {
-                for (d, s) in dst.iter_mut().zip(&view.src[base..base + inner]) {
-                    d.write(*s);
+                for (j, run) in dst.chunks_mut(inner).enumerate() {
+                    let start = base + j * stride;
+                    for (d, s) in run.iter_mut().zip(&view.src[start..start + inner]) {
+                        d.write(*s);
+                    }
                 }
             }
             Plan::Tiles => transpose(
@@ -63,6 +72,7 @@ pub(crate) fn copy_row_major(view: &View<'_>) -> Option<Vec<f32>> {
             ),
         }
     };
+    let inner = inner * m;
     let spare = &mut out.spare_capacity_mut()[..count];
     if inner > 0 {
         if count < PARALLEL_MIN {
@@ -72,9 +82,58 @@ pub(crate) fn copy_row_major(view: &View<'_>) -> Option<Vec<f32>> {
         }
     }
     // SAFETY: the blocks tile `0..count` (each of the `count / inner` outer indices writes its
-    // `inner` elements: every run element, every (row, column) of a transpose).
+    // `inner` elements: `m` whole runs, or every (row, column) of a transpose).
     unsafe { out.set_len(count) };
     Some(out)
+}
+
+/// For a layout that is a permutation of a dense one (`swap_dims`, `permute` of a contiguous
+/// tensor: every element once, no gaps), the order of its dimensions from the outermost in
+/// memory to the innermost; `None` for any other layout.
+pub(crate) fn dense_permutation(shape: &[usize], strides: &[isize]) -> Option<Vec<usize>> {
+    let mut order: Vec<usize> = (0..shape.len()).collect();
+    // Outermost first; size-1 dimensions (any stride) anywhere consistent.
+    order.sort_by_key(|&d| {
+        (
+            std::cmp::Reverse(if shape[d] == 1 { 0 } else { strides[d] }),
+            d,
+        )
+    });
+    let mut expected = 1isize;
+    for &d in order.iter().rev() {
+        if shape[d] != 1 && strides[d] != expected {
+            return None;
+        }
+        expected *= shape[d] as isize;
+    }
+    Some(order)
+}
+
+/// The row-major `values` of a tensor of `shape`, rearranged into the memory order `order`
+/// (from [`dense_permutation`]): the buffer of a tensor with that permuted layout.
+pub(crate) fn into_memory_order(values: &[f32], shape: &[usize], order: &[usize]) -> Vec<f32> {
+    let mut strides = vec![1usize; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    let view_shape: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+    let view_strides: Vec<usize> = order.iter().map(|&d| strides[d]).collect();
+    let view = View {
+        src: values,
+        offset: 0,
+        shape: &view_shape,
+        strides: &view_strides,
+    };
+    copy_row_major(&view).unwrap_or_else(|| gather(&view))
+}
+
+/// The view's elements in row-major order, one at a time (layouts [`copy_row_major`] does
+/// not take).
+fn gather(view: &View<'_>) -> Vec<f32> {
+    let count: usize = view.shape.iter().product();
+    (0..count)
+        .map(|i| view.src[view.offset + source_offset(i, view.shape, view.strides)])
+        .collect()
 }
 
 #[derive(Clone, Copy)]
@@ -141,10 +200,30 @@ mod tests {
 
     /// The element-by-element definition.
     fn reference(view: &View<'_>) -> Vec<f32> {
-        let count: usize = view.shape.iter().product();
-        (0..count)
-            .map(|i| view.src[view.offset + source_offset(i, view.shape, view.strides)])
-            .collect()
+        gather(view)
+    }
+
+    /// A swapped view's gradient laid out in the view's memory order reads back, through the
+    /// view's strides, as the row-major gradient; gapped and overlapping layouts are refused.
+    #[test]
+    fn gradients_go_back_in_the_views_memory_order() {
+        // [2, 3, 4] contiguous, dims 0 and 2 swapped: shape [4, 3, 2], strides [1, 4, 12].
+        let (shape, strides) = ([4usize, 3, 2], [1isize, 4, 12]);
+        let order = dense_permutation(&shape, &strides).expect("a permutation");
+        assert_eq!(order, [2, 1, 0]);
+        let grad: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let memory = into_memory_order(&grad, &shape, &order);
+        for (i, &g) in grad.iter().enumerate() {
+            let (a, b, c) = (i / 6, i / 2 % 3, i % 2);
+            let at = a as isize * strides[0] + b as isize * strides[1] + c as isize * strides[2];
+            assert_eq!(memory[at as usize], g);
+        }
+        assert!(dense_permutation(&[4, 5], &[10, 2]).is_none());
+        assert!(dense_permutation(&[4, 5], &[0, 1]).is_none());
+        assert_eq!(
+            dense_permutation(&[3, 1, 2], &[2, 99, 1]),
+            Some(vec![0, 2, 1])
+        );
     }
 
     /// Permutations of 3-d and 4-d tensors (with offsets, size-1 and empty dims, serial and

@@ -25,36 +25,28 @@ pub(crate) fn softmax_rows(xs: &mut [f32], row_len: usize) {
 
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn softmax_row(row: &mut [f32]) {
-    // Eight independent partial maxima and sums, so that both reductions vectorise.
-    let mut maxima = [f32::NEG_INFINITY; 8];
-    let mut chunks = row.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (m, &x) in maxima.iter_mut().zip(chunk) {
-            *m = m.max(x);
-        }
-    }
-    let max = chunks
-        .remainder()
-        .iter()
-        .chain(&maxima)
-        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let mut lanes = [0f32; 8];
-    let mut chunks = row.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *x = exp(*x - max);
-            *lane += *x;
-        }
-    }
-    let mut sum: f32 = lanes.iter().sum();
-    for x in chunks.into_remainder() {
+    let max = lane_fold(row, f32::NEG_INFINITY, f32::max);
+    for x in row.iter_mut() {
         *x = exp(*x - max);
-        sum += *x;
     }
-    let inverse = 1.0 / sum;
+    let inverse = 1.0 / lane_fold(row, 0.0, |a, b| a + b);
     for x in row.iter_mut() {
         *x *= inverse;
     }
+}
+
+/// `fold` of `xs` in eight independent lanes (so that it vectorises), then across them.
+#[inline(always)]
+fn lane_fold(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(init, |a, &x| f(a, x));
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = f(*lane, x);
+        }
+    }
+    lanes.iter().fold(tail, |a, &x| f(a, x))
 }
 
 /// Softmax's input gradient from its output `y` and the output's gradient, in place over
