@@ -5,10 +5,9 @@ use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::vector_math::{exp, silu_scalar};
+use super::PARALLEL_MIN;
 
-/// Below this many elements the groups are normalised on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
+use super::vector_math::{exp, silu_scalar};
 
 /// The per-channel affine of a group norm: `γ` and `β`, each one value per channel.
 pub(crate) struct Affine<'a> {

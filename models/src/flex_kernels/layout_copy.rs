@@ -10,8 +10,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-/// Below this many elements the copy runs on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
+use super::PARALLEL_MIN;
+
 /// Side of the square tiles a transposing copy moves at a time (a tile of f32 fits L1).
 const TILE: usize = 32;
 

@@ -1,5 +1,6 @@
-//! Fused, vectorised CPU kernels for the inference backend (burn-flex), where burn-flex 0.21's
-//! own ops are the measured bottleneck of a rollout.
+//! Fused, vectorised CPU kernels for burn-flex and autodiff over it (the CPU inference and
+//! training backends), where burn-flex 0.21's own ops are the measured bottleneck of a rollout
+//! and of a LoRA training step.
 //!
 //! burn-flex runs `exp`, `sigmoid` and `erf` as scalar libm calls on one thread
 //! (`unary_op`), and a group norm composed of burn ops takes nine passes over the activations,
@@ -14,11 +15,12 @@
 //! - [`contiguous`]: permuted views copied by runs or tiles, not element by element;
 //! - [`softmax_last`] (burn-flex's fused softmax calls the scalar `exp` per element).
 //!
-//! They apply only where `B` *is* burn-flex (not autodiff over it: the training step keeps
-//! burn's ops and their backward passes) and the tensor is f32; everything else (CUDA,
-//! half precision, autodiff) gets the burn composition, through the `Err` of [`flex_f32`]. The
-//! results equal burn's to float rounding (unit tests; the parity tests against diffusers run
-//! through these kernels).
+//! They apply where `B` is burn-flex, or autodiff over it (each kernel then recorded as one
+//! operation with its own backward pass, `autodiff.rs`), and the tensor is f32; everything else
+//! (CUDA, half precision, other backends) gets the tensor back (`Err`) and the networks use
+//! burn's ops. The choice is a type check (`dispatch.rs`), so model code stays generic. The
+//! results equal burn's to float rounding (unit tests, gradients included; the parity tests
+//! against diffusers run through these kernels).
 
 mod autodiff;
 mod dispatch;
@@ -26,6 +28,10 @@ mod group_norm;
 mod layout_copy;
 mod softmax;
 mod vector_math;
+
+/// Below this many elements a kernel runs on the calling thread: waking rayon's workers costs
+/// more than the work (a tiny-SD group norm has 16K elements).
+const PARALLEL_MIN: usize = 1 << 16;
 
 use burn::tensor::{backend::Backend, Tensor};
 use burn_flex::FlexTensor;

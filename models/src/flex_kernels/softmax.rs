@@ -3,10 +3,9 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::vector_math::exp;
+use super::PARALLEL_MIN;
 
-/// Below this many elements the rows are done on the calling thread.
-const PARALLEL_MIN: usize = 1 << 16;
+use super::vector_math::exp;
 
 /// Softmax of every `row_len`-long row of `xs`, in place: `exp(x − max)` over its sum, as
 /// torch's. A row of −∞ only is NaN (as torch's); −∞ entries of other rows are 0.

@@ -12,9 +12,8 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-/// Below this many elements a kernel runs on the calling thread: waking rayon's workers costs
-/// more than the work (a tiny-SD group norm has 16K elements).
-const PARALLEL_MIN: usize = 1 << 16;
+use super::PARALLEL_MIN;
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
