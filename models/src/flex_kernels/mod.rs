@@ -33,11 +33,9 @@ mod vector_math;
 /// more than the work (a tiny-SD group norm has 16K elements).
 const PARALLEL_MIN: usize = 1 << 16;
 
-use burn::tensor::{backend::Backend, Tensor};
-use burn_flex::FlexTensor;
-
 use autodiff::tracked_f32;
-use dispatch::{flex_f32, into_tensor, row_major, values};
+use burn::tensor::{backend::Backend, Tensor};
+use dispatch::{flex_f32, from_values, into_tensor, row_major, values};
 
 /// `x` laid out in row-major order (a view after `swap_dims` copied), so that a `reshape`
 /// after it is free: on burn-flex by runs or tiles ([`layout_copy`]), elsewhere `x` itself
@@ -101,6 +99,14 @@ pub fn group_norm<B: Backend>(
     eps: f64,
     silu: bool,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    // Shapes the kernel cannot normalise are handed back (burn's ops then report them).
+    let channels = x.dims()[1];
+    let affine_fits = affine
+        .as_ref()
+        .is_none_or(|(gamma, beta)| gamma.dims() == [channels] && beta.dims() == [channels]);
+    if groups == 0 || channels % groups != 0 || !affine_fits {
+        return Err(x);
+    }
     let x = match flex_f32(x) {
         Ok(x) => {
             let values = |p: Tensor<B, 1>| p.into_data().iter::<f32>().collect::<Vec<f32>>();
@@ -147,12 +153,9 @@ fn elementwise<B: Backend, const D: usize>(
         kernel(values);
         return Ok(into_tensor(t));
     }
-    let mut values = t.as_slice::<f32>().expect("contiguous f32").to_vec();
-    kernel(&mut values);
-    let shape: Vec<usize> = t.layout().shape().iter().copied().collect();
-    Ok(into_tensor(FlexTensor::from_data(
-        burn::tensor::TensorData::new(values, shape),
-    )))
+    let mut copy = values(&t).to_vec();
+    kernel(&mut copy);
+    Ok(into_tensor(from_values(copy, &t)))
 }
 
 #[cfg(test)]
@@ -316,8 +319,34 @@ mod tests {
         }
     }
 
-    /// Other backends and half precision get their tensor back, unchanged; so does autodiff
-    /// over burn-flex for a group norm without affine (no recorded op).
+    /// A NaN poisons exactly what it feeds (its group, its softmax row, its element), as in
+    /// burn's ops and PyTorch's: no kernel masks it or lets it spread further.
+    #[test]
+    fn nan_reaches_what_it_feeds_and_nothing_else() {
+        let mut values = wave(2 * 4 * 3, 1.0);
+        values[0] = f32::NAN;
+        let x = Tensor::<Flex, 4>::from_data(
+            TensorData::new(values, [2, 4, 3, 1]),
+            &Default::default(),
+        );
+        let nan = |t: Tensor<Flex, 4>| -> Vec<bool> {
+            t.into_data().iter::<f32>().map(f32::is_nan).collect()
+        };
+        let normed = nan(group_norm(x.clone(), 2, None, 1e-5, true).unwrap());
+        assert!(normed[..6].iter().all(|&n| n) && !normed[6..].iter().any(|&n| n));
+        let soft = nan(softmax_last(x.clone().reshape([2, 4, 1, 3]))
+            .unwrap()
+            .reshape([2, 4, 3, 1]));
+        assert!(soft[..3].iter().all(|&n| n) && !soft[3..].iter().any(|&n| n));
+        for f in [silu::<Flex, 4>, gelu::<Flex, 4>] {
+            let out = nan(f(x.clone()).unwrap());
+            assert!(out[0] && !out[1..].iter().any(|&n| n));
+        }
+    }
+
+    /// Other backends and half precision get their tensor back, unchanged; so do autodiff over
+    /// burn-flex for a group norm without affine (no recorded op) and shapes the group norm
+    /// cannot take.
     #[test]
     fn other_backends_and_dtypes_are_handed_back() {
         let x = Tensor::<Autodiff<NdArray>, 2>::ones([2, 3], &Default::default());
@@ -326,5 +355,13 @@ mod tests {
         assert!(gelu(half).is_err());
         let tracked = Tensor::<Autodiff<Flex>, 4>::ones([1, 2, 2, 2], &Default::default());
         assert!(group_norm(tracked, 1, None, 1e-5, false).is_err());
+        // Groups that do not divide the channels, or an affine of the wrong length: handed
+        // back, not indexed out of bounds.
+        let x = tensor([1, 6, 2, 2], 1.0);
+        assert!(group_norm(x.clone(), 4, None, 1e-5, true).is_err());
+        assert!(group_norm(x.clone(), 0, None, 1e-5, true).is_err());
+        let short = Some((tensor([5], 1.0), tensor([5], 1.0)));
+        assert!(group_norm(x.clone(), 3, short, 1e-5, true).is_err());
+        assert!(group_norm(x, 3, None, 1e-5, true).is_ok());
     }
 }
