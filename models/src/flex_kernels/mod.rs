@@ -104,7 +104,7 @@ pub fn group_norm<B: Backend>(
     let affine_fits = affine
         .as_ref()
         .is_none_or(|(gamma, beta)| gamma.dims() == [channels] && beta.dims() == [channels]);
-    if groups == 0 || channels % groups != 0 || !affine_fits {
+    if groups == 0 || !channels.is_multiple_of(groups) || !affine_fits {
         return Err(x);
     }
     let x = match flex_f32(x) {
