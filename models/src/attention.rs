@@ -20,6 +20,18 @@ pub fn multi_head_attention<B: Backend>(
 ) -> Tensor<B, 3> {
     let [n, lq, c] = q.dims();
     let d = c / heads;
+    let scale = (d as f64).powf(-0.5);
+    // Unmasked attention on the CPU backends (inference and autodiff over it): one fused
+    // kernel ([`flex_kernels::attention`]), no scores materialised, no head copies. Masked
+    // attention (CLIP's causal text encoder, BERT's padding) and the other backends compose
+    // burn's ops below.
+    let (q, k, v) = match mask {
+        Some(_) => (q, k, v),
+        None => match flex_kernels::attention(q, k, v, heads, scale) {
+            Ok(out) => return out,
+            Err(qkv) => qkv,
+        },
+    };
     // Under autodiff the heads are copied out ([`flex_kernels::contiguous`]): the backward pass
     // then hands their gradients back in the projections' layout, where burn would copy each
     // element through its strided iterator. Inference multiplies the views as they are.
@@ -34,7 +46,7 @@ pub fn multi_head_attention<B: Backend>(
     };
     // Scaled before the split: the same products, on a contiguous tensor (a strided one goes
     // through burn-flex's generic strided iterator).
-    let q = split(q * (d as f64).powf(-0.5));
+    let q = split(q * scale);
     let mut scores = q.matmul(split(k).swap_dims(2, 3));
     if let Some(mask) = mask {
         scores = scores.mask_fill(mask.unsqueeze_dim(1), f32::NEG_INFINITY);

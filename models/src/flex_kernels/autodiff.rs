@@ -20,7 +20,8 @@ use burn::tensor::TensorData;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
-use super::dispatch::{from_values, row_major, values};
+use super::attention::{self, attention_backward};
+use super::dispatch::{from_shape, from_values, row_major, values};
 use super::group_norm::{group_norm_backward, Affine};
 use super::layout_copy::{dense_permutation, into_memory_order};
 use super::softmax::{softmax_backward_rows, softmax_rows};
@@ -42,17 +43,9 @@ pub(crate) enum Strategy {
 pub(crate) fn tracked_f32<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<(Strategy, Tracked), Tensor<B, D>> {
-    let b = TypeId::of::<B>();
-    let strategy = if b == TypeId::of::<Autodiff<Flex>>() {
-        Strategy::None
-    } else if b == TypeId::of::<Autodiff<Flex, BalancedCheckpointing>>() {
-        Strategy::Balanced
-    } else {
+    let Some(strategy) = strategy::<B>().filter(|_| x.dtype() == DType::F32) else {
         return Err(x);
     };
-    if x.dtype() != DType::F32 {
-        return Err(x);
-    }
     match x.into_primitive() {
         TensorPrimitive::Float(p) => {
             let any: Box<dyn Any> = Box::new(p);
@@ -60,6 +53,23 @@ pub(crate) fn tracked_f32<B: Backend, const D: usize>(
             Ok((strategy, t))
         }
         quantized => Err(Tensor::from_primitive(quantized)),
+    }
+}
+
+/// Whether [`tracked_f32`] would take `x`.
+pub(crate) fn is_tracked_f32<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    strategy::<B>().is_some() && x.dtype() == DType::F32
+}
+
+/// `B`'s checkpointing strategy when `B` is autodiff over burn-flex.
+fn strategy<B: Backend>() -> Option<Strategy> {
+    let b = TypeId::of::<B>();
+    if b == TypeId::of::<Autodiff<Flex>>() {
+        Some(Strategy::None)
+    } else if b == TypeId::of::<Autodiff<Flex, BalancedCheckpointing>>() {
+        Some(Strategy::Balanced)
+    } else {
+        None
     }
 }
 
@@ -248,4 +258,35 @@ impl Backward<Flex, 3> for GroupNorm {
             }
         }
     }
+}
+
+/// Multi-head attention (`attention.rs`) of `q`, `k`, `v`; its backward pass recomputes the
+/// probabilities instead of keeping them (one `[Lk, 64]` block at a time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attention(pub attention::Shape);
+
+impl Backward<Flex, 3> for Attention {
+    /// `q`, `k` and `v`, row-major.
+    type State = [FlexTensor; 3];
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [q, k, v] = ops.state;
+        let dout = row_major(grads.consume::<Flex>(&ops.node));
+        let g = attention_backward(values(&q), values(&k), values(&v), values(&dout), self.0);
+        for ((parent, values), like) in ops.parents.into_iter().zip(g).zip([&q, &k, &v]) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, from_values(values, like));
+            }
+        }
+    }
+}
+
+/// Multi-head attention recorded with its backward pass.
+pub(crate) fn attention(strategy: Strategy, qkv: [Tracked; 3], shape: attention::Shape) -> Tracked {
+    let inputs = qkv.each_ref().map(|t| row_major(t.primitive.clone()));
+    let [q, k, v] = inputs.each_ref().map(values);
+    let out = attention::attention(q, k, v, shape);
+    let output = from_shape(out, [shape.n, shape.lq, shape.heads * shape.dv]);
+    let [q, k, v] = &qkv;
+    record(strategy, Attention(shape), [q, k, v], inputs, output)
 }

@@ -15,9 +15,7 @@ use super::layout_copy::{copy_row_major, View};
 pub(crate) fn flex_f32<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<FlexTensor, Tensor<B, D>> {
-    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<FlexTensor>()
-        || x.dtype() != DType::F32
-    {
+    if !is_flex_f32(&x) {
         return Err(x);
     }
     match x.into_primitive() {
@@ -30,6 +28,11 @@ pub(crate) fn flex_f32<B: Backend, const D: usize>(
         }
         quantized => Err(Tensor::from_primitive(quantized)),
     }
+}
+
+/// Whether [`flex_f32`] would take `x`.
+pub(crate) fn is_flex_f32<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>() && x.dtype() == DType::F32
 }
 
 /// A tensor of `B` from `B`'s own float primitive `P` (burn-flex's tensor where [`flex_f32`]
@@ -50,7 +53,12 @@ pub(crate) fn values(t: &FlexTensor) -> &[f32] {
 /// A tensor of `like`'s shape holding `values`.
 pub(crate) fn from_values(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
     let shape: Vec<usize> = like.layout().shape().iter().copied().collect();
-    FlexTensor::from_data(TensorData::new(values, shape))
+    from_shape(values, shape)
+}
+
+/// A row-major tensor of `shape` holding `values`.
+pub(crate) fn from_shape(values: Vec<f32>, shape: impl Into<Vec<usize>>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 
 /// `t` laid out contiguously from offset 0 over exactly its elements, so that its storage is

@@ -22,6 +22,7 @@
 //! results equal burn's to float rounding (unit tests, gradients included; the parity tests
 //! against diffusers run through these kernels).
 
+mod attention;
 mod autodiff;
 mod dispatch;
 mod group_norm;
@@ -35,7 +36,7 @@ const PARALLEL_MIN: usize = 1 << 16;
 
 use autodiff::tracked_f32;
 use burn::tensor::{backend::Backend, Tensor};
-use dispatch::{flex_f32, from_values, into_tensor, row_major, values};
+use dispatch::{flex_f32, from_shape, from_values, into_tensor, is_flex_f32, row_major, values};
 
 /// `x` laid out in row-major order (a view after `swap_dims` copied), so that a `reshape`
 /// after it is free: on burn-flex by runs or tiles ([`layout_copy`]), elsewhere `x` itself
@@ -140,6 +141,49 @@ pub fn group_norm<B: Backend>(
     let op = autodiff::GroupNorm { groups, eps, silu };
     let tracked = autodiff::record(strategy, op, [&x, &gamma, &beta], (input, g, b), output);
     Ok(into_tensor(tracked))
+}
+
+/// Multi-head attention `softmax(scale·q·kᵀ)·v` of projected queries `[N, Lq, heads·d]`
+/// against keys `[N, Lk, heads·d]` and values `[N, Lk, heads·dv]`, heads concatenated in the
+/// result `[N, Lq, heads·dv]`, the scores never materialised (`attention.rs`); on burn-flex
+/// in f32, and with its backward pass on autodiff over it; `Err` with the three tensors on
+/// any other backend or dtype.
+#[allow(clippy::type_complexity)]
+pub fn attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    scale: f64,
+) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
+    let ([n, lq, c], [kn, lk, kc], [vn, vk, cv]) = (q.dims(), k.dims(), v.dims());
+    let fits = heads > 0
+        && (kn, kc, vn, vk) == (n, c, n, lk)
+        && c.is_multiple_of(heads)
+        && cv.is_multiple_of(heads);
+    let shape = attention::Shape {
+        n,
+        lq,
+        lk,
+        heads,
+        d: c / heads.max(1),
+        dv: cv / heads.max(1),
+        scale: scale as f32,
+    };
+    let qkv = [q, k, v];
+    if fits && qkv.iter().all(is_flex_f32) {
+        let [q, k, v] = qkv.map(|t| flex_f32(t).expect("checked above"));
+        let out = attention::attention(values(&q), values(&k), values(&v), shape);
+        return Ok(into_tensor(from_shape(out, [n, lq, cv])));
+    }
+    if fits && qkv.iter().all(autodiff::is_tracked_f32) {
+        let tracked = qkv.map(|t| tracked_f32(t).expect("checked above"));
+        let strategy = tracked[0].0;
+        let out = autodiff::attention(strategy, tracked.map(|(_, t)| t), shape);
+        return Ok(into_tensor(out));
+    }
+    let [q, k, v] = qkv;
+    Err((q, k, v))
 }
 
 /// `kernel` over a copy of the tensor's elements, or over them in place when nothing else
@@ -347,6 +391,56 @@ mod tests {
     /// Other backends and half precision get their tensor back, unchanged; so do autodiff over
     /// burn-flex for a group norm without affine (no recorded op) and shapes the group norm
     /// cannot take.
+    /// The fused attention (two query blocks, the second ragged; value width unlike the
+    /// keys') against burn's ops composed, outputs and the gradients of q, k and v, with the
+    /// keys untracked once (a frozen text context's).
+    #[test]
+    fn recorded_attention_has_burns_gradients() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        let (n, lq, lk, heads, d, dv) = (2, 70, 9, 3, 4, 5);
+        let scale = 0.5;
+        let reference = |q: Tensor<A, 3>, k: Tensor<A, 3>, v: Tensor<A, 3>| {
+            let split =
+                |t: Tensor<A, 3>, len, width| t.reshape([n, len, heads, width]).swap_dims(1, 2);
+            let scores = split(q, lq, d).matmul(split(k, lk, d).swap_dims(2, 3)) * scale;
+            let out = activation::softmax(scores, 3).matmul(split(v, lk, dv));
+            out.swap_dims(1, 2).reshape([n, lq, heads * dv])
+        };
+        let fused = |q, k, v| attention(q, k, v, heads, scale).expect("autodiff over flex");
+        let close = Tolerance::absolute(1e-5).set_relative(1e-5);
+        for track_keys in [true, false] {
+            let run = |f: &dyn Fn(Tensor<A, 3>, Tensor<A, 3>, Tensor<A, 3>) -> Tensor<A, 3>| {
+                let input = |shape: [usize; 3], scale: f32| {
+                    let x = tensor(shape, scale);
+                    Tensor::<A, 3>::from_data(x.into_data(), &device)
+                };
+                let q = input([n, lq, heads * d], 2.0).require_grad();
+                let k = input([n, lk, heads * d], 1.5);
+                let k = if track_keys { k.require_grad() } else { k };
+                let v = input([n, lk, heads * dv], 1.0).require_grad();
+                let y = f(q.clone(), k.clone(), v.clone());
+                let weights = input([n, lq, heads * dv], 0.7);
+                let grads = (y.clone() * weights).sum().backward();
+                let grad = |t: &Tensor<A, 3>| t.grad(&grads).map(|g| g.into_data());
+                (y.into_data(), [grad(&q), grad(&k), grad(&v)])
+            };
+            let (ours, burns) = (run(&fused), run(&reference));
+            ours.0.assert_approx_eq::<f32>(&burns.0, close);
+            for (o, r) in ours.1.into_iter().zip(burns.1) {
+                match (o, r) {
+                    (Some(o), Some(r)) => o.assert_approx_eq::<f32>(&r, close),
+                    (o, r) => assert_eq!((o.is_some(), r.is_some()), (track_keys, track_keys)),
+                }
+            }
+        }
+        // Heads that do not divide the channels, another backend: handed back.
+        let q = tensor([1, 4, 6], 1.0);
+        assert!(attention(q.clone(), q.clone(), q.clone(), 4, 1.0).is_err());
+        let x = Tensor::<NdArray, 3>::ones([1, 2, 4], &Default::default());
+        assert!(attention(x.clone(), x.clone(), x, 2, 1.0).is_err());
+    }
+
     #[test]
     fn other_backends_and_dtypes_are_handed_back() {
         let x = Tensor::<Autodiff<NdArray>, 2>::ones([2, 3], &Default::default());
