@@ -166,6 +166,43 @@ fn main() {
             black_box(softmax(s, 3).matmul(v.clone()).into_data());
         }),
     );
+    // bench's kernel reads the heads from the projections' `[N, L, heads·d]` layout.
+    let heads_merged = |t: &Tensor<B, 4>| {
+        let [n, h, l, d] = t.dims();
+        t.clone().swap_dims(1, 2).reshape([n, l, h * d]).into_data()
+    };
+    let [qm, km, vm] =
+        [&q, &k, &v].map(|t| Tensor::<B, 3>::from_data(heads_merged(t), &Default::default()));
+    record(
+        "attention fused [8,8,64,8]x[8,8,77,8], bench's kernel",
+        time(reps, || {
+            let o = flex_kernels::attention(qm.clone(), km.clone(), vm.clone(), 8, 8f64.powf(-0.5));
+            black_box(o.unwrap().into_data());
+        }),
+    );
+    // Self-attention of SD's first block at 256² (32² latent tokens, 40-wide heads).
+    let (q, k, v) = (
+        random([2, 8, 1024, 40]),
+        random([2, 8, 1024, 40]),
+        random([2, 8, 1024, 40]),
+    );
+    let scale = 40f64.powf(-0.5);
+    record(
+        "attention [2,8,1024,40] (SD 256² first-block self-attention), burn: matmul+softmax+matmul",
+        time(reps, || {
+            let s = (q.clone() * scale).matmul(k.clone().swap_dims(2, 3));
+            black_box(softmax(s, 3).matmul(v.clone()).into_data());
+        }),
+    );
+    let [qm, km, vm] =
+        [&q, &k, &v].map(|t| Tensor::<B, 3>::from_data(heads_merged(t), &Default::default()));
+    record(
+        "attention [2,8,1024,40] (SD 256² first-block self-attention), burn: matmul+softmax+matmul, bench's kernel",
+        time(reps, || {
+            let o = flex_kernels::attention(qm.clone(), km.clone(), vm.clone(), 8, scale);
+            black_box(o.unwrap().into_data());
+        }),
+    );
 
     // Element-wise products of strided views (halves of the last dim, as GEGLU's chunk makes)
     // take burn-flex's generic strided iterator; contiguous operands take its SIMD kernel.

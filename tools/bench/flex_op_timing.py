@@ -39,6 +39,7 @@ def main():
     scores, big = r(8, 8, 64, 77), r(8, 8, 256, 256)
     fmap, tokens = r(8, 320, 32, 32), r(8, 1024, 1280)
     q, k, v = r(8, 8, 64, 8), r(8, 8, 77, 8), r(8, 8, 77, 8)
+    q2, k2, v2 = r(2, 8, 1024, 40), r(2, 8, 1024, 40), r(2, 8, 1024, 40)
     both, a, b = r(8, 64, 256), r(8, 64, 128), r(8, 64, 128)
     g = r(1, 320, 1, 1)
     gn = g.repeat(8, 1, 1, 1)
@@ -54,6 +55,7 @@ def main():
         "attention matmul+softmax+matmul, same shapes": lambda: (
             (q * 8**-0.5) @ k.transpose(2, 3)
         ).softmax(3) @ v,
+        "attention [2,8,1024,40] (SD 256² first-block self-attention), burn: matmul+softmax+matmul": lambda: F.scaled_dot_product_attention(q2, k2, v2),
         "mul of last-dim halves [8,64,256] (strided)": lambda: both[..., :128] * both[..., 128:],
         "mul contiguous [8,64,128]": lambda: a * b,
         "x[8,320,32,32] * g[1,320,1,1]": lambda: fmap * g,
