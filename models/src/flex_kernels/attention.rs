@@ -30,6 +30,21 @@ pub(crate) struct Shape {
     pub scale: f32,
 }
 
+impl Shape {
+    /// The channels of the queries and keys, and of the values: `heads·d`, `heads·dv`.
+    fn widths(&self) -> (usize, usize) {
+        (self.heads * self.d, self.heads * self.dv)
+    }
+
+    /// Panics unless the slices hold this problem's queries, keys and values.
+    fn check(&self, q: &[f32], k: &[f32], v: &[f32]) {
+        let (c, cv) = self.widths();
+        assert_eq!(q.len(), self.n * self.lq * c, "queries");
+        assert_eq!(k.len(), self.n * self.lk * c, "keys");
+        assert_eq!(v.len(), self.n * self.lk * cv, "values");
+    }
+}
+
 /// Most scores held per block (256 KiB of f32, within L2 with the block's keys and values).
 const BLOCK_SCORES: usize = 1 << 16;
 
@@ -46,19 +61,11 @@ fn block_queries(lq: usize, lk: usize) -> usize {
 /// Attention of row-major `q` `[n, lq, heads·d]`, `k` `[n, lk, heads·d]` and `v`
 /// `[n, lk, heads·dv]`; returns the heads concatenated, `[n, lq, heads·dv]` row-major.
 pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], shape: Shape) -> Vec<f32> {
+    shape.check(q, k, v);
     let Shape {
-        n,
-        lq,
-        lk,
-        heads,
-        d,
-        dv,
-        ..
+        n, lq, lk, heads, ..
     } = shape;
-    let (c, cv) = (heads * d, heads * dv);
-    assert_eq!(q.len(), n * lq * c, "queries");
-    assert_eq!(k.len(), n * lk * c, "keys");
-    assert_eq!(v.len(), n * lk * cv, "values");
+    let (c, cv) = shape.widths();
     let mut out = vec![0f32; n * lq * cv];
     if out.is_empty() {
         return out;
@@ -180,8 +187,8 @@ fn query_block(
     s: &Shape,
     scratch: &mut Vec<f32>,
 ) {
-    let rows = q.len() / (s.heads * s.d);
-    let (c, cv) = (s.heads * s.d, s.heads * s.dv);
+    let (c, cv) = s.widths();
+    let rows = q.len() / c;
     scratch.resize(s.lk * rows + rows, 0.0);
     let (scores, sums) = scratch.split_at_mut(s.lk * rows);
     for h in 0..s.heads {
@@ -252,6 +259,7 @@ pub(crate) fn attention_backward(
     dout: &[f32],
     shape: Shape,
 ) -> [Vec<f32>; 3] {
+    shape.check(q, k, v);
     let Shape {
         n,
         lq,
@@ -261,7 +269,7 @@ pub(crate) fn attention_backward(
         dv,
         ..
     } = shape;
-    let (c, cv) = (heads * d, heads * dv);
+    let (c, cv) = shape.widths();
     assert_eq!(dout.len(), n * lq * cv, "output gradient");
     // One task per batch item and head, each into its own buffers (the heads' gradients
     // interleave in memory), scattered into place after.

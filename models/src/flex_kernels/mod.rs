@@ -158,6 +158,8 @@ pub fn attention<B: Backend>(
 ) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
     let ([n, lq, c], [kn, lk, kc], [vn, vk, cv]) = (q.dims(), k.dims(), v.dims());
     let fits = heads > 0
+        && c > 0
+        && lk > 0
         && (kn, kc, vn, vk) == (n, c, n, lk)
         && c.is_multiple_of(heads)
         && cv.is_multiple_of(heads);
