@@ -15,8 +15,8 @@ use bench_models::flex_kernels;
 use burn::backend::Flex;
 use burn::nn::LayerNormConfig;
 use burn::tensor::activation::{gelu, silu, softmax};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::{attention, conv2d, conv_transpose2d};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Distribution, Tensor};
 
 type B = Flex;
@@ -203,6 +203,49 @@ fn main() {
             black_box(o.unwrap().into_data());
         }),
     );
+
+    // A 3×3 convolution forward at the tiny UNet's shapes and at SD 256²'s first block.
+    for (name, [n, c, hw]) in [
+        ("[8,32,8,8]", [8, 32, 8]),
+        ("[8,64,4,4]", [8, 64, 4]),
+        ("[2,320,32,32]", [2, 320, 32]),
+    ] {
+        let (x, w, b) = (random([n, c, hw, hw]), random([c, c, 3, 3]), random([c]));
+        record(
+            &format!("conv 3x3 pad 1 {name}"),
+            time(reps, || {
+                let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+                let y = conv2d(x.clone(), w.clone(), Some(b.clone()), options);
+                black_box(y.into_data());
+            }),
+        );
+    }
+
+    // A convolution's input gradient: burn's autodiff takes it as `conv_transpose2d`, whose
+    // burn-flex col2im scatters one element at a time through a function pointer on one thread;
+    // at stride 1 it is the convolution of the output gradient with the kernel flipped and its
+    // channels swapped (what bench's recorded convolution does, `flex_kernels::conv2d`).
+    for (name, [n, c, hw]) in [("[8,64,8,8]", [8, 64, 8]), ("[2,320,32,32]", [2, 320, 32])] {
+        let (dy, w) = (random([n, c, hw, hw]), random([c, c, 3, 3]));
+        let label = format!("conv 3x3 input gradient {name}, burn: conv_transpose2d");
+        let transpose = ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1);
+        record(
+            &label,
+            time(reps, || {
+                let dx = conv_transpose2d(dy.clone(), w.clone(), None, transpose.clone());
+                black_box(dx.into_data());
+            }),
+        );
+        let flipped = w.clone().swap_dims(0, 1).flip([2, 3]);
+        record(
+            &format!("{label}, bench's kernel"),
+            time(reps, || {
+                let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+                let dx = conv2d(dy.clone(), flipped.clone(), None, options);
+                black_box(dx.into_data());
+            }),
+        );
+    }
 
     // Element-wise products of strided views (halves of the last dim, as GEGLU's chunk makes)
     // take burn-flex's generic strided iterator; contiguous operands take its SIMD kernel.

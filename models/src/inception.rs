@@ -23,6 +23,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::Tensor;
 
+use crate::conv::conv2d;
 use crate::per_channel::per_channel;
 use crate::resize::{resize, Kernel};
 use crate::weights::{check_mapped, load_mapped, read_tensors, FileKey, FileReport, LoadError};
@@ -75,7 +76,7 @@ pub struct BasicConv2d<B: Backend> {
 
 impl<B: Backend> BasicConv2d<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(conv2d(&self.conv, x)))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod bert;
 pub mod blip;
 pub mod clip;
+pub mod conv;
 pub mod dreamsim;
 pub mod flex_kernels;
 pub mod gelu;

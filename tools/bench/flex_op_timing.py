@@ -40,6 +40,10 @@ def main():
     fmap, tokens = r(8, 320, 32, 32), r(8, 1024, 1280)
     q, k, v = r(8, 8, 64, 8), r(8, 8, 77, 8), r(8, 8, 77, 8)
     q2, k2, v2 = r(2, 8, 1024, 40), r(2, 8, 1024, 40), r(2, 8, 1024, 40)
+    dy_small, w_small = r(8, 64, 8, 8), r(64, 64, 3, 3)
+    dy_big, w_big, b_big = r(2, 320, 32, 32), r(320, 320, 3, 3), r(320)
+    c32, w32, b32 = r(8, 32, 8, 8), r(32, 32, 3, 3), r(32)
+    c64, w64, b64 = r(8, 64, 4, 4), r(64, 64, 3, 3), r(64)
     both, a, b = r(8, 64, 256), r(8, 64, 128), r(8, 64, 128)
     g = r(1, 320, 1, 1)
     gn = g.repeat(8, 1, 1, 1)
@@ -56,6 +60,13 @@ def main():
             (q * 8**-0.5) @ k.transpose(2, 3)
         ).softmax(3) @ v,
         "attention [2,8,1024,40] (SD 256² first-block self-attention), burn: matmul+softmax+matmul": lambda: F.scaled_dot_product_attention(q2, k2, v2),
+        "conv 3x3 pad 1 [8,32,8,8]": lambda: F.conv2d(c32, w32, b32, padding=1),
+        "conv 3x3 pad 1 [8,64,4,4]": lambda: F.conv2d(c64, w64, b64, padding=1),
+        "conv 3x3 pad 1 [2,320,32,32]": lambda: F.conv2d(dy_big, w_big, b_big, padding=1),
+        "conv 3x3 input gradient [8,64,8,8], burn: conv_transpose2d":
+            lambda: F.conv_transpose2d(dy_small, w_small, padding=1),
+        "conv 3x3 input gradient [2,320,32,32], burn: conv_transpose2d":
+            lambda: F.conv_transpose2d(dy_big, w_big, padding=1),
         "mul of last-dim halves [8,64,256] (strided)": lambda: both[..., :128] * both[..., 128:],
         "mul contiguous [8,64,128]": lambda: a * b,
         "x[8,320,32,32] * g[1,320,1,1]": lambda: fmap * g,

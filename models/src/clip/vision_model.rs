@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::config_file::{check_heads, tower_config, TowerConfig};
 use super::encoder::{ClipActivation, ClipEncoder, EncoderShape};
+use crate::conv::conv2d;
 use crate::layer_norm::layer_norm;
 use crate::per_channel::per_channel;
 use crate::precision::{to_dtype, to_precision_of};
@@ -290,7 +291,7 @@ impl<B: Backend> ClipVisionModel<B> {
         let m = &self.vision_model;
         let patch = &m.embeddings.patch_embedding;
         let pixels = to_precision_of(pixels, &patch.weight.val());
-        let patches = patch.forward(pixels); // [N, H, g, g]
+        let patches = conv2d(patch, pixels); // [N, H, g, g]
         let [n, h, gh, gw] = patches.dims();
         let patches = patches.reshape([n, h, gh * gw]).swap_dims(1, 2);
         let class = m

@@ -14,6 +14,10 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::matrix_product::{product, Matrix};
+
+/// Every product here runs on the thread of its task (the tasks split the work).
+const SERIAL: gemm::Parallelism = gemm::Parallelism::None;
 use super::vector_math::exp;
 use super::PARALLEL_MIN;
 
@@ -99,84 +103,6 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], shape: Shape) -> Vec<f3
     out
 }
 
-/// A matrix operand of [`product`]: its first element and its row and column strides.
-#[derive(Clone, Copy)]
-struct Matrix {
-    at: *const f32,
-    row_stride: usize,
-    column_stride: usize,
-}
-
-impl Matrix {
-    fn rows(at: *const f32, row_stride: usize) -> Self {
-        Matrix {
-            at,
-            row_stride,
-            column_stride: 1,
-        }
-    }
-
-    /// The transpose of the row-major matrix at `at` whose rows are `row_stride` apart.
-    fn transposed(at: *const f32, row_stride: usize) -> Self {
-        Matrix {
-            at,
-            row_stride: 1,
-            column_stride: row_stride,
-        }
-    }
-
-    /// This matrix transposed.
-    fn t(self) -> Self {
-        Matrix {
-            at: self.at,
-            row_stride: self.column_stride,
-            column_stride: self.row_stride,
-        }
-    }
-}
-
-/// `dst` (`m × n`, rows `dst_stride` apart) ← `scale·lhs·rhs` (`lhs` `m × inner`), added to
-/// what `dst` holds when `accumulate`; on the calling thread (the callers split the work).
-///
-/// # Safety
-/// Every element of the three matrices, as their strides address them, must lie in an
-/// allocation the pointer came from (`dst`'s writable and not otherwise borrowed).
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    [m, n, inner]: [usize; 3],
-    dst: *mut f32,
-    dst_stride: usize,
-    accumulate: bool,
-    lhs: Matrix,
-    rhs: Matrix,
-    scale: f32,
-) {
-    // SAFETY: the caller's contract; `gemm` reads and writes nothing else.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            inner,
-            dst,
-            1,
-            dst_stride as isize,
-            accumulate,
-            lhs.at,
-            lhs.column_stride as isize,
-            lhs.row_stride as isize,
-            rhs.at,
-            rhs.column_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 /// All heads of one block of `rows` queries (`q` `[rows, heads·d]`) into `out`
 /// (`[rows, heads·dv]`), against one batch item's keys and values.
 fn query_block(
@@ -207,6 +133,7 @@ fn query_block(
                 k,
                 q,
                 s.scale,
+                SERIAL,
             );
         }
         column_softmax(scores, sums, rows);
@@ -214,7 +141,7 @@ fn query_block(
             let p = Matrix::transposed(scores.as_ptr(), rows);
             let v = Matrix::rows(v.as_ptr().add(h * s.dv), cv);
             let out = out.as_mut_ptr().add(h * s.dv);
-            product([rows, s.dv, s.lk], out, cv, false, p, v, 1.0);
+            product([rows, s.dv, s.lk], out, cv, false, p, v, 1.0, SERIAL);
         }
         for (row, &sum) in out.chunks_mut(cv).zip(sums.iter()) {
             let inverse = 1.0 / sum;
@@ -370,12 +297,22 @@ fn head_backward(o: &HeadOperands, s: &Shape) -> [Vec<f32>; 3] {
                 k,
                 q.t(),
                 s.scale,
+                SERIAL,
             );
             column_softmax(p, &mut columns, rows);
             normalise_columns(p, &mut columns[..rows]);
             // dV += Pᵀ·dO_block, `[lk, dv]`.
             let pt = Matrix::rows(p.as_ptr(), rows);
-            product([lk, dv, rows], dv_.as_mut_ptr(), dv, !first, pt, dout, 1.0);
+            product(
+                [lk, dv, rows],
+                dv_.as_mut_ptr(),
+                dv,
+                !first,
+                pt,
+                dout,
+                1.0,
+                SERIAL,
+            );
             // dPᵀ = V·dO_blockᵀ, `[lk, rows]`.
             product(
                 [lk, rows, dv],
@@ -385,6 +322,7 @@ fn head_backward(o: &HeadOperands, s: &Shape) -> [Vec<f32>; 3] {
                 v,
                 dout.t(),
                 1.0,
+                SERIAL,
             );
         }
         softmax_columns_backward(p, ds, &mut columns[..rows]);
@@ -399,9 +337,19 @@ fn head_backward(o: &HeadOperands, s: &Shape) -> [Vec<f32>; 3] {
                 dst,
                 k,
                 s.scale,
+                SERIAL,
             );
             let dst = Matrix::rows(ds.as_ptr(), rows);
-            product([lk, d, rows], dk.as_mut_ptr(), d, !first, dst, q, s.scale);
+            product(
+                [lk, d, rows],
+                dk.as_mut_ptr(),
+                d,
+                !first,
+                dst,
+                q,
+                s.scale,
+                SERIAL,
+            );
         }
     }
     [dq, dk, dv_]

@@ -14,6 +14,7 @@ use burn::backend::autodiff::checkpoint::strategy::{
 };
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{Backend, BackendTypes};
 use burn::tensor::TensorData;
@@ -21,6 +22,7 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
 use super::attention::{self, attention_backward};
+use super::conv::{conv2d as conv2d_kernel, Conv};
 use super::dispatch::{from_shape, from_values, row_major, values};
 use super::group_norm::{group_norm_backward, Affine};
 use super::layout_copy::{dense_permutation, into_memory_order};
@@ -289,4 +291,109 @@ pub(crate) fn attention(strategy: Strategy, qkv: [Tracked; 3], shape: attention:
     let output = from_shape(out, [shape.n, shape.lq, shape.heads * shape.dv]);
     let [q, k, v] = &qkv;
     record(strategy, Attention(shape), [q, k, v], inputs, output)
+}
+
+/// A stride-1 convolution ([`Conv`]) of an input `[n, c, h, w]`; its input gradient is the
+/// convolution of the output gradient with the flipped kernel (`conv.rs`), the kernel's and
+/// bias's gradients burn-flex's own (`conv2d_weight_backward`) and a sum.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Convolution {
+    pub conv: Conv,
+    pub dims: [usize; 4],
+}
+
+/// The kernel, and the input where the kernel's gradient needs it.
+pub(crate) type ConvolutionState = (FlexTensor, Option<FlexTensor>);
+
+impl Convolution {
+    fn backward_into(
+        self,
+        [x_id, weight_id, bias_id]: [Option<NodeId>; 3],
+        (weight, x): ConvolutionState,
+        dy: FlexTensor,
+        grads: &mut Gradients,
+    ) {
+        let [n, c, h, w] = self.dims;
+        let co = self.conv.channels_out;
+        let [ho, wo] = self.conv.output_size([h, w]).expect("checked forward");
+        let dy = row_major(dy);
+        if let Some(id) = x_id {
+            let (back, flipped) = self
+                .conv
+                .input_gradient(c, values(&weight))
+                .expect("recorded only at stride 1, padding below the kernel");
+            let dx = conv2d_kernel(values(&dy), [n, co, ho, wo], &flipped, None, &back);
+            grads.register::<Flex>(id, from_shape(dx, self.dims));
+        }
+        if let Some(id) = weight_id {
+            let x = x.clone().expect("kept when the kernel is tracked");
+            let options =
+                burn::tensor::ops::ConvOptions::new(self.conv.stride, self.conv.padding, [1, 1], 1);
+            let dw = <Flex as burn::tensor::ops::ModuleOps<Flex>>::conv2d_weight_backward(
+                x,
+                weight.clone(),
+                dy.clone(),
+                options,
+            );
+            grads.register::<Flex>(id, dw);
+        }
+        if let Some(id) = bias_id {
+            let mut db = vec![0f32; co];
+            for image in values(&dy).chunks(co * ho * wo) {
+                for (sum, plane) in db.iter_mut().zip(image.chunks(ho * wo)) {
+                    *sum += plane.iter().sum::<f32>();
+                }
+            }
+            grads.register::<Flex>(id, from_shape(db, [co]));
+        }
+    }
+}
+
+impl Backward<Flex, 2> for Convolution {
+    type State = ConvolutionState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [x, weight] = ops.parents.map(|p| p.map(|node| node.id));
+        self.backward_into([x, weight, None], ops.state, dy, grads);
+    }
+}
+
+impl Backward<Flex, 3> for Convolution {
+    type State = ConvolutionState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let ids = ops.parents.map(|p| p.map(|node| node.id));
+        self.backward_into(ids, ops.state, dy, grads);
+    }
+}
+
+/// A stride-1 convolution recorded with its backward pass.
+pub(crate) fn conv2d(
+    strategy: Strategy,
+    x: Tracked,
+    weight: Tracked,
+    bias: Option<Tracked>,
+    op: Convolution,
+) -> Tracked {
+    let input = row_major(x.primitive.clone());
+    let kernel = row_major(weight.primitive.clone());
+    let b = bias.as_ref().map(|b| row_major(b.primitive.clone()));
+    let out = conv2d_kernel(
+        values(&input),
+        op.dims,
+        values(&kernel),
+        b.as_ref().map(values),
+        &op.conv,
+    );
+    let [n, _, h, w] = op.dims;
+    let [ho, wo] = op.conv.output_size([h, w]).expect("checked by the caller");
+    let output = from_shape(out, [n, op.conv.channels_out, ho, wo]);
+    let keep_input = !weight.node.requirement.is_none();
+    let state = (kernel, keep_input.then_some(input));
+    match &bias {
+        Some(b) => record(strategy, op, [&x, &weight, b], state, output),
+        None => record(strategy, op, [&x, &weight], state, output),
+    }
 }

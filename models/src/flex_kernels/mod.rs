@@ -24,9 +24,11 @@
 
 mod attention;
 mod autodiff;
+mod conv;
 mod dispatch;
 mod group_norm;
 mod layout_copy;
+mod matrix_product;
 mod softmax;
 mod vector_math;
 
@@ -186,6 +188,57 @@ pub fn attention<B: Backend>(
     }
     let [q, k, v] = qkv;
     Err((q, k, v))
+}
+
+/// 2-D convolution of `x` `[N, C, H, W]` with `weight` `[Cout, C, kh, kw]` (one group, no
+/// dilation), `bias` `[Cout]`, `stride` and zero `padding` per axis, as one matrix product per
+/// image (`conv.rs`); on burn-flex in f32, and on autodiff over it at stride 1 with padding
+/// below the kernel's size (the input gradient a convolution too); `Err` with the tensors
+/// elsewhere and for shapes that do not fit.
+#[allow(clippy::type_complexity)]
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>)> {
+    let dims = x.dims();
+    let [co, ci, kh, kw] = weight.dims();
+    let conv = conv::Conv {
+        channels_out: co,
+        kernel: [kh, kw],
+        stride,
+        padding,
+    };
+    let fits = ci == dims[1]
+        && conv.output_size([dims[2], dims[3]]).is_some()
+        && bias.as_ref().is_none_or(|b| b.dims() == [co]);
+    let all = |f: &dyn Fn(&Tensor<B, 4>) -> bool, g: &dyn Fn(&Tensor<B, 1>) -> bool| {
+        f(&x) && f(&weight) && bias.as_ref().is_none_or(g)
+    };
+    if fits && all(&is_flex_f32, &is_flex_f32) {
+        let [x, weight] = [x, weight].map(|t| flex_f32(t).expect("checked above"));
+        let bias = bias.map(|b| flex_f32(b).expect("checked above"));
+        let out = conv::conv2d(
+            values(&x),
+            dims,
+            values(&weight),
+            bias.as_ref().map(values),
+            &conv,
+        );
+        let [ho, wo] = conv.output_size([dims[2], dims[3]]).expect("checked above");
+        return Ok(into_tensor(from_shape(out, [dims[0], co, ho, wo])));
+    }
+    let backward_fits = stride == [1, 1] && padding[0] < kh && padding[1] < kw;
+    if fits && backward_fits && all(&autodiff::is_tracked_f32, &autodiff::is_tracked_f32) {
+        let (strategy, x) = tracked_f32(x).expect("checked above");
+        let (_, weight) = tracked_f32(weight).expect("checked above");
+        let bias = bias.map(|b| tracked_f32(b).expect("checked above").1);
+        let op = autodiff::Convolution { conv, dims };
+        return Ok(into_tensor(autodiff::conv2d(strategy, x, weight, bias, op)));
+    }
+    Err((x, weight, bias))
 }
 
 /// `kernel` over a copy of the tensor's elements, or over them in place when nothing else
@@ -441,6 +494,83 @@ mod tests {
         assert!(attention(q.clone(), q.clone(), q.clone(), 4, 1.0).is_err());
         let x = Tensor::<NdArray, 3>::ones([1, 2, 4], &Default::default());
         assert!(attention(x.clone(), x.clone(), x, 2, 1.0).is_err());
+    }
+
+    /// The recorded convolution against burn's on autodiff over flex: output and the
+    /// gradients of input, kernel and bias, for the UNet's 3×3 (padding 1) and 1×1 kernels,
+    /// with and without bias, and with a frozen kernel (LoRA training's).
+    #[test]
+    fn recorded_convolution_has_burns_gradients() {
+        type A = Autodiff<Flex>;
+        type Convolve<'a> =
+            dyn Fn(Tensor<A, 4>, Tensor<A, 4>, Option<Tensor<A, 1>>) -> Tensor<A, 4> + 'a;
+        let device = Default::default();
+        let close = Tolerance::absolute(1e-5).set_relative(1e-5);
+        let leaf = |shape: [usize; 4], scale: f32| {
+            Tensor::<A, 4>::from_data(tensor(shape, scale).into_data(), &device)
+        };
+        for (kernel, padding, with_bias, frozen) in [
+            (3, 1, true, false),
+            (1, 0, false, false),
+            (3, 1, false, true),
+            (3, 2, true, false),
+        ] {
+            let (n, c, co, h, w) = (2, 3, 4, 5, 6);
+            let run = |f: &Convolve| {
+                let x = leaf([n, c, h, w], 2.0).require_grad();
+                let weight = leaf([co, c, kernel, kernel], 0.5);
+                let weight = if frozen {
+                    weight
+                } else {
+                    weight.require_grad()
+                };
+                let bias = with_bias.then(|| {
+                    Tensor::<A, 1>::from_data(tensor([co], 1.0).into_data(), &device).require_grad()
+                });
+                let y = f(x.clone(), weight.clone(), bias.clone());
+                let weights = leaf(y.dims(), 0.7);
+                let grads = (y.clone() * weights).sum().backward();
+                let data = |g: Option<Tensor<Flex, 4>>| g.map(|g| g.into_data());
+                (
+                    y.into_data(),
+                    [data(x.grad(&grads)), data(weight.grad(&grads))],
+                    bias.and_then(|b| b.grad(&grads)).map(|g| g.into_data()),
+                )
+            };
+            let fused = |x, weight, bias| {
+                conv2d(x, weight, bias, [1, 1], [padding, padding]).expect("autodiff over flex")
+            };
+            let options =
+                burn::tensor::ops::ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
+            let burns =
+                |x, weight, bias| burn::tensor::module::conv2d(x, weight, bias, options.clone());
+            let (ours, reference) = (run(&fused), run(&burns));
+            ours.0.assert_approx_eq::<f32>(&reference.0, close);
+            for (o, r) in ours.1.into_iter().zip(reference.1) {
+                match (o, r) {
+                    (Some(o), Some(r)) => o.assert_approx_eq::<f32>(&r, close),
+                    (o, r) => assert_eq!(o.is_some(), r.is_some()),
+                }
+            }
+            match (ours.2, reference.2) {
+                (Some(o), Some(r)) => o.assert_approx_eq::<f32>(&r, close),
+                (o, r) => assert_eq!((o.is_some(), r.is_some()), (with_bias, with_bias)),
+            }
+        }
+        // Strided under autodiff, channels that do not match, another backend: handed back.
+        let x = Tensor::<A, 4>::ones([1, 2, 4, 4], &device);
+        let w = Tensor::<A, 4>::ones([2, 2, 3, 3], &device);
+        assert!(conv2d(x.clone(), w.clone(), None, [2, 2], [1, 1]).is_err());
+        assert!(conv2d(
+            tensor([1, 3, 4, 4], 1.0),
+            tensor([2, 2, 3, 3], 1.0),
+            None,
+            [1, 1],
+            [1, 1]
+        )
+        .is_err());
+        let x = Tensor::<NdArray, 4>::ones([1, 2, 4, 4], &Default::default());
+        assert!(conv2d(x.clone(), x, None, [1, 1], [0, 0]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::attention::multi_head_attention;
+use crate::conv::conv2d;
 use crate::flex_kernels;
 use crate::per_channel::per_channel;
 use crate::precision::in_f32;
@@ -143,15 +144,15 @@ impl<B: Backend> ResnetBlock2D<B> {
 
     /// `temb` `[N, temb_channels]` is the (un-activated) time embedding; SiLU is applied here.
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self.conv1.forward(group_norm_silu(&self.norm1, x.clone()));
+        let mut h = conv2d(&self.conv1, group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             let t = proj.forward(silu(temb));
             let [n, c] = t.dims();
             h = h + t.reshape([n, c, 1, 1]);
         }
-        let h = self.conv2.forward(group_norm_silu(&self.norm2, h));
+        let h = conv2d(&self.conv2, group_norm_silu(&self.norm2, h));
         let shortcut = match &self.conv_shortcut {
-            Some(c) => c.forward(x),
+            Some(c) => conv2d(c, x),
             None => x,
         };
         shortcut + h
@@ -182,7 +183,7 @@ impl<B: Backend> Downsample2D<B> {
         } else {
             x
         };
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 
@@ -205,7 +206,7 @@ impl<B: Backend> Upsample2D<B> {
             .reshape([n, c, h, 1, w, 1])
             .expand([n, c, h, 2, w, 2])
             .reshape([n, c, 2 * h, 2 * w]);
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 

@@ -25,6 +25,7 @@ use super::lora::{
     AttentionShape, BlockLayout, LoraAttention, LoraBlock, LoraLayout, LoraTransformer, UNetLora,
 };
 use crate::attention::multi_head_attention;
+use crate::conv::conv2d;
 use crate::layer_norm::layer_norm;
 use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
@@ -392,8 +393,7 @@ impl<B: Backend> Transformer2DModel<B> {
         // copy); otherwise every residual add below would walk the channel-major view element
         // by element.
         let mut t = contiguous(
-            self.proj_in
-                .forward(group_norm_forward(&self.norm, x.clone()))
+            conv2d(&self.proj_in, group_norm_forward(&self.norm, x.clone()))
                 .reshape([n, c, h * w])
                 .swap_dims(1, 2),
         );
@@ -412,7 +412,7 @@ impl<B: Backend> Transformer2DModel<B> {
             t = block.ff.forward(layer_norm(&block.norm3, t.clone())) + t;
         }
         let t = contiguous(t.swap_dims(1, 2)).reshape([n, c, h, w]);
-        self.proj_out.forward(t) + x
+        conv2d(&self.proj_out, t) + x
     }
 }
 
@@ -582,9 +582,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
                 x = up.forward(x);
             }
         }
-        let eps = self
-            .conv_out
-            .forward(group_norm_silu(&self.conv_norm_out, x));
+        let eps = conv2d(&self.conv_out, group_norm_silu(&self.conv_norm_out, x));
         to_dtype(eps, out_dtype)
     }
 }
@@ -627,7 +625,7 @@ pub fn down_path<B: Backend>(
     lora: Option<&UNetLora<B>>,
 ) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
     let scale = lora.map_or(1.0, UNetLora::scale);
-    let mut x = conv_in.forward(sample);
+    let mut x = conv2d(conv_in, sample);
     let mut skips = vec![x.clone()];
     for (b, block) in down_blocks.iter().enumerate() {
         let lb = lora.map(|l| &l.down_blocks[b]);

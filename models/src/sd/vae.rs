@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::blocks::{
     conv, group_norm, group_norm_silu, Downsample2D, ResnetBlock2D, SpatialAttention, Upsample2D,
 };
+use crate::conv::conv2d;
 use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors_remapped, read_json, LoadError};
 
@@ -261,9 +262,7 @@ impl<B: Backend> AutoencoderKl<B> {
     pub fn encode(&self, image: Tensor<B, 4>) -> DiagonalGaussian<B> {
         let e = &self.encoder;
         let out_dtype = image.dtype();
-        let mut x = e
-            .conv_in
-            .forward(to_precision_of(image, &e.conv_in.weight.val()));
+        let mut x = conv2d(&e.conv_in, to_precision_of(image, &e.conv_in.weight.val()));
         for block in &e.down_blocks {
             for r in &block.resnets {
                 x = r.forward(x, None);
@@ -273,9 +272,9 @@ impl<B: Backend> AutoencoderKl<B> {
             }
         }
         x = e.mid_block.forward(x);
-        x = e.conv_out.forward(group_norm_silu(&e.conv_norm_out, x));
+        x = conv2d(&e.conv_out, group_norm_silu(&e.conv_norm_out, x));
         if let Some(q) = &self.quant_conv {
-            x = q.forward(x);
+            x = conv2d(q, x);
         }
         let [mean, logvar] = to_dtype(x, out_dtype)
             .chunk(2, 1)
@@ -294,10 +293,10 @@ impl<B: Backend> AutoencoderKl<B> {
         let out_dtype = z.dtype();
         let z = to_precision_of(z, &d.conv_in.weight.val());
         let z = match &self.post_quant_conv {
-            Some(p) => p.forward(z),
+            Some(p) => conv2d(p, z),
             None => z,
         };
-        let mut x = d.mid_block.forward(d.conv_in.forward(z));
+        let mut x = d.mid_block.forward(conv2d(&d.conv_in, z));
         for block in &d.up_blocks {
             for r in &block.resnets {
                 x = r.forward(x, None);
@@ -306,7 +305,7 @@ impl<B: Backend> AutoencoderKl<B> {
                 x = u.forward(x);
             }
         }
-        let image = d.conv_out.forward(group_norm_silu(&d.conv_norm_out, x));
+        let image = conv2d(&d.conv_out, group_norm_silu(&d.conv_norm_out, x));
         to_dtype(image, out_dtype)
     }
 
