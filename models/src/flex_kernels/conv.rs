@@ -64,6 +64,13 @@ impl Conv {
     }
 }
 
+/// Most floats of gathered patches per tile (16 MiB); a few hundred in the unit tests, so
+/// that they cover tiles of one row and ragged last tiles.
+#[cfg(not(test))]
+const COLUMNS_MAX: usize = 1 << 22;
+#[cfg(test)]
+const COLUMNS_MAX: usize = 1 << 9;
+
 /// Below this many multiply-adds the images run on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 
@@ -87,36 +94,56 @@ pub(crate) fn conv2d(
         return out;
     }
     let pointwise = conv.kernel == [1, 1] && conv.stride == [1, 1] && conv.padding == [0, 0];
+    // Output rows per gathered tile: the columns stay within COLUMNS_MAX floats (a 512² VAE
+    // layer's whole im2col would be 1.2 GB per image).
+    let tile = (COLUMNS_MAX / (patch * wo).max(1)).clamp(1, ho);
     let image = |(item, out): (usize, &mut [f32]), columns: &mut Vec<f32>, threads| {
         let x = &x[item * c * h * w..][..c * h * w];
-        let columns: &[f32] = if pointwise {
-            x
-        } else {
-            im2col(x, [c, h, w], conv, [ho, wo], columns);
-            columns
-        };
         if let Some(bias) = bias {
             for (row, &b) in out.chunks_mut(ho * wo).zip(bias) {
                 row.fill(b);
             }
         }
-        // SAFETY: `out` holds co rows of ho·wo, `weight` co rows of `patch`, `columns`
-        // `patch` rows of ho·wo, all row-major.
-        unsafe {
-            let (lhs, rhs) = (
-                Matrix::rows(weight.as_ptr(), patch),
-                Matrix::rows(columns.as_ptr(), ho * wo),
-            );
-            product(
-                [co, ho * wo, patch],
-                out.as_mut_ptr(),
-                ho * wo,
-                bias.is_some(),
-                lhs,
-                rhs,
-                1.0,
-                threads,
-            );
+        let lhs = Matrix::rows(weight.as_ptr(), patch);
+        // SAFETY (both products): `out` holds co rows of ho·wo, of which rows y0..y1 (of wo)
+        // are written; `weight` holds co rows of `patch`; the right operand `patch` rows of
+        // the tile's (y1 − y0)·wo columns: `x`'s channels (h·w apart; pointwise, h = ho and
+        // w = wo) or the gathered `columns`.
+        if pointwise {
+            let rhs = Matrix::rows(x.as_ptr(), h * w);
+            let dims = [co, ho * wo, patch];
+            unsafe {
+                product(
+                    dims,
+                    out.as_mut_ptr(),
+                    ho * wo,
+                    bias.is_some(),
+                    lhs,
+                    rhs,
+                    1.0,
+                    threads,
+                )
+            };
+            return;
+        }
+        for y0 in (0..ho).step_by(tile) {
+            let rows = y0..(y0 + tile).min(ho);
+            let width = rows.len() * wo;
+            im2col(x, [c, h, w], conv, rows, wo, columns);
+            let rhs = Matrix::rows(columns.as_ptr(), width);
+            let dst = out[y0 * wo..].as_mut_ptr();
+            unsafe {
+                product(
+                    [co, width, patch],
+                    dst,
+                    ho * wo,
+                    bias.is_some(),
+                    lhs,
+                    rhs,
+                    1.0,
+                    threads,
+                )
+            };
         }
     };
     let macs = n * co * ho * wo * patch;
@@ -142,28 +169,31 @@ pub(crate) fn conv2d(
     out
 }
 
-/// One image's patches as columns: `columns[(ci·kh + a)·kw + b][oy·wo + ox] =
-/// x[ci][oy·sh − ph + a][ox·sw − pw + b]`, 0 outside the image.
+/// The patches of one image's output rows `rows` as columns:
+/// `columns[(ci·kh + a)·kw + b][(oy − rows.start)·wo + ox] = x[ci][oy·sh − ph + a][ox·sw − pw + b]`,
+/// 0 outside the image.
 fn im2col(
     x: &[f32],
     [c, h, w]: [usize; 3],
     conv: &Conv,
-    [ho, wo]: [usize; 2],
+    rows: std::ops::Range<usize>,
+    wo: usize,
     columns: &mut Vec<f32>,
 ) {
     let [kh, kw] = conv.kernel;
     let [sh, sw] = conv.stride;
     let [ph, pw] = conv.padding;
-    columns.resize(c * kh * kw * ho * wo, 0.0);
-    let mut rows = columns.chunks_exact_mut(ho * wo);
+    let width = rows.len() * wo;
+    columns.resize(c * kh * kw * width, 0.0);
+    let mut patch_rows = columns.chunks_exact_mut(width);
     for channel in x.chunks_exact(h * w) {
         for a in 0..kh {
             for b in 0..kw {
-                let row = rows.next().expect("c·kh·kw rows");
+                let row = patch_rows.next().expect("c·kh·kw rows");
                 // Output columns whose input column ox·sw − pw + b lies inside the image.
                 let first = pw.saturating_sub(b).div_ceil(sw);
                 let last = (w + pw).saturating_sub(b).div_ceil(sw).min(wo);
-                for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
+                for (oy, out) in rows.clone().zip(row.chunks_exact_mut(wo)) {
                     let iy = (oy * sh + a).wrapping_sub(ph);
                     if iy >= h || first >= last {
                         out.fill(0.0);
