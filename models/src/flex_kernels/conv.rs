@@ -108,45 +108,35 @@ pub(crate) fn conv2d(
             }
         }
         let lhs = Matrix::rows(weight.as_ptr(), patch);
-        // SAFETY (both products): `out` holds co rows of ho·wo, of which rows y0..y1 (of wo)
-        // are written; `weight` holds co rows of `patch`; the right operand `patch` rows of
-        // the tile's (y1 − y0)·wo columns: `x`'s channels (h·w apart; pointwise, h = ho and
-        // w = wo) or the gathered `columns`.
-        if pointwise {
-            let rhs = Matrix::rows(x.as_ptr(), h * w);
-            let dims = [co, ho * wo, patch];
+        // Output rows first_row.. (width columns of each channel) ← kernel · `rhs`.
+        let mut multiply = |first_row: usize, width: usize, rhs: Matrix| {
+            let dst = out[first_row * wo..].as_mut_ptr();
+            let accumulate = bias.is_some();
+            // SAFETY: `out` holds co rows of ho·wo, of which columns first_row·wo.. + width
+            // are written; `weight` holds co rows of `patch`; `rhs` `patch` rows of `width`:
+            // `x`'s channels (h·w apart; pointwise, h = ho and w = wo) or the gathered columns.
             unsafe {
                 product(
-                    dims,
-                    out.as_mut_ptr(),
+                    [co, width, patch],
+                    dst,
                     ho * wo,
-                    bias.is_some(),
+                    accumulate,
                     lhs,
                     rhs,
                     1.0,
                     threads,
                 )
-            };
+            }
+        };
+        if pointwise {
+            multiply(0, ho * wo, Matrix::rows(x.as_ptr(), h * w));
             return;
         }
         for y0 in (0..ho).step_by(tile) {
             let rows = y0..(y0 + tile).min(ho);
             let width = rows.len() * wo;
             im2col(x, [c, h, w], conv, rows, wo, columns);
-            let rhs = Matrix::rows(columns.as_ptr(), width);
-            let dst = out[y0 * wo..].as_mut_ptr();
-            unsafe {
-                product(
-                    [co, width, patch],
-                    dst,
-                    ho * wo,
-                    bias.is_some(),
-                    lhs,
-                    rhs,
-                    1.0,
-                    threads,
-                )
-            };
+            multiply(y0, width, Matrix::rows(columns.as_ptr(), width));
         }
     };
     let macs = n * co * ho * wo * patch;
