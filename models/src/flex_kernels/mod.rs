@@ -13,7 +13,12 @@
 //!   one pass that normalises, scales, shifts and applies SiLU;
 //! - [`silu`] and [`gelu`] (exact, erf-based), elementwise;
 //! - [`contiguous`]: permuted views copied by runs or tiles, not element by element;
-//! - [`softmax_last`] (burn-flex's fused softmax calls the scalar `exp` per element).
+//! - [`softmax_last`] (burn-flex's fused softmax calls the scalar `exp` per element);
+//! - [`attention()`]: multi-head attention per block of queries, scores never materialised beyond
+//!   the block, straight from the projections' layout (burn-flex's fused attention runs one head
+//!   at a time on one thread);
+//! - [`conv2d()`]: one matrix product per image (im2col in tiles), and at stride 1 the input
+//!   gradient as the same kernel on the flipped weights (burn-flex's is a scalar col2im).
 //!
 //! They apply where `B` is burn-flex, or autodiff over it (each kernel then recorded as one
 //! operation with its own backward pass, `autodiff.rs`), and the tensor is f32; everything else
