@@ -42,6 +42,11 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     bench::allocator::tune_allocator();
+    // On a pool's worker, as `bench` computes its commands.
+    bench::compute_pool::ComputePool::whole_machine().run(timings)
+}
+
+fn timings() {
     let reps: usize = std::env::args()
         .nth(1)
         .map(|r| r.parse().expect("repetitions"))

@@ -12,6 +12,11 @@ use bench_metrics::frechet::{frechet_distance, frechet_distance_of_features, Gau
 
 fn main() -> Result<(), String> {
     bench::allocator::tune_allocator();
+    // On a pool's worker, as `bench` computes its commands.
+    bench::compute_pool::ComputePool::whole_machine().run(timings)
+}
+
+fn timings() -> Result<(), String> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: frechet_timing FEATURES.safetensors")?;

@@ -62,6 +62,11 @@ fn time(
 
 fn main() -> Result<(), String> {
     bench::allocator::tune_allocator();
+    // On a pool's worker, as `bench` computes its commands.
+    bench::compute_pool::ComputePool::whole_machine().run(timings)
+}
+
+fn timings() -> Result<(), String> {
     let device = Default::default();
     let (what, path) = (arg(1)?, arg(2)?);
     let (n, batch) = (number(3)?, number(4)?);

@@ -23,6 +23,11 @@ use timing::repeat_ms;
 
 fn main() {
     bench::allocator::tune_allocator();
+    // On a pool's worker, as `bench` computes its commands.
+    bench::compute_pool::ComputePool::whole_machine().run(timings)
+}
+
+fn timings() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let batch: usize = arg(1, "8").parse().expect("batch");

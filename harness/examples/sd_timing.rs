@@ -18,6 +18,11 @@ use rand::{rngs::StdRng, SeedableRng};
 
 fn main() {
     bench::allocator::tune_allocator();
+    // On a pool's worker, as `bench run` computes each run.
+    bench::compute_pool::ComputePool::whole_machine().run(timings);
+}
+
+fn timings() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let model = arg(1, "fixtures/sd_tiny");
@@ -82,6 +87,6 @@ fn main() {
     println!(
         "{{\"rollout_ms\": {rollout_ms:?}, \"step_ms\": {step_ms:?}, \"threads\": {}, \
          \"peak_rss_kib\": {peak_kib}}}",
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        rayon::current_num_threads()
     );
 }

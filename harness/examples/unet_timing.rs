@@ -89,6 +89,11 @@ impl OnDevice for Timing {
 
 fn main() {
     bench::allocator::tune_allocator();
+    // On a pool's worker, as `bench` computes its commands.
+    bench::compute_pool::ComputePool::whole_machine().run(timings)
+}
+
+fn timings() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let device: DeviceSpec = arg(1, "cpu").parse().expect("device");

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::compute_pool::ComputePool;
 use crate::plugins::Plugins;
 use crate::table::{aggregate, collect, notes, render, Format};
 
@@ -110,9 +111,12 @@ fn dispatch(cli: Cli, plugins: &Plugins) -> Result<(), String> {
             print!("{}", render(&aggregate(&found.runs), format));
             Ok(())
         }
-        Command::Sample(args) => crate::sample::sample(&args),
-        Command::Score(args) => crate::score::score(&args, plugins),
-        Command::Fid(args) => crate::fid::fid(&args),
+        // One job each, computed on a pool's worker (see `compute_pool` for why).
+        Command::Sample(args) => ComputePool::whole_machine().run(|| crate::sample::sample(&args)),
+        Command::Score(args) => {
+            ComputePool::whole_machine().run(|| crate::score::score(&args, plugins))
+        }
+        Command::Fid(args) => ComputePool::whole_machine().run(|| crate::fid::fid(&args)),
         Command::Slurm(args) => crate::slurm::slurm(&args, plugins),
         Command::Doctor {
             model,

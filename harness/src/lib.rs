@@ -5,6 +5,7 @@ pub mod allocator;
 pub mod backend;
 pub mod checkpoints;
 pub mod cli;
+pub mod compute_pool;
 pub mod device;
 pub mod divergence;
 pub mod doctor;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::backend::HarnessBackend;
+use crate::compute_pool::ComputePool;
 use crate::divergence::Divergence;
 use crate::interrupt::interrupted;
 use crate::plan::Plan;
@@ -105,7 +106,8 @@ impl Summary {
 
 /// Runs every run of the plan, `jobs` at a time, the workers taking the plan's devices in
 /// turn (runs are independent and each is deterministic, so the results depend on neither
-/// `jobs` nor the placement). A run that diverges or fails is
+/// `jobs` nor the placement), each worker's runs computed on a rayon pool of its own with its
+/// share of the threads ([`ComputePool`]). A run that diverges or fails is
 /// reported and the others go on; Ctrl-C stops every run at its next safe point.
 pub fn execute<B: HarnessBackend>(
     plan: &Plan<B>,
@@ -117,28 +119,35 @@ pub fn execute<B: HarnessBackend>(
     let bar = progress.sweep(plan.runs.len());
     let next = AtomicUsize::new(0);
     let statuses: Mutex<Vec<RunStatus>> = Mutex::new(vec![RunStatus::NotStarted; plan.runs.len()]);
+    let workers = jobs.clamp(1, plan.runs.len().max(1));
     std::thread::scope(|scope| {
-        for worker in 0..jobs.clamp(1, plan.runs.len().max(1)) {
+        for worker in 0..workers {
             let group = plan.group_of(worker);
             let (next, statuses, bar) = (&next, &statuses, &bar);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= plan.runs.len() || interrupted() {
-                    break;
+            scope.spawn(move || {
+                let pool = ComputePool::for_job(worker, workers);
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= plan.runs.len() || interrupted() {
+                        break;
+                    }
+                    let (id, run) = &plan.runs[i];
+                    let dir = RunDir::new(plan.dir.join(id));
+                    let status = pool
+                        .run(|| run_one(run, &dir, plugins, &group, file, progress, id))
+                        .unwrap_or_else(RunStatus::Failed);
+                    let error = matches!(
+                        status,
+                        RunStatus::Failed(_)
+                            | RunStatus::Diverged(_)
+                            | RunStatus::Interrupted { .. }
+                    );
+                    progress.println(&format!("{id}: {}", status.describe()), error);
+                    if let Ok(mut all) = statuses.lock() {
+                        all[i] = status;
+                    }
+                    bar.inc(1);
                 }
-                let (id, run) = &plan.runs[i];
-                let dir = RunDir::new(plan.dir.join(id));
-                let status = run_one(run, &dir, plugins, &group, file, progress, id)
-                    .unwrap_or_else(RunStatus::Failed);
-                let error = matches!(
-                    status,
-                    RunStatus::Failed(_) | RunStatus::Diverged(_) | RunStatus::Interrupted { .. }
-                );
-                progress.println(&format!("{id}: {}", status.describe()), error);
-                if let Ok(mut all) = statuses.lock() {
-                    all[i] = status;
-                }
-                bar.inc(1);
             });
         }
     });
