@@ -18,7 +18,9 @@
 //!   the block, straight from the projections' layout (burn-flex's fused attention runs one head
 //!   at a time on one thread);
 //! - [`conv2d()`]: one matrix product per image (im2col in tiles), and at stride 1 the input
-//!   gradient as the same kernel on the flipped weights (burn-flex's is a scalar col2im).
+//!   gradient as the same kernel on the flipped weights (burn-flex's is a scalar col2im);
+//! - [`max_pool2d`] and [`avg_pool2d`]: two passes per plane, planes in parallel (burn-flex
+//!   pools through its 3-D path with a closure call per tap); inference only.
 //!
 //! They apply where `B` is burn-flex, or autodiff over it (each kernel then recorded as one
 //! operation with its own backward pass, `autodiff.rs`), and the tensor is f32; everything else
@@ -34,6 +36,7 @@ mod dispatch;
 mod group_norm;
 mod layout_copy;
 mod matrix_product;
+mod pool;
 mod softmax;
 mod vector_math;
 
@@ -246,6 +249,57 @@ pub fn conv2d<B: Backend>(
     Err((x, weight, bias))
 }
 
+/// 2-D max pooling (floor mode, no dilation; NaN where a window holds one), on burn-flex f32
+/// tensors (inference: nothing is recorded); `Err(x)` elsewhere, and where the window cannot
+/// apply (padding above half the kernel, a kernel larger than the padded input, stride 0).
+pub fn max_pool2d<B: Backend>(
+    x: Tensor<B, 4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let window = pool::Window {
+        kernel,
+        stride,
+        padding,
+    };
+    pool2d(x, &window, pool::Pool::Max)
+}
+
+/// 2-D average pooling (floor mode), dividing by the whole window (`count_include_pad`) or by
+/// its taps inside the input; where it applies as [`max_pool2d`].
+pub fn avg_pool2d<B: Backend>(
+    x: Tensor<B, 4>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    count_include_pad: bool,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let window = pool::Window {
+        kernel,
+        stride,
+        padding,
+    };
+    let average = pool::Pool::Average {
+        count_padding: count_include_pad,
+    };
+    pool2d(x, &window, average)
+}
+
+fn pool2d<B: Backend>(
+    x: Tensor<B, 4>,
+    window: &pool::Window,
+    kind: pool::Pool,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let [n, c, h, w] = x.dims();
+    let Some([ho, wo]) = window.output_size([h, w]) else {
+        return Err(x);
+    };
+    let x = flex_f32(x)?;
+    let out = pool::pool2d(values(&x), [n, c, h, w], window, kind);
+    Ok(into_tensor(from_shape(out, [n, c, ho, wo])))
+}
+
 /// `kernel` over a copy of the tensor's elements, or over them in place when nothing else
 /// holds its buffer.
 fn elementwise<B: Backend, const D: usize>(
@@ -287,6 +341,24 @@ mod tests {
         let ours = softmax_last(x.clone()).expect("flex").into_data();
         ours.assert_approx_eq::<f32>(&activation::softmax(x.clone(), 2).into_data(), close);
         assert_eq!(contiguous(x.clone()).into_data(), x.into_data());
+        let images = tensor([2, 3, 9, 8], 5.0);
+        let ours = max_pool2d(images.clone(), [3, 3], [2, 2], [1, 1]).expect("flex");
+        let burns =
+            burn::tensor::module::max_pool2d(images.clone(), [3, 3], [2, 2], [1, 1], [1, 1], false);
+        assert_eq!(ours.into_data(), burns.into_data());
+        for include in [false, true] {
+            let ours = avg_pool2d(images.clone(), [3, 3], [1, 1], [1, 1], include).expect("flex");
+            let burns = burn::tensor::module::avg_pool2d(
+                images.clone(),
+                [3, 3],
+                [1, 1],
+                [1, 1],
+                include,
+                false,
+            );
+            ours.into_data()
+                .assert_approx_eq::<f32>(&burns.into_data(), close);
+        }
     }
 
     /// Deterministic values in about [−scale, scale].
@@ -594,5 +666,10 @@ mod tests {
         let short = Some((tensor([5], 1.0), tensor([5], 1.0)));
         assert!(group_norm(x.clone(), 3, short, 1e-5, true).is_err());
         assert!(group_norm(x, 3, None, 1e-5, true).is_ok());
+        // Pools: tracked tensors (no backward here), padding above half the kernel.
+        let tracked = Tensor::<Autodiff<Flex>, 4>::ones([1, 2, 4, 4], &Default::default());
+        assert!(max_pool2d(tracked, [3, 3], [1, 1], [1, 1]).is_err());
+        assert!(avg_pool2d(tensor([1, 2, 4, 4], 1.0), [3, 3], [1, 1], [2, 2], false).is_err());
+        assert!(max_pool2d(tensor([1, 2, 2, 2], 1.0), [3, 3], [1, 1], [0, 0]).is_err());
     }
 }
