@@ -6,8 +6,8 @@
 //! shared queue, a worker is woken, and the caller sleeps until it is woken again when the loop
 //! ends: two context switches per operation, thousands per training step. Called from one of
 //! the pool's workers, the loop's halves go on that worker's own deque and it works on one of
-//! them itself. On the tiny-SD benchmark (2 cores) that took a CFG rollout from 0.48 to 0.35 s
-//! and a LoRA step from 32 to 22 ms (`tools/bench/tiny_sd_timing.py`).
+//! them itself. On the tiny-SD benchmark (2-core AMD EPYC, medians of 8 runs) that took a CFG
+//! rollout from 0.43 to 0.35 s and a LoRA step from 29 to 22 ms (`tools/bench/tiny_sd_timing.py`).
 //!
 //! One pool per concurrent job, not one shared pool: a worker waiting for the other half of a
 //! parallel loop runs whatever job its pool has queued, so two runs in one pool would nest, the
