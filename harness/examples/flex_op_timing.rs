@@ -15,7 +15,7 @@ use bench_models::flex_kernels;
 use burn::backend::Flex;
 use burn::nn::LayerNormConfig;
 use burn::tensor::activation::{gelu, silu, softmax};
-use burn::tensor::module::{attention, conv2d, conv_transpose2d};
+use burn::tensor::module::{attention, avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Distribution, Tensor};
 
@@ -232,6 +232,38 @@ fn timings() {
             }),
         );
     }
+
+    // The FID Inception's pools at its 35² stage (batch 25): burn-flex pools through its 3-D
+    // path with a closure call per tap.
+    let maps = random([25, 288, 35, 35]);
+    record(
+        "avg pool 3x3 pad 1 [25,288,35,35]",
+        time(reps, || {
+            let y = avg_pool2d(maps.clone(), [3, 3], [1, 1], [1, 1], false, false);
+            black_box(y.into_data());
+        }),
+    );
+    record(
+        "avg pool 3x3 pad 1 [25,288,35,35], bench's kernel",
+        time(reps, || {
+            let y = flex_kernels::avg_pool2d(maps.clone(), [3, 3], [1, 1], [1, 1], false);
+            black_box(y.unwrap().into_data());
+        }),
+    );
+    record(
+        "max pool 3x3 stride 2 [25,288,35,35]",
+        time(reps, || {
+            let y = max_pool2d(maps.clone(), [3, 3], [2, 2], [0, 0], [1, 1], false);
+            black_box(y.into_data());
+        }),
+    );
+    record(
+        "max pool 3x3 stride 2 [25,288,35,35], bench's kernel",
+        time(reps, || {
+            let y = flex_kernels::max_pool2d(maps.clone(), [3, 3], [2, 2], [0, 0]);
+            black_box(y.unwrap().into_data());
+        }),
+    );
 
     // A convolution's input gradient: burn's autodiff takes it as `conv_transpose2d`, whose
     // burn-flex col2im scatters one element at a time through a function pointer on one thread;

@@ -46,6 +46,7 @@ def main():
     c64, w64, b64 = r(8, 64, 4, 4), r(64, 64, 3, 3), r(64)
     both, a, b = r(8, 64, 256), r(8, 64, 128), r(8, 64, 128)
     g = r(1, 320, 1, 1)
+    maps = r(25, 288, 35, 35)
     gn = g.repeat(8, 1, 1, 1)
     w320, b320 = torch.ones(320), torch.zeros(320)
     ops = {
@@ -67,6 +68,9 @@ def main():
             lambda: F.conv_transpose2d(dy_small, w_small, padding=1),
         "conv 3x3 input gradient [2,320,32,32], burn: conv_transpose2d":
             lambda: F.conv_transpose2d(dy_big, w_big, padding=1),
+        "avg pool 3x3 pad 1 [25,288,35,35]":
+            lambda: F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False),
+        "max pool 3x3 stride 2 [25,288,35,35]": lambda: F.max_pool2d(maps, 3, stride=2),
         "mul of last-dim halves [8,64,256] (strided)": lambda: both[..., :128] * both[..., 128:],
         "mul contiguous [8,64,128]": lambda: a * b,
         "x[8,320,32,32] * g[1,320,1,1]": lambda: fmap * g,
