@@ -74,12 +74,9 @@ pub(crate) fn pool2d(x: &[f32], [n, c, h, w]: [usize; 4], window: &Window, pool:
         }
         // Pass 2, down columns: out[oy][ox] reduces across[first..end][ox].
         for (out_row, &(first, end)) in dst.chunks_exact_mut(wo).zip(&rows) {
+            // Padding ≤ kernel/2 (`output_size`) leaves every window at least one input row.
             let mut taps = across[first * wo..end * wo].chunks_exact(wo);
-            let Some(top) = taps.next() else {
-                out_row.fill(f32::NAN);
-                continue;
-            };
-            out_row.copy_from_slice(top);
+            out_row.copy_from_slice(taps.next().expect("a window holds an input row"));
             for row in taps {
                 for (o, &v) in out_row.iter_mut().zip(row) {
                     *o = match pool {
@@ -99,14 +96,13 @@ pub(crate) fn pool2d(x: &[f32], [n, c, h, w]: [usize; 4], window: &Window, pool:
             }
         }
     };
-    let planes = out.chunks_mut(ho * wo).zip(x.chunks(h * w));
     if x.len() >= PARALLEL_MIN {
         out.par_chunks_mut(ho * wo)
             .zip(x.par_chunks(h * w))
             .for_each_init(Vec::new, |across, (dst, src)| plane((src, dst), across));
     } else {
         let mut across = Vec::new();
-        for (dst, src) in planes {
+        for (dst, src) in out.chunks_mut(ho * wo).zip(x.chunks(h * w)) {
             plane((src, dst), &mut across);
         }
     }
