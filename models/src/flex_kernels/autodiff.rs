@@ -121,6 +121,11 @@ pub(crate) const GELU: Elementwise = Elementwise {
     gradient: vector_math::gelu_grad,
 };
 
+pub(crate) const QUICK_GELU: Elementwise = Elementwise {
+    forward: vector_math::quick_gelu,
+    gradient: vector_math::quick_gelu_grad,
+};
+
 impl Backward<Flex, 1> for Elementwise {
     /// The input.
     type State = FlexTensor;

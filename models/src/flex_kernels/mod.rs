@@ -11,7 +11,7 @@
 //!
 //! - [`group_norm`] (optionally followed by SiLU): two-pass statistics per group in f64, then
 //!   one pass that normalises, scales, shifts and applies SiLU;
-//! - [`silu`] and [`gelu`] (exact, erf-based), elementwise;
+//! - [`silu`], [`gelu`] (exact, erf-based) and CLIP's [`quick_gelu`], elementwise;
 //! - [`contiguous`]: permuted views copied by runs or tiles, not element by element;
 //! - [`softmax_last`] (burn-flex's fused softmax calls the scalar `exp` per element);
 //! - [`attention()`]: multi-head attention per block of queries, scores never materialised beyond
@@ -44,6 +44,8 @@ mod vector_math;
 /// more than the work (a tiny-SD group norm has 16K elements).
 const PARALLEL_MIN: usize = 1 << 16;
 
+pub use vector_math::QUICK_GELU_SLOPE;
+
 use autodiff::tracked_f32;
 use burn::tensor::{backend::Backend, Tensor};
 use dispatch::{flex_f32, from_shape, from_values, into_tensor, is_flex_f32, row_major, values};
@@ -72,6 +74,14 @@ pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>,
 /// any other backend or dtype.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
     recorded_elementwise(x, autodiff::GELU)
+}
+
+/// CLIP's QuickGELU, `x·σ(1.702·x)`, on burn-flex and autodiff over it (with its backward
+/// pass); `Err(x)` on any other backend or dtype.
+pub fn quick_gelu<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    recorded_elementwise(x, autodiff::QUICK_GELU)
 }
 
 fn recorded_elementwise<B: Backend, const D: usize>(
@@ -338,6 +348,9 @@ mod tests {
         ours.assert_approx_eq::<f32>(&activation::silu(x.clone()).into_data(), close);
         let ours = gelu(x.clone()).expect("flex").into_data();
         ours.assert_approx_eq::<f32>(&activation::gelu(x.clone()).into_data(), close);
+        let ours = quick_gelu(x.clone()).expect("flex").into_data();
+        let burns = x.clone() * activation::sigmoid(x.clone() * QUICK_GELU_SLOPE);
+        ours.assert_approx_eq::<f32>(&burns.into_data(), close);
         let ours = softmax_last(x.clone()).expect("flex").into_data();
         ours.assert_approx_eq::<f32>(&activation::softmax(x.clone(), 2).into_data(), close);
         assert_eq!(contiguous(x.clone()).into_data(), x.into_data());
@@ -418,7 +431,7 @@ mod tests {
     }
 
     /// On autodiff over burn-flex, the recorded kernels' outputs and gradients (input, γ, β)
-    /// equal those of burn's ops, differentiated by burn: SiLU, GELU, softmax, the layout copy
+    /// equal those of burn's ops, differentiated by burn: SiLU, GELU, QuickGELU, softmax, the layout copy
     /// and the group norm with and without SiLU.
     #[test]
     fn recorded_kernels_have_burns_gradients() {
@@ -471,6 +484,10 @@ mod tests {
         compare(
             &|x, _, _| gelu(x).expect("autodiff over flex"),
             &|x, _, _| activation::gelu(x),
+        );
+        compare(
+            &|x, _, _| quick_gelu(x).expect("autodiff over flex"),
+            &|x, _, _| x.clone() * activation::sigmoid(x * QUICK_GELU_SLOPE),
         );
         for then_silu in [false, true] {
             let reference = |x: Tensor<A, 4>, gamma: Tensor<A, 1>, beta: Tensor<A, 1>| {

@@ -106,6 +106,15 @@ fn gelu_scalar(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// CLIP's QuickGELU's slope: `x·σ(1.702·x)`, OpenAI's sigmoid fit of GELU.
+pub const QUICK_GELU_SLOPE: f32 = 1.702;
+
+/// x·σ(1.702·x), with `1.702·x` rounded to f32 first, as PyTorch's `x * torch.sigmoid(1.702 * x)`.
+#[inline(always)]
+fn quick_gelu_scalar(x: f32) -> f32 {
+    x / (1.0 + exp(-(QUICK_GELU_SLOPE * x)))
+}
+
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn silu_slice(xs: &mut [f32]) {
     for x in xs {
@@ -120,12 +129,29 @@ fn gelu_slice(xs: &mut [f32]) {
     }
 }
 
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn quick_gelu_slice(xs: &mut [f32]) {
+    for x in xs {
+        *x = quick_gelu_scalar(*x);
+    }
+}
+
 /// d silu(x)/dx · g = g·σ(x)·(1 + x·(1 − σ(x))).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn silu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) {
     for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
         let s = 1.0 / (1.0 + exp(-x));
         *o = g * s * (1.0 + x * (1.0 - s));
+    }
+}
+
+/// d quick_gelu(x)/dx · g = g·s·(1 + a·x·(1 − s)), s = σ(a·x), a = 1.702.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn quick_gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) {
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+        let ax = QUICK_GELU_SLOPE * x;
+        let s = 1.0 / (1.0 + exp(-ax));
+        *o = g * s * (1.0 + ax * (1.0 - s));
     }
 }
 
@@ -161,6 +187,11 @@ pub(crate) fn gelu_grad(x: &[f32], g: &[f32], out: &mut [f32]) {
     for_chunks2(x, g, out, gelu_grad_slice);
 }
 
+/// QuickGELU's input gradient: `out = g · quick_gelu′(x)`.
+pub(crate) fn quick_gelu_grad(x: &[f32], g: &[f32], out: &mut [f32]) {
+    for_chunks2(x, g, out, quick_gelu_grad_slice);
+}
+
 /// `kernel` over `xs`, in parallel chunks when `xs` is large.
 pub(crate) fn for_chunks(xs: &mut [f32], kernel: fn(&mut [f32])) {
     if xs.len() < PARALLEL_MIN {
@@ -178,6 +209,11 @@ pub(crate) fn silu(xs: &mut [f32]) {
 /// Exact GELU of every element, in place.
 pub(crate) fn gelu(xs: &mut [f32]) {
     for_chunks(xs, gelu_slice);
+}
+
+/// CLIP's QuickGELU of every element, in place.
+pub(crate) fn quick_gelu(xs: &mut [f32]) {
+    for_chunks(xs, quick_gelu_slice);
 }
 
 #[cfg(test)]
@@ -235,8 +271,17 @@ mod tests {
         silu(&mut s);
         let mut g = xs.clone();
         gelu(&mut g);
-        for ((&x, &s), &g) in xs.iter().zip(&s).zip(&g) {
+        let mut q = xs.clone();
+        quick_gelu(&mut q);
+        for (((&x, &s), &g), &q) in xs.iter().zip(&s).zip(&g).zip(&q) {
             let x64 = x as f64;
+            // The slope's product rounded to f32, as PyTorch's `1.702 * x` is.
+            let ax = (QUICK_GELU_SLOPE * x) as f64;
+            let quick_ref = x64 / (1.0 + (-ax).exp());
+            assert!(
+                (q as f64 - quick_ref).abs() <= 2e-7 * (1.0 + quick_ref.abs()),
+                "quick_gelu({x})"
+            );
             let silu_ref = x64 / (1.0 + (-x64).exp());
             let gelu_ref = 0.5 * x64 * (1.0 + erf_f64(x64 / std::f64::consts::SQRT_2));
             assert!(
@@ -257,9 +302,12 @@ mod tests {
         let silu64 = |x: f64| x / (1.0 + (-x).exp());
         let gelu64 = |x: f64| 0.5 * x * (1.0 + erf_f64(x / std::f64::consts::SQRT_2));
         let mut ds = vec![0f32; xs.len()];
+        let quick64 = |x: f64| x / (1.0 + (-1.702 * x).exp());
         let mut dg = vec![0f32; xs.len()];
+        let mut dq = vec![0f32; xs.len()];
         silu_grad(&xs, &gs, &mut ds);
         gelu_grad(&xs, &gs, &mut dg);
+        quick_gelu_grad(&xs, &gs, &mut dq);
         let h = 1e-5;
         for (i, (&x, &g)) in xs.iter().zip(&gs).enumerate() {
             let x = x as f64;
@@ -273,6 +321,11 @@ mod tests {
             assert!(
                 (dg[i] as f64 - gelu_ref).abs() < 1e-6 * (1.0 + gelu_ref.abs()),
                 "gelu′({x})"
+            );
+            let quick_ref = g as f64 * derivative(&quick64);
+            assert!(
+                (dq[i] as f64 - quick_ref).abs() < 1e-6 * (1.0 + quick_ref.abs()),
+                "quick_gelu′({x})"
             );
         }
     }
