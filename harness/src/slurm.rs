@@ -28,14 +28,16 @@ pub struct SlurmArgs {
     /// CPU cores per array task.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub cpus_per_run: u64,
-    /// Wall-clock limit per task (`--time`, e.g. `12:00:00`).
-    #[arg(long)]
+    /// Wall-clock limit per task (`--time`: minutes, `MM:SS`, `HH:MM:SS`, `D-HH`,
+    /// `D-HH:MM`, `D-HH:MM:SS` or `UNLIMITED`; e.g. `12:00:00`).
+    #[arg(long, value_parser = time_limit)]
     pub time: Option<String>,
     /// The partition (`--partition`).
     #[arg(long)]
     pub partition: Option<String>,
-    /// Memory per task (`--mem`, e.g. `32G`).
-    #[arg(long)]
+    /// Memory per task (`--mem`: a whole number with an optional unit K, M, G or T, megabytes
+    /// without one; e.g. `32G`).
+    #[arg(long, value_parser = memory_size)]
     pub mem: Option<String>,
     /// Write the script to this file instead of stdout.
     #[arg(long)]
@@ -60,6 +62,45 @@ fn directive(name: &str, value: &str) -> Result<String, String> {
         ));
     }
     Ok(value.to_string())
+}
+
+/// A `--time` value in one of the forms `sbatch` accepts (`man sbatch`), checked here so that a
+/// typo is reported before a script is written, not when the array is submitted.
+fn time_limit(value: &str) -> Result<String, String> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    let clock = |s: &str| {
+        let fields: Vec<&str> = s.split(':').collect();
+        fields.len() <= 3 && fields.iter().all(|f| digits(f))
+    };
+    let valid = ["unlimited", "infinite"]
+        .iter()
+        .any(|word| value.eq_ignore_ascii_case(word))
+        || match value.split_once('-') {
+            Some((days, rest)) => digits(days) && clock(rest),
+            None => clock(value),
+        };
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not a Slurm time limit: expected minutes, MM:SS, HH:MM:SS, D-HH, \
+             D-HH:MM, D-HH:MM:SS or UNLIMITED"
+        ))
+    }
+}
+
+/// A `--mem` value as `sbatch` reads it: a whole number, then at most one unit letter.
+fn memory_size(value: &str) -> Result<String, String> {
+    let number = value.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+    let units = value.len() - number.len();
+    if !number.is_empty() && units <= 1 && number.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not a Slurm memory size: expected a whole number with an optional \
+             unit K, M, G or T (e.g. 32G; megabytes without one)"
+        ))
+    }
 }
 
 /// The script for `args` (the sweep is validated first: a sweep that `bench run` would refuse
@@ -152,4 +193,55 @@ pub fn slurm(args: &SlurmArgs, plugins: &Plugins) -> Result<(), String> {
         None => print!("{script}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_limits_are_those_sbatch_accepts() {
+        for ok in [
+            "30",
+            "30:00",
+            "12:00:00",
+            "2-0",
+            "2-12",
+            "2-12:30",
+            "2-12:30:15",
+            "0",
+            "UNLIMITED",
+            "infinite",
+        ] {
+            assert_eq!(time_limit(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "abc",
+            "12h",
+            "1:2:3:4",
+            "-5",
+            "2-",
+            "2-1-1",
+            ":30",
+            "30:",
+            "1.5",
+            "2 days",
+            "1-2:3:4:5",
+            "9999999999",
+        ] {
+            let error = time_limit(bad).unwrap_err();
+            assert!(error.contains("HH:MM:SS"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn memory_sizes_are_numbers_with_one_unit() {
+        for ok in ["32G", "500", "1024M", "2t", "0"] {
+            assert_eq!(memory_size(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in ["", "G", "32GB", "3.5G", "-1G", "32 G", "lots"] {
+            assert!(memory_size(bad).is_err(), "{bad}");
+        }
+    }
 }
