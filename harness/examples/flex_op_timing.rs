@@ -15,7 +15,7 @@ use bench_models::flex_kernels;
 use burn::backend::Flex;
 use burn::nn::LayerNormConfig;
 use burn::tensor::activation::{gelu, silu, softmax};
-use burn::tensor::module::{attention, avg_pool2d, conv2d, conv_transpose2d, max_pool2d};
+use burn::tensor::module::{attention, avg_pool2d, conv2d, conv_transpose2d, linear, max_pool2d};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Distribution, Tensor};
 
@@ -264,6 +264,31 @@ fn timings() {
             black_box(y.unwrap().into_data());
         }),
     );
+
+    // `Linear` on `[batch, tokens, d_in]`: burn-flex runs one single-threaded `gemm` per batch
+    // item (packing the weight again for each) and adds the bias in a second pass; bench's
+    // kernel is one faer product over all rows onto the bias. DreamSim's ViT-B/16 MLP (batch
+    // 16, 197 tokens) and a tiny-UNet projection.
+    for (name, [n, l, d_in, d_out]) in [
+        ("[16,197,768]->3072", [16, 197, 768, 3072]),
+        ("[8,64,32]->32", [8, 64, 32, 32]),
+    ] {
+        let (x, w, b) = (random([n, l, d_in]), random([d_in, d_out]), random([d_out]));
+        record(
+            &format!("linear {name}"),
+            time(reps, || {
+                let y = linear(x.clone(), w.clone(), Some(b.clone()));
+                black_box(y.into_data());
+            }),
+        );
+        record(
+            &format!("linear {name}, bench's kernel"),
+            time(reps, || {
+                let y = flex_kernels::linear(x.clone(), &w, Some(&b));
+                black_box(y.unwrap().into_data());
+            }),
+        );
+    }
 
     // A convolution's input gradient: burn's autodiff takes it as `conv_transpose2d`, whose
     // burn-flex col2im scatters one element at a time through a function pointer on one thread;

@@ -15,6 +15,7 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::store::{ModuleSnapshot, TensorSnapshot};
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::linear;
 use crate::weights::read_tensors;
 
 /// Where the real head comes from, for error messages.
@@ -105,7 +106,10 @@ impl<B: Backend> AestheticHead<B> {
     /// vectors).
     pub fn forward(&self, embeds: Tensor<B, 2>) -> Tensor<B, 1> {
         let n = embeds.dims()[0];
-        let out = self.layers.iter().fold(embeds, |x, l| l.forward(x));
+        let out = self
+            .layers
+            .iter()
+            .fold(embeds, |x, l| linear::forward(l, x));
         out.reshape([n])
     }
 }

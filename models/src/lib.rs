@@ -13,6 +13,7 @@ pub mod gelu;
 pub mod image_reward;
 pub mod inception;
 pub mod layer_norm;
+pub mod linear;
 pub mod mixture;
 pub mod mlp;
 pub mod per_channel;

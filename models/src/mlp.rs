@@ -7,6 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
+use crate::linear;
 use crate::silu::silu;
 use rand::Rng;
 
@@ -58,7 +59,7 @@ impl<B: Backend> Mlp<B> {
     pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
+            x = linear::forward(layer, x);
             if i != last {
                 x = silu(x);
             }

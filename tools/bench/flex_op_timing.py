@@ -48,6 +48,9 @@ def main():
     g = r(1, 320, 1, 1)
     maps = r(25, 288, 35, 35)
     gn = g.repeat(8, 1, 1, 1)
+    # torch's linear weights are [d_out, d_in] (burn's the transpose).
+    vit_x, vit_w, vit_b = r(16, 197, 768), r(3072, 768), r(3072)
+    tiny_x, tiny_w, tiny_b = r(8, 64, 32), r(32, 32), r(32)
     w320, b320 = torch.ones(320), torch.zeros(320)
     ops = {
         "softmax [8,8,64,77] (tiny-SD cross-attention scores)": lambda: scores.softmax(3),
@@ -71,6 +74,8 @@ def main():
         "avg pool 3x3 pad 1 [25,288,35,35]":
             lambda: F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False),
         "max pool 3x3 stride 2 [25,288,35,35]": lambda: F.max_pool2d(maps, 3, stride=2),
+        "linear [16,197,768]->3072": lambda: F.linear(vit_x, vit_w, vit_b),
+        "linear [8,64,32]->32": lambda: F.linear(tiny_x, tiny_w, tiny_b),
         "mul of last-dim halves [8,64,256] (strided)": lambda: both[..., :128] * both[..., 128:],
         "mul contiguous [8,64,128]": lambda: a * b,
         "x[8,320,32,32] * g[1,320,1,1]": lambda: fmap * g,

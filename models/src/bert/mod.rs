@@ -28,6 +28,7 @@ use crate::layer_norm::layer_norm;
 use crate::precision::to_dtype;
 pub use tokenizer::{BertTokenizer, EncodedBatch};
 
+use crate::linear;
 use crate::weights::{component_weights, load_mapped, read_json, read_tensors, FileKey, LoadError};
 
 /// The fields of transformers' `BertConfig` the forward pass depends on; absent fields take
@@ -309,28 +310,31 @@ impl<B: Backend> BertModel<B> {
         let mask = padding.reshape([n, 1, l]).expand([n, l, l]);
         for layer in &self.layers {
             let attended = multi_head_attention(
-                layer.query.forward(x.clone()),
-                layer.key.forward(x.clone()),
-                layer.value.forward(x.clone()),
+                linear::forward(&layer.query, x.clone()),
+                linear::forward(&layer.key, x.clone()),
+                linear::forward(&layer.value, x.clone()),
                 layer.heads,
                 Some(mask.clone()),
             );
             x = layer_norm(
                 &layer.attention_norm,
-                x + layer.attention_out.forward(attended),
+                x + linear::forward(&layer.attention_out, attended),
             );
             if let (Some(cross), Some(context)) = (&layer.cross, &context) {
                 let attended = multi_head_attention(
-                    cross.query.forward(x.clone()),
-                    cross.key.forward(context.clone()),
-                    cross.value.forward(context.clone()),
+                    linear::forward(&cross.query, x.clone()),
+                    linear::forward(&cross.key, context.clone()),
+                    linear::forward(&cross.value, context.clone()),
                     layer.heads,
                     None,
                 );
-                x = layer_norm(&cross.norm, x + cross.out.forward(attended));
+                x = layer_norm(&cross.norm, x + linear::forward(&cross.out, attended));
             }
-            let hidden = gelu(layer.intermediate.forward(x.clone()));
-            x = layer_norm(&layer.output_norm, x + layer.output.forward(hidden));
+            let hidden = gelu(linear::forward(&layer.intermediate, x.clone()));
+            x = layer_norm(
+                &layer.output_norm,
+                x + linear::forward(&layer.output, hidden),
+            );
         }
         to_dtype(x, DType::F32)
     }

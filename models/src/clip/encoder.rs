@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::attention::multi_head_attention;
 use crate::flex_kernels::{self, QUICK_GELU_SLOPE};
 use crate::layer_norm::layer_norm;
+use crate::linear;
 
 /// The MLP activations CLIP text encoders use: OpenAI's CLIP (SD v1) uses QuickGELU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -122,17 +123,17 @@ impl<B: Backend> ClipEncoder<B> {
 impl<B: Backend> ClipAttention<B> {
     /// Multi-head self-attention; `mask` `[N, L, L]` is true where attention is forbidden.
     fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 3, Bool>>) -> Tensor<B, 3> {
-        let q = self.q_proj.forward(x.clone());
-        let k = self.k_proj.forward(x.clone());
-        let v = self.v_proj.forward(x);
+        let q = linear::forward(&self.q_proj, x.clone());
+        let k = linear::forward(&self.k_proj, x.clone());
+        let v = linear::forward(&self.v_proj, x);
         let out = multi_head_attention(q, k, v, self.num_heads, mask);
-        self.out_proj.forward(out)
+        linear::forward(&self.out_proj, out)
     }
 }
 
 impl<B: Backend> ClipMlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.fc1.forward(x);
+        let x = linear::forward(&self.fc1, x);
         let x = match self.activation {
             // One vectorised pass on the CPU (burn-flex's sigmoid is a scalar `exp` per
             // element: 2–3 % of DreamSim's CLIP branches); burn's ops elsewhere.
@@ -140,6 +141,6 @@ impl<B: Backend> ClipMlp<B> {
                 .unwrap_or_else(|x| x.clone() * sigmoid(x * QUICK_GELU_SLOPE)),
             ClipActivation::Gelu => gelu(x),
         };
-        self.fc2.forward(x)
+        linear::forward(&self.fc2, x)
     }
 }

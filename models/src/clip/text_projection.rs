@@ -16,6 +16,7 @@ use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 
 use super::config_file::tower_config;
 use super::text_model::{ClipTextConfig, ClipTextTransformer};
+use crate::linear;
 use crate::precision::to_dtype;
 use crate::weights::{
     check_mapped, component_weights, load_mapped, read_header, FileKey, FileReport, LoadError,
@@ -113,6 +114,6 @@ impl<B: Backend> ClipTextModelWithProjection<B> {
         let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), &device);
         let pooled = hidden.reshape([n * l, width]).select(0, rows);
         // In f32 whatever the weights' precision (a half-precision tower's output is cast).
-        to_dtype(self.text_projection.forward(pooled), DType::F32)
+        to_dtype(linear::forward(&self.text_projection, pooled), DType::F32)
     }
 }

@@ -21,6 +21,7 @@ use super::config_file::{check_heads, tower_config, TowerConfig};
 use super::encoder::{ClipActivation, ClipEncoder, EncoderShape};
 use crate::conv::conv2d;
 use crate::layer_norm::layer_norm;
+use crate::linear;
 use crate::per_channel::per_channel;
 use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{
@@ -264,7 +265,7 @@ impl<B: Backend> ClipVisionModel<B> {
             x.slice([0..n, 0..1, 0..h]).reshape([n, h]),
         );
         let embedding = match &self.visual_projection {
-            Some(projection) => projection.forward(pooled),
+            Some(projection) => linear::forward(projection, pooled),
             None => pooled,
         };
         to_dtype(embedding, out_dtype)

@@ -15,19 +15,44 @@ use super::layout_copy::{copy_row_major, View};
 pub(crate) fn flex_f32<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<FlexTensor, Tensor<B, D>> {
+    flex_f32_as_laid_out(x).map(row_major)
+}
+
+/// [`flex_f32`] without the copy to row-major order: the tensor as it is laid out (a view's
+/// strides and offset kept).
+pub(crate) fn flex_f32_as_laid_out<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<FlexTensor, Tensor<B, D>> {
     if !is_flex_f32(&x) {
         return Err(x);
     }
     match x.into_primitive() {
         TensorPrimitive::Float(p) => {
             let any: Box<dyn Any> = Box::new(p);
-            let flex = *any
+            Ok(*any
                 .downcast::<FlexTensor>()
-                .expect("the type was checked above");
-            Ok(row_major(flex))
+                .expect("the type was checked above"))
         }
         quantized => Err(Tensor::from_primitive(quantized)),
     }
+}
+
+/// A 2-D f32 tensor's elements as rows: the storage from its first element and the distance
+/// between rows, when its columns are adjacent (a row-major matrix, or columns narrowed out of
+/// one); `None` for other layouts.
+pub(crate) fn matrix_rows(t: &FlexTensor) -> Option<(&[f32], usize)> {
+    let layout = t.layout();
+    let (&[rows, columns], &[row_stride, 1]) = (&layout.shape()[..], layout.strides()) else {
+        return None;
+    };
+    let row_stride = usize::try_from(row_stride).ok()?.max(columns);
+    let span = match rows.checked_sub(1) {
+        None => 0,
+        Some(last) => last.checked_mul(row_stride)?.checked_add(columns)?,
+    };
+    let start = layout.start_offset();
+    let storage = t.storage::<f32>().get(start..start.checked_add(span)?)?;
+    Some((storage, row_stride))
 }
 
 /// Whether [`flex_f32`] would take `x`.

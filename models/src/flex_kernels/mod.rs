@@ -19,6 +19,9 @@
 //!   at a time on one thread);
 //! - [`conv2d()`]: one matrix product per image (im2col in tiles), and at stride 1 the input
 //!   gradient as the same kernel on the flipped weights (burn-flex's is a scalar col2im);
+//! - [`linear()`]: burn's `Linear` as one matrix product over all rows, the bias accumulated
+//!   onto (burn-flex runs one single-threaded product per batch item, then adds the bias);
+//!   inference only;
 //! - [`max_pool2d`] and [`avg_pool2d`]: two passes per plane, planes in parallel (burn-flex
 //!   pools through its 3-D path with a closure call per tap); inference only.
 //!
@@ -35,6 +38,7 @@ mod conv;
 mod dispatch;
 mod group_norm;
 mod layout_copy;
+mod linear;
 mod matrix_product;
 mod pool;
 mod softmax;
@@ -48,7 +52,10 @@ pub use vector_math::QUICK_GELU_SLOPE;
 
 use autodiff::tracked_f32;
 use burn::tensor::{backend::Backend, Tensor};
-use dispatch::{flex_f32, from_shape, from_values, into_tensor, is_flex_f32, row_major, values};
+use dispatch::{
+    flex_f32, flex_f32_as_laid_out, from_shape, from_values, into_tensor, is_flex_f32, matrix_rows,
+    row_major, values,
+};
 
 /// `x` laid out in row-major order (a view after `swap_dims` copied), so that a `reshape`
 /// after it is free: on burn-flex by runs or tiles ([`layout_copy`]), elsewhere `x` itself
@@ -74,6 +81,43 @@ pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>,
 /// any other backend or dtype.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
     recorded_elementwise(x, autodiff::GELU)
+}
+
+/// `x·weight + bias` over the last dimension of `x` (burn's `Linear`: `weight` `[d_in, d_out]`,
+/// `bias` `[d_out]`) on burn-flex, where `x`, `weight` and `bias` are all its f32 tensors;
+/// `Err(x)` otherwise (autodiff, other backends and dtypes, shapes that do not fit: burn's
+/// `linear` then runs, and reports a shape error as it always did).
+pub fn linear<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    let [d_in, d_out] = weight.dims();
+    let mut dims = x.dims();
+    let fits = D >= 1
+        && dims[D - 1] == d_in
+        && d_in > 0
+        && bias.is_none_or(|b| b.dims() == [d_out] && is_flex_f32(b));
+    if !fits || !is_flex_f32(weight) {
+        return Err(x);
+    }
+    // Clones share the parameters' storage: not copied, unless laid out in a way the
+    // product cannot read (rows of adjacent columns).
+    let (Ok(weight), Ok(bias)) = (
+        flex_f32_as_laid_out(weight.clone()),
+        bias.map(|b| flex_f32(b.clone())).transpose(),
+    ) else {
+        return Err(x);
+    };
+    let weight = match matrix_rows(&weight) {
+        Some(_) => weight,
+        None => row_major(weight),
+    };
+    let rows = matrix_rows(&weight).expect("a row-major matrix has adjacent columns");
+    let x = flex_f32(x)?;
+    let out = linear::linear(values(&x), rows, bias.as_ref().map(values), d_in, d_out);
+    dims[D - 1] = d_out;
+    Ok(into_tensor(from_shape(out, dims)))
 }
 
 /// CLIP's QuickGELU, `x·σ(1.702·x)`, on burn-flex and autodiff over it (with its backward
@@ -688,5 +732,48 @@ mod tests {
         assert!(max_pool2d(tracked, [3, 3], [1, 1], [1, 1]).is_err());
         assert!(avg_pool2d(tensor([1, 2, 4, 4], 1.0), [3, 3], [1, 1], [2, 2], false).is_err());
         assert!(max_pool2d(tensor([1, 2, 2, 2], 1.0), [3, 3], [1, 1], [0, 0]).is_err());
+        // Linear: tracked inputs, a weight or bias that does not fit.
+        let tracked = Tensor::<Autodiff<Flex>, 2>::ones([2, 3], &Default::default());
+        let weight = Tensor::<Autodiff<Flex>, 2>::ones([3, 4], &Default::default());
+        assert!(linear(tracked, &weight, None).is_err());
+        let (x, weight) = (tensor([2, 3], 1.0), tensor([3, 4], 1.0));
+        assert!(linear(x.clone(), &tensor([4, 3], 1.0), None).is_err());
+        assert!(linear(x.clone(), &weight, Some(&tensor([3], 1.0))).is_err());
+        assert!(linear(tensor([2, 0], 1.0), &tensor([0, 4], 1.0), None).is_err());
+        assert!(linear(x, &weight, Some(&tensor([4], 1.0))).is_ok());
+    }
+
+    /// The linear kernel against burn's `linear` on the layouts the networks give it: a
+    /// permuted input, 1-D and 3-D inputs, a weight whose columns are narrowed out of a wider
+    /// one (GEGLU's halves) or transposed, with and without the bias; large enough once to be
+    /// spread over threads.
+    #[test]
+    fn linear_equals_burns() {
+        let close = Tolerance::absolute(2e-5).set_relative(2e-5);
+        let full = tensor([24, 40], 1.0);
+        let weights = [
+            tensor([24, 20], 1.0),
+            full.clone().narrow(1, 20, 20),
+            tensor([20, 24], 1.0).swap_dims(0, 1),
+        ];
+        for weight in &weights {
+            for bias in [None, Some(tensor([20], 3.0))] {
+                let check = |ours: Tensor<Flex, 3>, burns: Tensor<Flex, 3>| {
+                    ours.into_data()
+                        .assert_approx_eq::<f32>(&burns.into_data(), close);
+                };
+                let x = tensor([3, 24, 7], 2.0).swap_dims(1, 2);
+                let burns = burn::tensor::module::linear(x.clone(), weight.clone(), bias.clone());
+                check(linear(x, weight, bias.as_ref()).expect("flex"), burns);
+                let x = tensor([40, 120, 24], 2.0);
+                let burns = burn::tensor::module::linear(x.clone(), weight.clone(), bias.clone());
+                check(linear(x, weight, bias.as_ref()).expect("flex"), burns);
+                let x = tensor([24], 2.0);
+                let burns = burn::tensor::module::linear(x.clone(), weight.clone(), bias.clone());
+                let ours = linear(x, weight, bias.as_ref()).expect("flex");
+                ours.into_data()
+                    .assert_approx_eq::<f32>(&burns.into_data(), close);
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::unet::{down_path, timestep_features, TimestepEmbedding, UNetBlock, UNetConfig};
 use super::UNet2DConditionModel;
+use crate::linear;
 
 /// Widths of a small UNet-family network conditioned like SD's UNet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,7 +179,7 @@ impl<B: Backend> UNetFlowHead<B> {
         let (x, _) = down_path(&self.conv_in, &self.down_blocks, sample, emb, context, None);
         let [n, c, h, w] = x.dims();
         let pooled = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
-        self.head.forward(pooled).reshape([n])
+        linear::forward(&self.head, pooled).reshape([n])
     }
 }
 

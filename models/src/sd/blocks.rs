@@ -13,6 +13,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use crate::attention::multi_head_attention;
 use crate::conv::conv2d;
 use crate::flex_kernels;
+use crate::linear;
 use crate::per_channel::per_channel;
 use crate::precision::in_f32;
 use crate::silu::silu;
@@ -146,7 +147,7 @@ impl<B: Backend> ResnetBlock2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
         let mut h = conv2d(&self.conv1, group_norm_silu(&self.norm1, x.clone()));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
-            let t = proj.forward(silu(temb));
+            let t = linear::forward(proj, silu(temb));
             let [n, c] = t.dims();
             h = h + t.reshape([n, c, 1, 1]);
         }
@@ -238,11 +239,11 @@ impl<B: Backend> SpatialAttention<B> {
                 .reshape([n, c, h * w])
                 .swap_dims(1, 2),
         );
-        let q = self.to_q.forward(tokens.clone());
-        let k = self.to_k.forward(tokens.clone());
-        let v = self.to_v.forward(tokens);
+        let q = linear::forward(&self.to_q, tokens.clone());
+        let k = linear::forward(&self.to_k, tokens.clone());
+        let v = linear::forward(&self.to_v, tokens);
         let attn = multi_head_attention(q, k, v, 1, None);
-        let out = flex_kernels::contiguous(self.to_out[0].forward(attn).swap_dims(1, 2))
+        let out = flex_kernels::contiguous(linear::forward(&self.to_out[0], attn).swap_dims(1, 2))
             .reshape([n, c, h, w]);
         out + x
     }

@@ -20,6 +20,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::linear;
 use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{load_safetensors_remapped, LoadError};
 
@@ -148,7 +149,7 @@ impl<B: Backend> LoraPair<B> {
         let dtype = x.dtype();
         let x = to_precision_of(x, &self.down.weight.val());
         to_dtype(
-            self.up.forward(self.down.forward(x)).mul_scalar(scale),
+            linear::forward(&self.up, linear::forward(&self.down, x)).mul_scalar(scale),
             dtype,
         )
     }

@@ -13,7 +13,6 @@ use crate::silu::silu;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::module::linear as apply_linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::Deserialize;
 
@@ -27,6 +26,7 @@ use super::lora::{
 use crate::attention::multi_head_attention;
 use crate::conv::conv2d;
 use crate::layer_norm::layer_norm;
+use crate::linear;
 use crate::precision::{to_dtype, to_precision_of};
 use crate::weights::{component_weights, load_safetensors, read_json, LoadError};
 
@@ -426,9 +426,9 @@ impl<B: Backend> Attention<B> {
         lora: Option<(&LoraAttention<B>, f64)>,
     ) -> Tensor<B, 3> {
         let context = context.unwrap_or_else(|| x.clone());
-        let mut q = self.to_q.forward(x.clone());
-        let mut k = self.to_k.forward(context.clone());
-        let mut v = self.to_v.forward(context.clone());
+        let mut q = linear::forward(&self.to_q, x.clone());
+        let mut k = linear::forward(&self.to_k, context.clone());
+        let mut v = linear::forward(&self.to_v, context.clone());
         if let Some((l, s)) = lora {
             q = q + l.to_q.delta(x, s);
             k = k + l.to_k.delta(context.clone(), s);
@@ -436,8 +436,10 @@ impl<B: Backend> Attention<B> {
         }
         let heads = multi_head_attention(q, k, v, self.heads, None);
         match lora {
-            Some((l, s)) => self.to_out[0].forward(heads.clone()) + l.to_out[0].delta(heads, s),
-            None => self.to_out[0].forward(heads),
+            Some((l, s)) => {
+                linear::forward(&self.to_out[0], heads.clone()) + l.to_out[0].delta(heads, s)
+            }
+            None => linear::forward(&self.to_out[0], heads),
         }
     }
 }
@@ -454,13 +456,13 @@ impl<B: Backend> FeedForward<B> {
         let proj = &self.net.0.proj;
         let half = proj.weight.dims()[1] / 2;
         let project = |from: usize| {
-            apply_linear(
+            linear::apply(
                 x.clone(),
                 proj.weight.val().narrow(1, from, half),
                 proj.bias.as_ref().map(|b| b.val().narrow(0, from, half)),
             )
         };
-        self.net.2.forward(project(0) * gelu(project(half)))
+        linear::forward(&self.net.2, project(0) * gelu(project(half)))
     }
 }
 
@@ -647,6 +649,9 @@ pub fn down_path<B: Backend>(
 impl<B: Backend> TimestepEmbedding<B> {
     /// `linear_1 → SiLU → linear_2` of sinusoidal features.
     pub fn forward(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.linear_2.forward(silu(self.linear_1.forward(features)))
+        linear::forward(
+            &self.linear_2,
+            silu(linear::forward(&self.linear_1, features)),
+        )
     }
 }
