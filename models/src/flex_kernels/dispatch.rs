@@ -45,7 +45,13 @@ pub(crate) fn matrix_rows(t: &FlexTensor) -> Option<(&[f32], usize)> {
     let (&[rows, columns], &[row_stride, 1]) = (&layout.shape()[..], layout.strides()) else {
         return None;
     };
-    let row_stride = usize::try_from(row_stride).ok()?.max(columns);
+    // One row: its stride is never used (and size-1 dims may carry any stride). Rows that
+    // overlap (a broadcast weight's stride 0) are not rows of a matrix the product can read.
+    let row_stride = match (rows, usize::try_from(row_stride)) {
+        (0 | 1, _) => columns,
+        (_, Ok(stride)) if stride >= columns => stride,
+        _ => return None,
+    };
     let span = match rows.checked_sub(1) {
         None => 0,
         Some(last) => last.checked_mul(row_stride)?.checked_add(columns)?,

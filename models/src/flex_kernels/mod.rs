@@ -97,6 +97,7 @@ pub fn linear<B: Backend, const D: usize>(
     let fits = D >= 1
         && dims[D - 1] == d_in
         && d_in > 0
+        && d_out > 0
         && bias.is_none_or(|b| b.dims() == [d_out] && is_flex_f32(b));
     if !fits || !is_flex_f32(weight) {
         return Err(x);
@@ -740,13 +741,14 @@ mod tests {
         assert!(linear(x.clone(), &tensor([4, 3], 1.0), None).is_err());
         assert!(linear(x.clone(), &weight, Some(&tensor([3], 1.0))).is_err());
         assert!(linear(tensor([2, 0], 1.0), &tensor([0, 4], 1.0), None).is_err());
+        assert!(linear(x.clone(), &tensor([3, 0], 1.0), None).is_err());
         assert!(linear(x, &weight, Some(&tensor([4], 1.0))).is_ok());
     }
 
     /// The linear kernel against burn's `linear` on the layouts the networks give it: a
     /// permuted input, 1-D and 3-D inputs, a weight whose columns are narrowed out of a wider
-    /// one (GEGLU's halves) or transposed, with and without the bias; large enough once to be
-    /// spread over threads.
+    /// one (GEGLU's halves), transposed or broadcast, with and without the bias; large enough
+    /// once to be spread over threads.
     #[test]
     fn linear_equals_burns() {
         let close = Tolerance::absolute(2e-5).set_relative(2e-5);
@@ -755,6 +757,9 @@ mod tests {
             tensor([24, 20], 1.0),
             full.clone().narrow(1, 20, 20),
             tensor([20, 24], 1.0).swap_dims(0, 1),
+            // Every row the first one (stride 0, over storage that holds 24 different rows):
+            // copied, not read as those rows.
+            tensor([24, 20], 1.0).narrow(0, 0, 1).expand([24, 20]),
         ];
         for weight in &weights {
             for bias in [None, Some(tensor([20], 3.0))] {
