@@ -1,8 +1,9 @@
 //! Images per second through the image metrics' networks on the inference backend, for
 //! `tools/bench/image_metric_timing.py`, which times the same work in PyTorch: pytorch-fid's
 //! Inception (resize to 299 included) or DreamSim's ensemble embedding (on 224² inputs), on
-//! the same random images (seeded uniform noise in [0, 1]), the same batch, after one batch of
-//! warm-up; loading is not timed.
+//! random images of the same kind (uniform noise in [0, 1], seeded: each side's checksum
+//! repeats from run to run and build to build, up to rounding; the two sides' generators
+//! differ), the same batch, after one batch of warm-up; loading is not timed.
 //!
 //! `cargo build --release -p bench --example image_metric_timing`, then
 //! `target/release/examples/image_metric_timing inception WEIGHTS N BATCH SIDE` or
@@ -11,7 +12,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{backend::Backend, Distribution, Tensor};
 
 use bench::backend::Inner;
 use bench_models::dreamsim::{DreamSim, DreamSimVariant, IMAGE_SIZE};
@@ -37,6 +38,8 @@ fn time(
     forward: impl Fn(Tensor<Inner, 4>) -> Tensor<Inner, 2>,
 ) {
     let device = Default::default();
+    // The same images in every run, so that two builds' checksums compare their outputs.
+    <Inner as Backend>::seed(&device, 0);
     let images = |k: usize| {
         Tensor::<Inner, 4>::random([k, 3, side, side], Distribution::Uniform(0.0, 1.0), &device)
     };
