@@ -773,6 +773,9 @@ mod tests {
                 let x = tensor([40, 120, 24], 2.0);
                 let burns = burn::tensor::module::linear(x.clone(), weight.clone(), bias.clone());
                 check(linear(x, weight, bias.as_ref()).expect("flex"), burns);
+                // No rows: an empty output of the right shape, nothing read.
+                let empty = linear(tensor([0, 24], 1.0), weight, bias.as_ref()).expect("flex");
+                assert_eq!(empty.dims(), [0, 20]);
                 let x = tensor([24], 2.0);
                 let burns = burn::tensor::module::linear(x.clone(), weight.clone(), bias.clone());
                 let ours = linear(x, weight, bias.as_ref()).expect("flex");
