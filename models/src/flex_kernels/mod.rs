@@ -98,6 +98,7 @@ pub fn linear<B: Backend, const D: usize>(
         && dims[D - 1] == d_in
         && d_in > 0
         && d_out > 0
+        && x.shape().num_elements().checked_mul(d_out).is_some()
         && bias.is_none_or(|b| b.dims() == [d_out] && is_flex_f32(b));
     if !fits || !is_flex_f32(weight) {
         return Err(x);
@@ -576,15 +577,18 @@ mod tests {
             .unwrap()
             .reshape([2, 4, 3, 1]));
         assert!(soft[..3].iter().all(|&n| n) && !soft[3..].iter().any(|&n| n));
-        for f in [silu::<Flex, 4>, gelu::<Flex, 4>] {
+        for f in [silu::<Flex, 4>, gelu::<Flex, 4>, quick_gelu::<Flex, 4>] {
             let out = nan(f(x.clone()).unwrap());
             assert!(out[0] && !out[1..].iter().any(|&n| n));
         }
+        // Linear over the last dim (rows of 3 here, then one row of 1): the NaN's row only,
+        // every output of it.
+        let weight = tensor([1, 5], 1.0);
+        let out = linear(x, &weight, Some(&tensor([5], 1.0))).unwrap();
+        let out: Vec<bool> = out.into_data().iter::<f32>().map(f32::is_nan).collect();
+        assert!(out[..5].iter().all(|&n| n) && !out[5..].iter().any(|&n| n));
     }
 
-    /// Other backends and half precision get their tensor back, unchanged; so do autodiff over
-    /// burn-flex for a group norm without affine (no recorded op) and shapes the group norm
-    /// cannot take.
     /// The fused attention (two query blocks, the second ragged; value width unlike the
     /// keys') against burn's ops composed, outputs and the gradients of q, k and v, with the
     /// keys untracked once (a frozen text context's).
@@ -712,6 +716,9 @@ mod tests {
         assert!(conv2d(x.clone(), x, None, [1, 1], [0, 0]).is_err());
     }
 
+    /// Other backends and half precision get their tensor back, unchanged; so do autodiff over
+    /// burn-flex for a group norm without affine (no recorded op), shapes the group norm cannot
+    /// take, and linear inputs that do not fit.
     #[test]
     fn other_backends_and_dtypes_are_handed_back() {
         let x = Tensor::<Autodiff<NdArray>, 2>::ones([2, 3], &Default::default());
