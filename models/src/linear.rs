@@ -12,8 +12,9 @@ pub fn forward<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -
 }
 
 /// `x·weight + bias` over the last dimension (burn's `module::linear`, `weight` `[d_in, d_out]`);
-/// on burn-flex (inference) one matrix product over all of `x`'s rows with the bias
-/// accumulated onto ([`flex_kernels::linear`]), elsewhere burn's.
+/// on burn-flex and autodiff over it one matrix product over all of `x`'s rows with the bias
+/// accumulated onto, recorded with its backward pass under autodiff
+/// ([`flex_kernels::linear`]), elsewhere burn's.
 pub fn apply<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,

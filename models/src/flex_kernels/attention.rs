@@ -7,17 +7,17 @@
 //! every pass is a vertical operation on `B`-wide rows (`B` a multiple of 16, whole vectors),
 //! with none of the per-row horizontal reductions that dominate a row-wise softmax over the
 //! short rows of a tiny or text-conditioned attention (77 keys). Then `O = Pᵀ·V` and each output
-//! row is divided by its column's sum. Both products are `gemm` calls (burn-flex's own matrix
-//! kernels, strides given, so the transposes are free). The result equals the materialised
+//! row is divided by its column's sum. Both products are faer's (`matrix_product.rs`), strides
+//! given, so the transposes are free. The result equals the materialised
 //! `softmax(q·kᵀ·s)·v` up to float summation order.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::matrix_product::{product, Matrix};
+use super::matrix_product::{product, Matrix, Par};
 
 /// Every product here runs on the thread of its task (the tasks split the work).
-const SERIAL: gemm::Parallelism = gemm::Parallelism::None;
+const SERIAL: Par = Par::Seq;
 use super::vector_math::exp;
 use super::PARALLEL_MIN;
 

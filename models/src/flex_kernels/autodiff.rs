@@ -23,9 +23,10 @@ use burn_flex::{FlexTensor, Layout};
 
 use super::attention::{self, attention_backward};
 use super::conv::{conv2d as conv2d_kernel, Conv};
-use super::dispatch::{from_shape, from_values, row_major, values};
+use super::dispatch::{from_shape, from_values, matrix_rows, readable_as_rows, row_major, values};
 use super::group_norm::{group_norm_backward, Affine};
 use super::layout_copy::{dense_permutation, into_memory_order};
+use super::linear::{self as linear_kernel, bias_gradient, input_gradient, weight_gradient};
 use super::softmax::{softmax_backward_rows, softmax_rows};
 use super::vector_math;
 
@@ -298,6 +299,43 @@ pub(crate) fn attention(strategy: Strategy, qkv: [Tracked; 3], shape: attention:
     record(strategy, Attention(shape), [q, k, v], inputs, output)
 }
 
+/// The backward passes of an operation of an input, a weight and an optional bias, recorded
+/// with two parents or three: both hand the parents' ids (`None` for the missing bias) to the
+/// operation's `backward_into`.
+macro_rules! with_optional_bias {
+    ($op:ty, $state:ty) => {
+        impl Backward<Flex, 2> for $op {
+            type State = $state;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let dy = grads.consume::<Flex>(&ops.node);
+                let [x, weight] = ops.parents.map(|p| p.map(|node| node.id));
+                self.backward_into([x, weight, None], ops.state, dy, grads);
+            }
+        }
+
+        impl Backward<Flex, 3> for $op {
+            type State = $state;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let dy = grads.consume::<Flex>(&ops.node);
+                let ids = ops.parents.map(|p| p.map(|node| node.id));
+                self.backward_into(ids, ops.state, dy, grads);
+            }
+        }
+    };
+}
+
 /// A stride-1 convolution ([`Conv`]) of an input `[n, c, h, w]`; its input gradient is the
 /// convolution of the output gradient with the flipped kernel (`conv.rs`), the kernel's and
 /// bias's gradients burn-flex's own (`conv2d_weight_backward`) and a sum.
@@ -354,25 +392,7 @@ impl Convolution {
     }
 }
 
-impl Backward<Flex, 2> for Convolution {
-    type State = ConvolutionState;
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let [x, weight] = ops.parents.map(|p| p.map(|node| node.id));
-        self.backward_into([x, weight, None], ops.state, dy, grads);
-    }
-}
-
-impl Backward<Flex, 3> for Convolution {
-    type State = ConvolutionState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<Flex>(&ops.node);
-        let ids = ops.parents.map(|p| p.map(|node| node.id));
-        self.backward_into(ids, ops.state, dy, grads);
-    }
-}
+with_optional_bias!(Convolution, ConvolutionState);
 
 /// A stride-1 convolution recorded with its backward pass.
 pub(crate) fn conv2d(
@@ -395,6 +415,79 @@ pub(crate) fn conv2d(
     let [n, _, h, w] = op.dims;
     let [ho, wo] = op.conv.output_size([h, w]).expect("checked by the caller");
     let output = from_shape(out, [n, op.conv.channels_out, ho, wo]);
+    let keep_input = !weight.node.requirement.is_none();
+    let state = (kernel, keep_input.then_some(input));
+    match &bias {
+        Some(b) => record(strategy, op, [&x, &weight, b], state, output),
+        None => record(strategy, op, [&x, &weight], state, output),
+    }
+}
+
+/// `x·W + b` over the last dimension (`linear.rs`): `dx = dy·Wᵀ`, `dW = xᵀ·dy`, `db = Σ dy`
+/// over the rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Linear {
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// The weight, laid out so that [`matrix_rows`] reads it, and the input (row-major) where the
+/// weight's gradient needs it.
+pub(crate) type LinearState = (FlexTensor, Option<FlexTensor>);
+
+impl Linear {
+    fn backward_into(
+        self,
+        [x_id, weight_id, bias_id]: [Option<NodeId>; 3],
+        (weight, x): LinearState,
+        dy: FlexTensor,
+        grads: &mut Gradients,
+    ) {
+        let Self { d_in, d_out } = self;
+        let dy = row_major(dy);
+        if let Some(id) = x_id {
+            let rows = matrix_rows(&weight).expect("kept readable as rows");
+            let dx = input_gradient(values(&dy), rows, d_in, d_out);
+            let mut shape: Vec<usize> = dy.layout().shape().iter().copied().collect();
+            *shape.last_mut().expect("a linear's output has dims") = d_in;
+            grads.register::<Flex>(id, from_shape(dx, shape));
+        }
+        if let Some(id) = weight_id {
+            let x = x.as_ref().expect("kept when the weight is tracked");
+            let dw = weight_gradient(values(x), values(&dy), d_in, d_out);
+            grads.register::<Flex>(id, from_shape(dw, [d_in, d_out]));
+        }
+        if let Some(id) = bias_id {
+            grads.register::<Flex>(id, from_shape(bias_gradient(values(&dy), d_out), [d_out]));
+        }
+    }
+}
+
+with_optional_bias!(Linear, LinearState);
+
+/// `x·W + b` over the last dimension of `x` (`weight` `[d_in, d_out]` as `op` says, shapes
+/// checked by the caller), recorded with its backward pass.
+pub(crate) fn linear(
+    strategy: Strategy,
+    x: Tracked,
+    weight: Tracked,
+    bias: Option<Tracked>,
+    op: Linear,
+) -> Tracked {
+    let input = row_major(x.primitive.clone());
+    let kernel = readable_as_rows(weight.primitive.clone());
+    let b = bias.as_ref().map(|b| row_major(b.primitive.clone()));
+    let rows = matrix_rows(&kernel).expect("readable_as_rows");
+    let out = linear_kernel::linear(
+        values(&input),
+        rows,
+        b.as_ref().map(values),
+        op.d_in,
+        op.d_out,
+    );
+    let mut shape: Vec<usize> = input.layout().shape().iter().copied().collect();
+    *shape.last_mut().expect("checked by the caller") = op.d_out;
+    let output = from_shape(out, shape);
     let keep_input = !weight.node.requirement.is_none();
     let state = (kernel, keep_input.then_some(input));
     match &bias {

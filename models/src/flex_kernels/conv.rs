@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::matrix_product::{product, Matrix};
+use super::matrix_product::{product, Matrix, Par};
 
 /// A convolution: kernel `kernel` `[Cout, C, kh, kw]`, `stride` and zero `padding` per axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,15 +145,15 @@ pub(crate) fn conv2d(
         out.par_chunks_mut(co * ho * wo)
             .enumerate()
             .for_each_init(Scratch::default, |scratch, item| {
-                image(item, scratch, gemm::Parallelism::None)
+                image(item, scratch, Par::Seq)
             });
     } else {
         // Fewer images than threads: each image's product spread over them where it is large
         // enough (a one-image tiny-UNet convolution takes 1.5× as long spread over two threads
         // as on one).
         let threads = match macs / n.max(1) >= SPREAD_MIN_MACS {
-            true => gemm::Parallelism::Rayon(0),
-            false => gemm::Parallelism::None,
+            true => Par::rayon(0),
+            false => Par::Seq,
         };
         let mut scratch = Scratch::default();
         for item in out.chunks_mut(co * ho * wo).enumerate() {

@@ -61,6 +61,14 @@ pub(crate) fn matrix_rows(t: &FlexTensor) -> Option<(&[f32], usize)> {
     Some((storage, row_stride))
 }
 
+/// `t` itself when [`matrix_rows`] can read it, else copied to row-major order (which it can).
+pub(crate) fn readable_as_rows(t: FlexTensor) -> FlexTensor {
+    match matrix_rows(&t) {
+        Some(_) => t,
+        None => row_major(t),
+    }
+}
+
 /// Whether [`flex_f32`] would take `x`.
 pub(crate) fn is_flex_f32<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
     TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>() && x.dtype() == DType::F32

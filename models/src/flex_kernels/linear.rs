@@ -10,8 +10,12 @@
 //! ViT-B/16 shapes of DreamSim (3152 rows, 768 → 2304/768/3072) the product takes 14–27 %
 //! less time than burn-flex's way on a 2-core Zen 4 (`flex_op_timing`'s linear rows).
 //!
-//! faer splits the work over rows and columns, never over `d_in`, so each output is summed in
-//! the same order whatever the number of threads (a test holds it to that).
+//! The gradients (training on autodiff over burn-flex, `autodiff.rs`) are two more products,
+//! `dy·Wᵀ` and `xᵀ·dy`, and a sum of `dy`'s rows for the bias.
+//!
+//! faer splits the work over rows and columns, never over the summed dimension (`d_in`, `d_out`
+//! for the input's gradient, the rows for the weight's), so each output is summed in the same
+//! order whatever the number of threads (a test holds it to that).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -36,20 +40,74 @@ pub(crate) fn linear(
         Some(bias) => (bias.repeat(rows), Accum::Add),
         None => (vec![0.0; rows * d_out], Accum::Replace),
     };
-    let par = if rows.saturating_mul(d_in).saturating_mul(d_out) >= PARALLEL_MACS {
-        Par::rayon(0)
-    } else {
-        Par::Seq
-    };
-    matmul(
+    product(
         MatMut::from_row_major_slice_mut(&mut out, rows, d_out),
         accum,
         MatRef::from_row_major_slice(x, rows, d_in),
         MatRef::from_row_major_slice_with_stride(weight, d_in, d_out, weight_row_stride),
-        1.0,
-        par,
     );
     out
+}
+
+/// The gradient of [`linear`]'s input, `dy·Wᵀ`: `dy` row-major `[rows, d_out]`, `W` as
+/// [`linear`] takes it; row-major `[rows, d_in]`.
+pub(crate) fn input_gradient(
+    dy: &[f32],
+    (weight, weight_row_stride): (&[f32], usize),
+    d_in: usize,
+    d_out: usize,
+) -> Vec<f32> {
+    let rows = dy.len() / d_out;
+    let mut dx = vec![0.0; rows * d_in];
+    product(
+        MatMut::from_row_major_slice_mut(&mut dx, rows, d_in),
+        Accum::Replace,
+        MatRef::from_row_major_slice(dy, rows, d_out),
+        MatRef::from_row_major_slice_with_stride(weight, d_in, d_out, weight_row_stride)
+            .transpose(),
+    );
+    dx
+}
+
+/// The gradient of [`linear`]'s weight, `xᵀ·dy` (`x` `[rows, d_in]`, `dy` `[rows, d_out]`,
+/// both row-major): row-major `[d_in, d_out]`. The sum runs over the rows, which faer does not
+/// split: the same bits on any number of threads.
+pub(crate) fn weight_gradient(x: &[f32], dy: &[f32], d_in: usize, d_out: usize) -> Vec<f32> {
+    let rows = dy.len() / d_out;
+    let mut dw = vec![0.0; d_in * d_out];
+    product(
+        MatMut::from_row_major_slice_mut(&mut dw, d_in, d_out),
+        Accum::Replace,
+        MatRef::from_row_major_slice(x, rows, d_in).transpose(),
+        MatRef::from_row_major_slice(dy, rows, d_out),
+    );
+    dw
+}
+
+/// The gradient of [`linear`]'s bias: the sum of `dy`'s rows (`[rows, d_out]`, row-major), in
+/// row order.
+pub(crate) fn bias_gradient(dy: &[f32], d_out: usize) -> Vec<f32> {
+    let mut db = vec![0.0; d_out];
+    for row in dy.chunks_exact(d_out) {
+        for (sum, v) in db.iter_mut().zip(row) {
+            *sum += v;
+        }
+    }
+    db
+}
+
+/// `out (+)= lhs·rhs`, on rayon's threads when the product is large enough to pay for them.
+fn product(out: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
+    let macs = lhs
+        .nrows()
+        .saturating_mul(lhs.ncols())
+        .saturating_mul(rhs.ncols());
+    let par = if macs >= PARALLEL_MACS {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    };
+    matmul(out, accum, lhs, rhs, 1.0, par);
 }
 
 #[cfg(test)]
@@ -89,23 +147,73 @@ mod tests {
         }
     }
 
-    /// The same bits on one thread and on four, for a product large enough to be spread and
-    /// with a long inner dimension (the one a splitting library could cut).
+    /// The three gradients against sums in f64, the weight read from a wider matrix (a
+    /// narrowed one's rows) once, serial and parallel sizes.
+    #[test]
+    fn gradients_equal_the_definition() {
+        for (rows, d_in, d_out, stride) in [(1, 1, 1, 1), (3, 5, 7, 9), (300, 96, 80, 80)] {
+            let (x, w, dy) = (
+                wave(rows * d_in, 0.1),
+                wave(d_in * stride, 0.7),
+                wave(rows * d_out, 1.3),
+            );
+            let close = |got: f32, want: f64, scale: f64| {
+                assert!(
+                    (got as f64 - want).abs() < 1e-5 * (1.0 + scale),
+                    "{got} {want}"
+                );
+            };
+            let dx = input_gradient(&dy, (&w, stride), d_in, d_out);
+            for r in 0..rows {
+                for k in 0..d_in {
+                    let terms =
+                        (0..d_out).map(|c| dy[r * d_out + c] as f64 * w[k * stride + c] as f64);
+                    let want: f64 = terms.clone().sum();
+                    close(dx[r * d_in + k], want, terms.map(f64::abs).sum());
+                }
+            }
+            let dw = weight_gradient(&x, &dy, d_in, d_out);
+            for k in 0..d_in {
+                for c in 0..d_out {
+                    let terms =
+                        (0..rows).map(|r| x[r * d_in + k] as f64 * dy[r * d_out + c] as f64);
+                    let want: f64 = terms.clone().sum();
+                    close(dw[k * d_out + c], want, terms.map(f64::abs).sum());
+                }
+            }
+            let db = bias_gradient(&dy, d_out);
+            for c in 0..d_out {
+                let terms = (0..rows).map(|r| dy[r * d_out + c] as f64);
+                close(db[c], terms.clone().sum(), terms.map(f64::abs).sum());
+            }
+        }
+    }
+
+    /// The same bits on one thread and on four, forward and backward, for products large
+    /// enough to be spread and with a long inner dimension (the one a splitting library could
+    /// cut: `d_in` forward, `d_out` for the input's gradient, the rows for the weight's).
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        for (rows, d_in, d_out) in [(64, 1536, 48), (6, 8192, 64)] {
+        for (rows, d_in, d_out) in [(64, 1536, 48), (6, 8192, 64), (8192, 48, 40)] {
             assert!(rows * d_in * d_out >= PARALLEL_MACS);
-            let (x, w, b) = (
+            let (x, w, b, dy) = (
                 wave(rows * d_in, 0.2),
                 wave(d_in * d_out, 0.5),
                 wave(d_out, 0.9),
+                wave(rows * d_out, 0.4),
             );
             let on = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                pool.install(|| linear(&x, (&w, d_out), Some(&b), d_in, d_out))
+                pool.install(|| {
+                    [
+                        linear(&x, (&w, d_out), Some(&b), d_in, d_out),
+                        input_gradient(&dy, (&w, d_out), d_in, d_out),
+                        weight_gradient(&x, &dy, d_in, d_out),
+                    ]
+                })
             };
             assert_eq!(on(1), on(4));
         }

@@ -20,8 +20,8 @@
 //! - [`conv2d()`]: one matrix product per image (im2col in tiles), and at stride 1 the input
 //!   gradient as the same kernel on the flipped weights (burn-flex's is a scalar col2im);
 //! - [`linear()`]: burn's `Linear` as one matrix product over all rows, the bias accumulated
-//!   onto (burn-flex runs one single-threaded product per batch item, then adds the bias);
-//!   inference only;
+//!   onto (burn-flex runs one single-threaded product per batch item, then adds the bias), and
+//!   its gradients as two products and a sum over the rows;
 //! - [`max_pool2d`] and [`avg_pool2d`]: two passes per plane, planes in parallel (burn-flex
 //!   pools through its 3-D path with a closure call per tap); inference only.
 //!
@@ -54,7 +54,7 @@ use autodiff::tracked_f32;
 use burn::tensor::{backend::Backend, Tensor};
 use dispatch::{
     flex_f32, flex_f32_as_laid_out, from_shape, from_values, into_tensor, is_flex_f32, matrix_rows,
-    row_major, values,
+    readable_as_rows, row_major, values,
 };
 
 /// `x` laid out in row-major order (a view after `swap_dims` copied), so that a `reshape`
@@ -84,9 +84,10 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>,
 }
 
 /// `x·weight + bias` over the last dimension of `x` (burn's `Linear`: `weight` `[d_in, d_out]`,
-/// `bias` `[d_out]`) on burn-flex, where `x`, `weight` and `bias` are all its f32 tensors;
-/// `Err(x)` otherwise (autodiff, other backends and dtypes, shapes that do not fit: burn's
-/// `linear` then runs, and reports a shape error as it always did).
+/// `bias` `[d_out]`) on burn-flex, and with its backward pass on autodiff over it, where `x`,
+/// `weight` and `bias` are all f32 tensors of one of these; `Err(x)` otherwise (other
+/// backends and dtypes, shapes that do not fit: burn's `linear` then runs, and reports a shape
+/// error as it always did).
 pub fn linear<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: &Tensor<B, 2>,
@@ -99,27 +100,32 @@ pub fn linear<B: Backend, const D: usize>(
         && d_in > 0
         && d_out > 0
         && x.shape().num_elements().checked_mul(d_out).is_some()
-        && bias.is_none_or(|b| b.dims() == [d_out] && is_flex_f32(b));
-    if !fits || !is_flex_f32(weight) {
+        && bias.is_none_or(|b| b.dims() == [d_out]);
+    if !fits {
         return Err(x);
     }
     // Clones share the parameters' storage: not copied, unless laid out in a way the
     // product cannot read (rows of adjacent columns).
-    let (Ok(weight), Ok(bias)) = (
-        flex_f32_as_laid_out(weight.clone()),
-        bias.map(|b| flex_f32(b.clone())).transpose(),
-    ) else {
-        return Err(x);
-    };
-    let weight = match matrix_rows(&weight) {
-        Some(_) => weight,
-        None => row_major(weight),
-    };
-    let rows = matrix_rows(&weight).expect("a row-major matrix has adjacent columns");
-    let x = flex_f32(x)?;
-    let out = linear::linear(values(&x), rows, bias.as_ref().map(values), d_in, d_out);
-    dims[D - 1] = d_out;
-    Ok(into_tensor(from_shape(out, dims)))
+    if is_flex_f32(&x) && is_flex_f32(weight) && bias.is_none_or(is_flex_f32) {
+        let weight = flex_f32_as_laid_out(weight.clone()).expect("checked above");
+        let weight = readable_as_rows(weight);
+        let bias = bias.map(|b| flex_f32(b.clone()).expect("checked above"));
+        let rows = matrix_rows(&weight).expect("readable_as_rows");
+        let x = flex_f32(x).expect("checked above");
+        let out = linear::linear(values(&x), rows, bias.as_ref().map(values), d_in, d_out);
+        dims[D - 1] = d_out;
+        return Ok(into_tensor(from_shape(out, dims)));
+    }
+    let tracked = autodiff::is_tracked_f32::<B, 1>;
+    if autodiff::is_tracked_f32(&x) && autodiff::is_tracked_f32(weight) && bias.is_none_or(tracked)
+    {
+        let (strategy, x) = tracked_f32(x).expect("checked above");
+        let (_, weight) = tracked_f32(weight.clone()).expect("checked above");
+        let bias = bias.map(|b| tracked_f32(b.clone()).expect("checked above").1);
+        let op = autodiff::Linear { d_in, d_out };
+        return Ok(into_tensor(autodiff::linear(strategy, x, weight, bias, op)));
+    }
+    Err(x)
 }
 
 /// CLIP's QuickGELU, `x·σ(1.702·x)`, on burn-flex and autodiff over it (with its backward
@@ -716,6 +722,80 @@ mod tests {
         assert!(conv2d(x.clone(), x, None, [1, 1], [0, 0]).is_err());
     }
 
+    /// The recorded linear against burn's on autodiff over flex: output and the gradients of
+    /// input, weight and bias, for a permuted 3-D input, with and without bias, a frozen weight
+    /// (the UNet's under LoRA training), a weight narrowed out of a wider one (GEGLU's halves),
+    /// and a 1-D input.
+    #[test]
+    fn recorded_linear_has_burns_gradients() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        let close = Tolerance::absolute(1e-5).set_relative(1e-5);
+        let leaf = |t: Tensor<Flex, 2>| Tensor::<A, 2>::from_data(t.into_data(), &device);
+        let (d_in, d_out) = (24, 20);
+        for (with_bias, frozen, narrowed, one_row) in [
+            (true, false, false, false),
+            (false, false, false, false),
+            (true, true, false, false),
+            (true, false, true, false),
+            (false, false, false, true),
+        ] {
+            type Apply<'a> =
+                dyn Fn(Tensor<A, 3>, &Tensor<A, 2>, Option<&Tensor<A, 1>>) -> Tensor<A, 3> + 'a;
+            let run = |f: &Apply| {
+                let width = if narrowed { 2 * d_out } else { d_out };
+                let full = leaf(tensor([d_in, width], 1.0));
+                let full = if frozen { full } else { full.require_grad() };
+                let weight = full.clone().narrow(1, width - d_out, d_out);
+                let bias = with_bias.then(|| {
+                    Tensor::<A, 1>::from_data(tensor([d_out], 2.0).into_data(), &device)
+                        .require_grad()
+                });
+                let x = if one_row {
+                    Tensor::<A, 3>::from_data(tensor([1, 1, d_in], 2.0).into_data(), &device)
+                } else {
+                    let x = tensor([3, d_in, 7], 2.0);
+                    Tensor::<A, 3>::from_data(x.into_data(), &device)
+                };
+                let x = x.require_grad();
+                let input = if one_row {
+                    x.clone()
+                } else {
+                    x.clone().swap_dims(1, 2)
+                };
+                let y = f(input, &weight, bias.as_ref());
+                let weights = Tensor::<A, 3>::from_data(tensor(y.dims(), 0.7).into_data(), &device);
+                let grads = (y.clone() * weights).sum().backward();
+                (
+                    y.into_data(),
+                    x.grad(&grads).map(|g| g.into_data()),
+                    full.grad(&grads).map(|g| g.into_data()),
+                    bias.and_then(|b| b.grad(&grads)).map(|g| g.into_data()),
+                )
+            };
+            let fused = |x, w: &Tensor<A, 2>, b: Option<&Tensor<A, 1>>| {
+                linear(x, w, b).expect("autodiff over flex")
+            };
+            let burns = |x, w: &Tensor<A, 2>, b: Option<&Tensor<A, 1>>| {
+                burn::tensor::module::linear(x, w.clone(), b.cloned())
+            };
+            let (ours, reference) = (run(&fused), run(&burns));
+            ours.0.assert_approx_eq::<f32>(&reference.0, close);
+            assert!(ours.1.is_some() && reference.1.is_some());
+            assert_eq!(ours.2.is_some(), !frozen);
+            for (o, r) in [
+                (ours.1, reference.1),
+                (ours.2, reference.2),
+                (ours.3, reference.3),
+            ] {
+                match (o, r) {
+                    (Some(o), Some(r)) => o.assert_approx_eq::<f32>(&r, close),
+                    (o, r) => assert_eq!(o.is_some(), r.is_some()),
+                }
+            }
+        }
+    }
+
     /// Other backends and half precision get their tensor back, unchanged; so do autodiff over
     /// burn-flex for a group norm without affine (no recorded op), shapes the group norm cannot
     /// take, and linear inputs that do not fit.
@@ -740,9 +820,12 @@ mod tests {
         assert!(max_pool2d(tracked, [3, 3], [1, 1], [1, 1]).is_err());
         assert!(avg_pool2d(tensor([1, 2, 4, 4], 1.0), [3, 3], [1, 1], [2, 2], false).is_err());
         assert!(max_pool2d(tensor([1, 2, 2, 2], 1.0), [3, 3], [1, 1], [0, 0]).is_err());
-        // Linear: tracked inputs, a weight or bias that does not fit.
+        // Linear: another backend, a weight or bias that does not fit.
+        let other = Tensor::<Autodiff<NdArray>, 2>::ones([2, 3], &Default::default());
+        let weight = Tensor::<Autodiff<NdArray>, 2>::ones([3, 4], &Default::default());
+        assert!(linear(other, &weight, None).is_err());
         let tracked = Tensor::<Autodiff<Flex>, 2>::ones([2, 3], &Default::default());
-        let weight = Tensor::<Autodiff<Flex>, 2>::ones([3, 4], &Default::default());
+        let weight = Tensor::<Autodiff<Flex>, 2>::ones([4, 3], &Default::default());
         assert!(linear(tracked, &weight, None).is_err());
         let (x, weight) = (tensor([2, 3], 1.0), tensor([3, 4], 1.0));
         assert!(linear(x.clone(), &tensor([4, 3], 1.0), None).is_err());
