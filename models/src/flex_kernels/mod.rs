@@ -725,7 +725,7 @@ mod tests {
     /// The recorded linear against burn's on autodiff over flex: output and the gradients of
     /// input, weight and bias, for a permuted 3-D input, with and without bias, a frozen weight
     /// (the UNet's under LoRA training), a weight narrowed out of a wider one (GEGLU's halves),
-    /// and a 1-D input.
+    /// and an input of one row.
     #[test]
     fn recorded_linear_has_burns_gradients() {
         type A = Autodiff<Flex>;
