@@ -26,7 +26,7 @@ use super::conv::{conv2d as conv2d_kernel, Conv};
 use super::dispatch::{from_shape, from_values, matrix_rows, readable_as_rows, row_major, values};
 use super::group_norm::{group_norm_backward, Affine};
 use super::layout_copy::{dense_permutation, into_memory_order};
-use super::linear::{self as linear_kernel, bias_gradient, input_gradient, weight_gradient};
+use super::linear::{bias_gradient, input_gradient, linear_of_tensors, weight_gradient};
 use super::softmax::{softmax_backward_rows, softmax_rows};
 use super::vector_math;
 
@@ -477,17 +477,7 @@ pub(crate) fn linear(
     let input = row_major(x.primitive.clone());
     let kernel = readable_as_rows(weight.primitive.clone());
     let b = bias.as_ref().map(|b| row_major(b.primitive.clone()));
-    let rows = matrix_rows(&kernel).expect("readable_as_rows");
-    let out = linear_kernel::linear(
-        values(&input),
-        rows,
-        b.as_ref().map(values),
-        op.d_in,
-        op.d_out,
-    );
-    let mut shape: Vec<usize> = input.layout().shape().iter().copied().collect();
-    *shape.last_mut().expect("checked by the caller") = op.d_out;
-    let output = from_shape(out, shape);
+    let output = linear_of_tensors(&input, &kernel, b.as_ref());
     let keep_input = !weight.node.requirement.is_none();
     let state = (kernel, keep_input.then_some(input));
     match &bias {

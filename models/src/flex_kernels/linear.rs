@@ -17,8 +17,11 @@
 //! for the input's gradient, the rows for the weight's), so each output is summed in the same
 //! order whatever the number of threads (a test holds it to that).
 
+use burn_flex::FlexTensor;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+
+use super::dispatch::{from_shape, matrix_rows, values};
 
 /// Below this many multiply-adds the product runs on the calling thread (`128³`, as
 /// burn-flex's own threshold for spreading a batch of products).
@@ -47,6 +50,22 @@ pub(crate) fn linear(
         MatRef::from_row_major_slice_with_stride(weight, d_in, d_out, weight_row_stride),
     );
     out
+}
+
+/// [`linear`] on burn-flex tensors: `x` row-major `[…, d_in]`, `weight` `[d_in, d_out]` laid out
+/// so that [`matrix_rows`] reads it (`readable_as_rows`), `bias` row-major `[d_out]`; the
+/// output has `x`'s shape with `d_out` last. The caller checks the shapes.
+pub(crate) fn linear_of_tensors(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let rows = matrix_rows(weight).expect("a weight made readable_as_rows");
+    let (d_in, d_out) = (weight.layout().shape()[0], weight.layout().shape()[1]);
+    let out = linear(values(x), rows, bias.map(values), d_in, d_out);
+    let mut shape: Vec<usize> = x.layout().shape().iter().copied().collect();
+    *shape.last_mut().expect("checked by the caller") = d_out;
+    from_shape(out, shape)
 }
 
 /// The gradient of [`linear`]'s input, `dy·Wᵀ`: `dy` row-major `[rows, d_out]`, `W` as
@@ -157,34 +176,33 @@ mod tests {
                 wave(d_in * stride, 0.7),
                 wave(rows * d_out, 1.3),
             );
-            let close = |got: f32, want: f64, scale: f64| {
+            // `got` against the f64 sum of `terms`, relative to the sum of their magnitudes.
+            let sums_to = |got: f32, terms: &mut dyn Iterator<Item = f64>| {
+                let (want, scale) = terms.fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()));
                 assert!(
                     (got as f64 - want).abs() < 1e-5 * (1.0 + scale),
                     "{got} {want}"
                 );
             };
             let dx = input_gradient(&dy, (&w, stride), d_in, d_out);
+            let dw = weight_gradient(&x, &dy, d_in, d_out);
+            let db = bias_gradient(&dy, d_out);
             for r in 0..rows {
                 for k in 0..d_in {
-                    let terms =
+                    let mut terms =
                         (0..d_out).map(|c| dy[r * d_out + c] as f64 * w[k * stride + c] as f64);
-                    let want: f64 = terms.clone().sum();
-                    close(dx[r * d_in + k], want, terms.map(f64::abs).sum());
+                    sums_to(dx[r * d_in + k], &mut terms);
                 }
             }
-            let dw = weight_gradient(&x, &dy, d_in, d_out);
             for k in 0..d_in {
                 for c in 0..d_out {
-                    let terms =
+                    let mut terms =
                         (0..rows).map(|r| x[r * d_in + k] as f64 * dy[r * d_out + c] as f64);
-                    let want: f64 = terms.clone().sum();
-                    close(dw[k * d_out + c], want, terms.map(f64::abs).sum());
+                    sums_to(dw[k * d_out + c], &mut terms);
                 }
             }
-            let db = bias_gradient(&dy, d_out);
             for c in 0..d_out {
-                let terms = (0..rows).map(|r| dy[r * d_out + c] as f64);
-                close(db[c], terms.clone().sum(), terms.map(f64::abs).sum());
+                sums_to(db[c], &mut (0..rows).map(|r| dy[r * d_out + c] as f64));
             }
         }
     }

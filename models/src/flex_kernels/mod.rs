@@ -53,7 +53,7 @@ pub use vector_math::QUICK_GELU_SLOPE;
 use autodiff::tracked_f32;
 use burn::tensor::{backend::Backend, Tensor};
 use dispatch::{
-    flex_f32, flex_f32_as_laid_out, from_shape, from_values, into_tensor, is_flex_f32, matrix_rows,
+    flex_f32, flex_f32_as_laid_out, from_shape, from_values, into_tensor, is_flex_f32,
     readable_as_rows, row_major, values,
 };
 
@@ -94,7 +94,7 @@ pub fn linear<B: Backend, const D: usize>(
     bias: Option<&Tensor<B, 1>>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
     let [d_in, d_out] = weight.dims();
-    let mut dims = x.dims();
+    let dims = x.dims();
     let fits = D >= 1
         && dims[D - 1] == d_in
         && d_in > 0
@@ -108,17 +108,13 @@ pub fn linear<B: Backend, const D: usize>(
     // product cannot read (rows of adjacent columns).
     if is_flex_f32(&x) && is_flex_f32(weight) && bias.is_none_or(is_flex_f32) {
         let weight = flex_f32_as_laid_out(weight.clone()).expect("checked above");
-        let weight = readable_as_rows(weight);
         let bias = bias.map(|b| flex_f32(b.clone()).expect("checked above"));
-        let rows = matrix_rows(&weight).expect("readable_as_rows");
         let x = flex_f32(x).expect("checked above");
-        let out = linear::linear(values(&x), rows, bias.as_ref().map(values), d_in, d_out);
-        dims[D - 1] = d_out;
-        return Ok(into_tensor(from_shape(out, dims)));
+        let out = linear::linear_of_tensors(&x, &readable_as_rows(weight), bias.as_ref());
+        return Ok(into_tensor(out));
     }
-    let tracked = autodiff::is_tracked_f32::<B, 1>;
-    if autodiff::is_tracked_f32(&x) && autodiff::is_tracked_f32(weight) && bias.is_none_or(tracked)
-    {
+    let bias_tracked = bias.is_none_or(autodiff::is_tracked_f32::<B, 1>);
+    if autodiff::is_tracked_f32(&x) && autodiff::is_tracked_f32(weight) && bias_tracked {
         let (strategy, x) = tracked_f32(x).expect("checked above");
         let (_, weight) = tracked_f32(weight.clone()).expect("checked above");
         let bias = bias.map(|b| tracked_f32(b.clone()).expect("checked above").1);
